@@ -1,0 +1,1 @@
+"""Code shared by both models: layers, audio, STFT, checkpoints, logging and launching."""

@@ -1,0 +1,380 @@
+"""Tacotron 2: text -> mel spectrogram, with location-sensitive attention.
+
+Attribute names follow the published checkpoints' state-dict keys exactly
+(`encoder.convolutions.0.0.conv.weight`, `decoder.attention_layer.query_layer.linear_layer.weight`, ...).
+Shapes: B batch, T_in text length, T_out mel frames, n_mel mel channels, r frames per decoder step.
+"""
+import math
+import warnings
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.layers import ConvNorm, LinearNorm
+from common.utils import mask_from_lengths
+
+
+class LocationLayer(nn.Module):
+    """Convolution over [previous; cumulative] attention weights, projected to attention_dim."""
+
+    def __init__(self, attention_n_filters: int, attention_kernel_size: int, attention_dim: int) -> None:
+        super().__init__()
+        self.location_conv = ConvNorm(2, attention_n_filters, kernel_size=attention_kernel_size, bias=False)
+        self.location_dense = LinearNorm(attention_n_filters, attention_dim, bias=False, w_init_gain="tanh")
+
+    def forward(self, attention_weights_cat: torch.Tensor) -> torch.Tensor:
+        """(B, 2, T_in) -> (B, T_in, attention_dim)."""
+        processed = self.location_conv(attention_weights_cat)  # (B, n_filters, T_in)
+        return self.location_dense(processed.transpose(1, 2))  # (B, T_in, n_filters) -> (B, T_in, attention_dim)
+
+
+class Attention(nn.Module):
+    """Location-sensitive additive attention."""
+
+    def __init__(self, attention_rnn_dim: int, embedding_dim: int, attention_dim: int,
+                 attention_location_n_filters: int, attention_location_kernel_size: int) -> None:
+        super().__init__()
+        self.query_layer = LinearNorm(attention_rnn_dim, attention_dim, bias=False, w_init_gain="tanh")
+        self.memory_layer = LinearNorm(embedding_dim, attention_dim, bias=False, w_init_gain="tanh")
+        self.v = LinearNorm(attention_dim, 1, bias=False)
+        self.location_layer = LocationLayer(attention_location_n_filters, attention_location_kernel_size,
+                                            attention_dim)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, processed_memory: torch.Tensor,
+                attention_weights_cat: torch.Tensor, pad_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One attention step.
+
+        Args:
+            query: (B, attention_rnn_dim) attention LSTM output.
+            memory: (B, T_in, embedding_dim) encoder outputs.
+            processed_memory: (B, T_in, attention_dim) = memory_layer(memory), computed once per utterance.
+            attention_weights_cat: (B, 2, T_in) previous and cumulative weights.
+            pad_mask: (B, T_in) True at padded text positions.
+        Returns:
+            context (B, embedding_dim), weights (B, T_in).
+        """
+        processed_query = self.query_layer(query.unsqueeze(1))  # (B, 1, attention_dim)
+        processed_location = self.location_layer(attention_weights_cat)  # (B, T_in, attention_dim)
+        energies = self.v(torch.tanh(processed_query + processed_location + processed_memory)).squeeze(2)
+        # -inf in the energies' own dtype: finite large negatives overflow in fp16.
+        energies = energies.masked_fill(pad_mask, float("-inf"))
+        weights = F.softmax(energies, dim=1)  # (B, T_in)
+        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, 1, T_in) x (B, T_in, E) -> (B, E)
+        return context, weights
+
+
+class Prenet(nn.Module):
+    """Two ReLU linear layers with dropout 0.5.
+
+    As in the paper the dropout stays on at inference too (it is the source of
+    variation between runs); set `always_dropout = False` to make it follow
+    `self.training` instead, for exact comparisons and deterministic synthesis.
+    """
+
+    def __init__(self, in_dim: int, sizes: Sequence[int], p_dropout: float = 0.5) -> None:
+        super().__init__()
+        in_sizes = [in_dim] + list(sizes[:-1])
+        self.layers = nn.ModuleList(LinearNorm(i, o, bias=False) for i, o in zip(in_sizes, sizes))
+        self.p_dropout = p_dropout
+        self.always_dropout = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in_dim) -> (..., sizes[-1])."""
+        active = self.always_dropout or self.training
+        for linear in self.layers:
+            x = F.dropout(F.relu(linear(x)), p=self.p_dropout, training=active)
+        return x
+
+
+def _conv_bn(in_dim: int, out_dim: int, kernel_size: int, gain: str) -> nn.Sequential:
+    """ConvNorm at index 0, BatchNorm at index 1 (the published key layout)."""
+    return nn.Sequential(ConvNorm(in_dim, out_dim, kernel_size=kernel_size, w_init_gain=gain), nn.BatchNorm1d(out_dim))
+
+
+class Postnet(nn.Module):
+    """Five 1-D convolutions (tanh between them) predicting a residual on the decoder's mels."""
+
+    def __init__(self, n_mel_channels: int, postnet_embedding_dim: int, postnet_kernel_size: int,
+                 postnet_n_convolutions: int) -> None:
+        super().__init__()
+        dims = [n_mel_channels] + [postnet_embedding_dim] * (postnet_n_convolutions - 1) + [n_mel_channels]
+        gains = ["tanh"] * (postnet_n_convolutions - 1) + ["linear"]
+        self.convolutions = nn.ModuleList(
+            _conv_bn(dims[i], dims[i + 1], postnet_kernel_size, gains[i]) for i in range(postnet_n_convolutions))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_mel, T_out) -> (B, n_mel, T_out)."""
+        last = len(self.convolutions) - 1
+        for i, conv in enumerate(self.convolutions):
+            x = conv(x)
+            if i < last:
+                x = torch.tanh(x)
+            x = F.dropout(x, 0.5, self.training)
+        return x
+
+
+class Encoder(nn.Module):
+    """Three convolutions (BatchNorm, ReLU, dropout) and a bidirectional LSTM."""
+
+    def __init__(self, encoder_n_convolutions: int, encoder_embedding_dim: int, encoder_kernel_size: int) -> None:
+        super().__init__()
+        self.convolutions = nn.ModuleList(
+            _conv_bn(encoder_embedding_dim, encoder_embedding_dim, encoder_kernel_size, "relu")
+            for _ in range(encoder_n_convolutions))
+        self.lstm = nn.LSTM(encoder_embedding_dim, encoder_embedding_dim // 2, 1, batch_first=True, bidirectional=True)
+
+    def forward(self, x: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, E, T) embedded text -> (B, max(input_lengths), E), zeros at padded positions.
+
+        Batches need not be sorted by length.
+        """
+        for conv in self.convolutions:
+            x = F.dropout(F.relu(conv(x)), 0.5, self.training)
+        x = x.transpose(1, 2)  # (B, E, T) -> (B, T, E)
+        packed = nn.utils.rnn.pack_padded_sequence(x, input_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, _ = self.lstm(packed)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True)
+        return outputs
+
+
+class DecoderState(NamedTuple):
+    """Recurrent state carried from one decoder step to the next."""
+    attention_hidden: torch.Tensor  # (B, attention_rnn_dim)
+    attention_cell: torch.Tensor  # (B, attention_rnn_dim)
+    decoder_hidden: torch.Tensor  # (B, decoder_rnn_dim)
+    decoder_cell: torch.Tensor  # (B, decoder_rnn_dim)
+    attention_weights: torch.Tensor  # (B, T_in)
+    attention_weights_cum: torch.Tensor  # (B, T_in)
+    attention_context: torch.Tensor  # (B, E)
+
+
+class DecoderOutput(NamedTuple):
+    """What greedy decoding produced for a batch."""
+    mel_outputs: torch.Tensor  # (B, n_mel, steps * r), before the postnet
+    gate_outputs: torch.Tensor  # (B, steps) stop-gate logits
+    alignments: torch.Tensor  # (B, steps, T_in)
+    mel_lengths: torch.Tensor  # (B,) int32 frames before the stop
+    reached_max: torch.Tensor  # (B,) bool: the gate never fired within max_decoder_steps
+
+
+class Decoder(nn.Module):
+    """Autoregressive attention decoder: r mel frames and one stop-gate logit per step."""
+
+    def __init__(self, n_mel_channels: int, n_frames_per_step: int, encoder_embedding_dim: int,
+                 attention_dim: int, attention_location_n_filters: int, attention_location_kernel_size: int,
+                 attention_rnn_dim: int, decoder_rnn_dim: int, prenet_dim: int, max_decoder_steps: int,
+                 gate_threshold: float, p_attention_dropout: float, p_decoder_dropout: float,
+                 early_stopping: bool) -> None:
+        super().__init__()
+        self.n_mel_channels = n_mel_channels
+        self.n_frames_per_step = n_frames_per_step
+        self.max_decoder_steps = max_decoder_steps
+        self.gate_threshold = gate_threshold
+        self.p_attention_dropout = p_attention_dropout
+        self.p_decoder_dropout = p_decoder_dropout
+        self.early_stopping = early_stopping
+        frame_dim = n_mel_channels * n_frames_per_step
+        self.prenet = Prenet(frame_dim, [prenet_dim, prenet_dim])
+        self.attention_rnn = nn.LSTMCell(prenet_dim + encoder_embedding_dim, attention_rnn_dim)
+        self.attention_layer = Attention(attention_rnn_dim, encoder_embedding_dim, attention_dim,
+                                         attention_location_n_filters, attention_location_kernel_size)
+        self.decoder_rnn = nn.LSTMCell(attention_rnn_dim + encoder_embedding_dim, decoder_rnn_dim)
+        self.linear_projection = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, frame_dim)
+        self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
+
+    def initial_state(self, memory: torch.Tensor) -> DecoderState:
+        """All-zero state for memory (B, T_in, E)."""
+        B, T_in, E = memory.shape
+        zeros = lambda *shape: memory.new_zeros(shape)  # noqa: E731
+        return DecoderState(zeros(B, self.attention_rnn.hidden_size), zeros(B, self.attention_rnn.hidden_size),
+                            zeros(B, self.decoder_rnn.hidden_size), zeros(B, self.decoder_rnn.hidden_size),
+                            zeros(B, T_in), zeros(B, T_in), zeros(B, E))
+
+    def decode(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
+               processed_memory: torch.Tensor, pad_mask: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """One decoder step.
+
+        Args:
+            prenet_out: (B, prenet_dim) prenet of the previous frame group.
+        Returns:
+            frames (B, n_mel * r), gate logit (B, 1), the new state.
+        """
+        cell_input = torch.cat((prenet_out, state.attention_context), -1)
+        att_h, att_c = self.attention_rnn(cell_input, (state.attention_hidden, state.attention_cell))
+        att_h = F.dropout(att_h, self.p_attention_dropout, self.training)
+        weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
+        context, weights = self.attention_layer(att_h, memory, processed_memory, weights_cat, pad_mask)
+        weights_cum = state.attention_weights_cum + weights
+        dec_h, dec_c = self.decoder_rnn(torch.cat((att_h, context), -1), (state.decoder_hidden, state.decoder_cell))
+        dec_h = F.dropout(dec_h, self.p_decoder_dropout, self.training)
+        hidden_context = torch.cat((dec_h, context), dim=1)
+        frames = self.linear_projection(hidden_context)
+        gate = self.gate_layer(hidden_context)
+        return frames, gate, DecoderState(att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
+
+    def _frames_to_mels(self, frames: List[torch.Tensor]) -> torch.Tensor:
+        """Per-step (B, n_mel * r) outputs -> (B, n_mel, steps * r)."""
+        mels = torch.stack(frames, dim=1)  # (B, steps, n_mel * r)
+        mels = mels.reshape(mels.size(0), -1, self.n_mel_channels)  # (B, steps * r, n_mel)
+        return mels.transpose(1, 2)  # -> (B, n_mel, steps * r)
+
+    def forward(self, memory: torch.Tensor, decoder_inputs: torch.Tensor, memory_lengths: torch.Tensor
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced decoding.
+
+        Args:
+            memory: (B, T_in, E) encoder outputs.
+            decoder_inputs: (B, n_mel, T_out) target mels, T_out a multiple of r.
+            memory_lengths: (B,) text lengths.
+        Returns:
+            mels (B, n_mel, T_out), gate logits (B, T_out / r), alignments (B, T_out / r, T_in).
+        """
+        B, n_mel, T_out = decoder_inputs.shape
+        r = self.n_frames_per_step
+        if T_out % r:
+            raise ValueError(f"target length {T_out} is not a multiple of n_frames_per_step={r}")
+        # (B, n_mel, T_out) -> (B, T_out, n_mel) -> (B, T_out / r, n_mel * r)
+        groups = decoder_inputs.transpose(1, 2).reshape(B, T_out // r, n_mel * r)
+        go = groups.new_zeros(B, 1, n_mel * r)
+        prenet_in = torch.cat((go, groups[:, :-1]), dim=1)  # step t reads group t-1
+        prenet_out = self.prenet(prenet_in)  # (B, steps, prenet_dim)
+        pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
+        processed_memory = self.attention_layer.memory_layer(memory)
+        state = self.initial_state(memory)
+        frames, gates, alignments = [], [], []
+        for t in range(prenet_out.size(1)):
+            frame, gate, state = self.decode(prenet_out[:, t], state, memory, processed_memory, pad_mask)
+            frames.append(frame)
+            gates.append(gate.squeeze(1))
+            alignments.append(state.attention_weights)
+        return self._frames_to_mels(frames), torch.stack(gates, dim=1), torch.stack(alignments, dim=1)
+
+    @torch.no_grad()
+    def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> DecoderOutput:
+        """Greedy decoding; each item stops on its own gate.
+
+        An item is finished for good once sigmoid(gate) > gate_threshold; its length counts
+        the frames before the stop step (for r = 1, the steps before it, as in the reference).
+        Decoding ends when every item has stopped (unless early stopping is off) or after
+        max_decoder_steps steps, with a warning naming the items that never stopped.
+        """
+        B = memory.size(0)
+        r = self.n_frames_per_step
+        pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
+        processed_memory = self.attention_layer.memory_layer(memory)
+        state = self.initial_state(memory)
+        frame = memory.new_zeros(B, self.n_mel_channels * r)
+        running_steps = torch.zeros(B, dtype=torch.int32, device=memory.device)
+        not_finished = torch.ones(B, dtype=torch.int32, device=memory.device)
+        frames, gates, alignments = [], [], []
+        while True:
+            frame, gate, state = self.decode(self.prenet(frame), state, memory, processed_memory, pad_mask)
+            frames.append(frame)
+            gates.append(gate.squeeze(1))
+            alignments.append(state.attention_weights)
+            not_finished = not_finished * (torch.sigmoid(gate.squeeze(1)) <= self.gate_threshold).int()
+            running_steps += not_finished
+            if self.early_stopping and int(not_finished.sum()) == 0:
+                break
+            if len(frames) == self.max_decoder_steps:
+                break
+        reached_max = not_finished.bool()
+        if len(frames) == self.max_decoder_steps and bool(reached_max.any()):
+            items = reached_max.nonzero().flatten().tolist()
+            warnings.warn(f"reached max_decoder_steps={self.max_decoder_steps} for batch items {items}: "
+                          f"their speech may be cut off", stacklevel=3)
+        # For r > 1 the stop group's frames up to its last one are kept (r = 1: none of it).
+        mel_lengths = running_steps * r + (~reached_max).int() * (r - 1)
+        return DecoderOutput(self._frames_to_mels(frames), torch.stack(gates, dim=1),
+                             torch.stack(alignments, dim=1), mel_lengths, reached_max)
+
+
+class InferenceOutput(NamedTuple):
+    """Everything greedy synthesis produced."""
+    mel_outputs_postnet: torch.Tensor  # (B, n_mel, T_out)
+    mel_lengths: torch.Tensor  # (B,) int32
+    alignments: torch.Tensor  # (B, steps, T_in)
+    mel_outputs: torch.Tensor  # (B, n_mel, T_out) before the postnet
+    gate_outputs: torch.Tensor  # (B, steps)
+    reached_max: torch.Tensor  # (B,) bool
+
+
+class Tacotron2(nn.Module):
+    """Tacotron 2, built from the reference's constructor arguments (published `config` dicts)."""
+
+    def __init__(self, mask_padding: bool = False, n_mel_channels: int = 80, n_symbols: int = 148,
+                 symbols_embedding_dim: int = 512, encoder_kernel_size: int = 5, encoder_n_convolutions: int = 3,
+                 encoder_embedding_dim: int = 512, attention_rnn_dim: int = 1024, attention_dim: int = 128,
+                 attention_location_n_filters: int = 32, attention_location_kernel_size: int = 31,
+                 n_frames_per_step: int = 1, decoder_rnn_dim: int = 1024, prenet_dim: int = 256,
+                 max_decoder_steps: int = 2000, gate_threshold: float = 0.5, p_attention_dropout: float = 0.1,
+                 p_decoder_dropout: float = 0.1, postnet_embedding_dim: int = 512, postnet_kernel_size: int = 5,
+                 postnet_n_convolutions: int = 5, decoder_no_early_stopping: bool = False) -> None:
+        super().__init__()
+        if symbols_embedding_dim != encoder_embedding_dim:
+            raise ValueError(f"symbols_embedding_dim {symbols_embedding_dim} must equal "
+                             f"encoder_embedding_dim {encoder_embedding_dim}")
+        if n_frames_per_step < 1:
+            raise ValueError(f"n_frames_per_step must be >= 1, got {n_frames_per_step}")
+        self.mask_padding = mask_padding
+        self.n_mel_channels = n_mel_channels
+        self.n_frames_per_step = n_frames_per_step
+        self.embedding = nn.Embedding(n_symbols, symbols_embedding_dim)
+        bound = math.sqrt(3.0) * math.sqrt(2.0 / (n_symbols + symbols_embedding_dim))
+        self.embedding.weight.data.uniform_(-bound, bound)
+        self.encoder = Encoder(encoder_n_convolutions, encoder_embedding_dim, encoder_kernel_size)
+        self.decoder = Decoder(n_mel_channels, n_frames_per_step, encoder_embedding_dim, attention_dim,
+                               attention_location_n_filters, attention_location_kernel_size, attention_rnn_dim,
+                               decoder_rnn_dim, prenet_dim, max_decoder_steps, gate_threshold,
+                               p_attention_dropout, p_decoder_dropout, not decoder_no_early_stopping)
+        self.postnet = Postnet(n_mel_channels, postnet_embedding_dim, postnet_kernel_size, postnet_n_convolutions)
+
+    def set_prenet_dropout(self, always_on: bool) -> None:
+        """Keep the prenet dropout on at inference (paper, default) or only in training."""
+        self.decoder.prenet.always_dropout = always_on
+
+    def encode(self, text: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T) symbol ids -> (B, max(input_lengths), E) encoder outputs."""
+        embedded = self.embedding(text).transpose(1, 2)  # (B, T, E) -> (B, E, T)
+        return self.encoder(embedded, input_lengths)
+
+    def forward(self, inputs: Tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.Tensor]
+                ) -> List[torch.Tensor]:
+        """Teacher-forced pass.
+
+        Args:
+            inputs: (text_padded (B, T_in), input_lengths (B,), mel_padded (B, n_mel, T_out), max_len (unused),
+                output_lengths (B,)).
+        Returns:
+            [mel_out (B, n_mel, T_out), mel_out_postnet (B, n_mel, T_out), gate_out (B, T_out / r),
+            alignments (B, T_out / r, T_in)]. With mask_padding, padded frames are 0 and padded gates 1000.
+        """
+        text, input_lengths, mels, _, output_lengths = inputs
+        memory = self.encode(text, input_lengths)
+        mel_out, gate_out, alignments = self.decoder(memory, mels, input_lengths)
+        mel_out_postnet = mel_out + self.postnet(mel_out)
+        if self.mask_padding and output_lengths is not None:
+            pad = ~mask_from_lengths(output_lengths, mel_out.size(2))  # (B, T_out)
+            mel_out = mel_out.masked_fill(pad[:, None, :], 0.0)
+            mel_out_postnet = mel_out_postnet.masked_fill(pad[:, None, :], 0.0)
+            gate_out = gate_out.masked_fill(pad[:, ::self.n_frames_per_step], 1e3)
+        return [mel_out, mel_out_postnet, gate_out, alignments]
+
+    @torch.no_grad()
+    def generate(self, text: torch.Tensor, input_lengths: torch.Tensor) -> InferenceOutput:
+        """Greedy synthesis with every intermediate result; batches need not be sorted."""
+        memory = self.encode(text, input_lengths)
+        dec = self.decoder.infer(memory, input_lengths)
+        mel_postnet = dec.mel_outputs + self.postnet(dec.mel_outputs)
+        return InferenceOutput(mel_postnet, dec.mel_lengths, dec.alignments, dec.mel_outputs, dec.gate_outputs,
+                               dec.reached_max)
+
+    @torch.no_grad()
+    def infer(self, inputs: torch.Tensor, input_lengths: torch.Tensor
+              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Greedy synthesis: (B, T_in) ids -> (mel_outputs_postnet (B, n_mel, T_out), mel_lengths (B,), alignments)."""
+        out = self.generate(inputs, input_lengths)
+        return out.mel_outputs_postnet, out.mel_lengths, out.alignments
