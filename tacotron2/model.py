@@ -124,13 +124,21 @@ class Encoder(nn.Module):
             _conv_bn(encoder_embedding_dim, encoder_embedding_dim, encoder_kernel_size, "relu")
             for _ in range(encoder_n_convolutions))
         self.lstm = nn.LSTM(encoder_embedding_dim, encoder_embedding_dim // 2, 1, batch_first=True, bidirectional=True)
+        # The reference lets the convolutions see the pad symbol's embedding beyond each text's
+        # end, so an item's encoding depends on how much the batch pads it. With this switch on,
+        # padded positions are zeroed before every convolution: each item is encoded exactly as
+        # if it were alone (what batched inference needs). Off by default, as published models were trained.
+        self.mask_padding_in_convs = False
 
     def forward(self, x: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
         """(B, E, T) embedded text -> (B, max(input_lengths), E), zeros at padded positions.
 
         Batches need not be sorted by length.
         """
+        valid = mask_from_lengths(input_lengths.to(x.device), x.size(2))[:, None, :] if self.mask_padding_in_convs else None
         for conv in self.convolutions:
+            if valid is not None:
+                x = x * valid
             x = F.dropout(F.relu(conv(x)), 0.5, self.training)
         x = x.transpose(1, 2)  # (B, E, T) -> (B, T, E)
         packed = nn.utils.rnn.pack_padded_sequence(x, input_lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -331,6 +339,15 @@ class Tacotron2(nn.Module):
                                decoder_rnn_dim, prenet_dim, max_decoder_steps, gate_threshold,
                                p_attention_dropout, p_decoder_dropout, not decoder_no_early_stopping)
         self.postnet = Postnet(n_mel_channels, postnet_embedding_dim, postnet_kernel_size, postnet_n_convolutions)
+        self.batch_invariant = False
+
+    def set_batch_invariant(self, enabled: bool) -> None:
+        """Make every item of a batch synthesise exactly as it would alone (see Encoder and `generate`).
+
+        Off by default, which reproduces the reference bit for bit; inference.py turns it on.
+        """
+        self.encoder.mask_padding_in_convs = enabled
+        self.batch_invariant = enabled
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""
@@ -368,7 +385,13 @@ class Tacotron2(nn.Module):
         """Greedy synthesis with every intermediate result; batches need not be sorted."""
         memory = self.encode(text, input_lengths)
         dec = self.decoder.infer(memory, input_lengths)
-        mel_postnet = dec.mel_outputs + self.postnet(dec.mel_outputs)
+        mels = dec.mel_outputs
+        if self.batch_invariant:
+            # An item alone stops decoding after its stop step; zero what the batch decoded beyond
+            # it so that the postnet sees the same context. (B, T_out) -> (B, 1, T_out)
+            produced = dec.mel_lengths + (~dec.reached_max).int()
+            mels = mels * mask_from_lengths(produced, mels.size(2))[:, None, :]
+        mel_postnet = mels + self.postnet(mels)
         return InferenceOutput(mel_postnet, dec.mel_lengths, dec.alignments, dec.mel_outputs, dec.gate_outputs,
                                dec.reached_max)
 

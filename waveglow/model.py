@@ -54,10 +54,12 @@ class Invertible1x1Conv(nn.Module):
     def __init__(self, c: int) -> None:
         super().__init__()
         self.conv = nn.Conv1d(c, c, kernel_size=1, bias=False)
-        W = torch.linalg.qr(torch.randn(c, c))[0]
+        # drawn on the CPU so that models built on the meta device (shape checks) work too
+        W = torch.linalg.qr(torch.randn(c, c, device="cpu"))[0]
         if torch.det(W) < 0:
             W[:, 0] = -W[:, 0]
-        self.conv.weight.data = W.view(c, c, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(W.view(c, c, 1))
 
     def forward(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(B, c, L/G) -> (W z, log|det W| * B * L/G), the log-determinant in float32."""

@@ -1,0 +1,173 @@
+"""All checkpoint I/O: the published format, atomic writes, safe loads, key normalisation.
+
+Format (that of NVIDIA's train.py, which published checkpoints follow): a dict with
+`state_dict` (model weights, WaveGlow weight-normed convs as `weight_g`/`weight_v`),
+`config` (the model's constructor dict), and for resuming `epoch`, `optimizer`, `scaler`
+and RNG states. We add `model_name` and `iteration`. Loaders need only `state_dict`
+(plus `config` where present) and ignore the rest, so published files load unchanged.
+"""
+import io
+import os
+import pickle
+import tempfile
+from typing import Any, Dict, Iterable, Optional
+
+import torch
+
+# Keys by which a state dict betrays its model, for "wrong model" messages.
+_SIGNATURE_KEYS = {"Tacotron2": "embedding.weight", "WaveGlow": "upsample.weight"}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used, with the reason and the file named."""
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DistributedDataParallel or torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """torch.save to a temporary file beside `path`, fsync, then rename over it.
+
+    A crash at any moment leaves either the old file or the new one, never a torn one.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint_file(path: str, map_location: str = "cpu") -> Dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`: tensors and plain containers, never code."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e) or "GLOBAL" in str(e):
+            raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and plain "
+                                  "containers, and unpickling those could run code. Convert it in a trusted "
+                                  "environment to a plain state dict.") from e
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
+    except Exception as e:  # torch raises many types for torn files (RuntimeError, KeyError, EOFError, ...)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "
+                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(ckpt).__name__}")
+    return ckpt
+
+
+def _rename_weight_norm(key: str) -> str:
+    """torch's parametrized weight-norm names -> the published weight_g / weight_v."""
+    return (key.replace("parametrizations.weight.original0", "weight_g")
+               .replace("parametrizations.weight.original1", "weight_v"))
+
+
+def normalize_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Strip DDP (`module.`, also `module.1.` from hub files) and torch.compile (`_orig_mod.`) prefixes."""
+    out = {}
+    for key, value in state_dict.items():
+        for prefix in ("module.1.", "module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        out[_rename_weight_norm(key)] = value
+    return out
+
+
+def state_dict_from_checkpoint(ckpt: Dict[str, Any], path: str) -> Dict[str, torch.Tensor]:
+    """The normalised model weights of a loaded checkpoint (or of a bare state dict)."""
+    if "state_dict" in ckpt:
+        state_dict = ckpt["state_dict"]
+    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        state_dict = ckpt  # a bare state dict
+    else:
+        raise CheckpointError(f"{path}: no 'state_dict' in checkpoint (keys: {sorted(ckpt)[:10]})")
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: 'state_dict' is a {type(state_dict).__name__}, not a dict")
+    return normalize_state_dict(state_dict)
+
+
+def guess_model_name(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
+    for name, key in _SIGNATURE_KEYS.items():
+        if key in state_dict:
+            return name
+    return None
+
+
+def load_model_weights(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], source: str,
+                       expected_model: Optional[str] = None, ignore: Iterable[str] = ()) -> None:
+    """Strictly load weights, with an error naming missing, unexpected and mis-shaped tensors.
+
+    Keys starting with any prefix in `ignore` are skipped on both sides (warm starts that
+    replace a layer, e.g. the embedding for a new symbol set).
+    """
+    model = unwrap_model(model)
+    found = guess_model_name(state_dict)
+    if expected_model is not None and found is not None and found != expected_model:
+        raise CheckpointError(f"{source}: this is a {found} checkpoint, but a {expected_model} was expected")
+    ignore = tuple(ignore)
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(ignore)} if ignore else model.state_dict()
+    given = {k: v for k, v in state_dict.items() if not k.startswith(ignore)} if ignore else state_dict
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    mismatched = [f"{k}: checkpoint {tuple(given[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in given and tuple(given[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)):
+            if items:
+                shown = ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
+                parts.append(f"{label}: {shown}")
+        raise CheckpointError(f"{source}: weights do not fit the model ({'; '.join(parts)}). "
+                              "Is the architecture (e.g. --wn-channels, --n-frames-per-step) the one it was trained with?")
+    model.load_state_dict(given, strict=not ignore)
+
+
+def save_training_checkpoint(path: str, *, model: torch.nn.Module, model_name: str, config: Dict[str, Any],
+                             epoch: int, iteration: int, optimizer: Optional[torch.optim.Optimizer] = None,
+                             scaler: Optional[Any] = None, rng_states: Optional[Dict[str, Any]] = None,
+                             train_args: Optional[Dict[str, Any]] = None) -> None:
+    """Write a resumable checkpoint in the published structure, atomically."""
+    payload: Dict[str, Any] = {
+        "model_name": model_name,
+        "epoch": epoch,
+        "iteration": iteration,
+        "config": config,
+        "state_dict": unwrap_model(model).state_dict(),
+    }
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    if scaler is not None:
+        payload["scaler"] = scaler.state_dict()
+    if rng_states is not None:
+        payload.update(rng_states)
+    if train_args is not None:
+        payload["train_args"] = train_args
+    atomic_save(payload, path)
+
+
+def checkpoint_bytes(obj: Any) -> bytes:
+    """Serialise like torch.save, in memory (tests and size checks)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()

@@ -1,0 +1,88 @@
+"""Command-line flags of Tacotron 2 (the reference's names and defaults) and its config."""
+import argparse
+import dataclasses
+from typing import Any, Dict
+
+from .text import symbols
+
+
+@dataclasses.dataclass(frozen=True)
+class Tacotron2Config:
+    """Constructor arguments of `Tacotron2`; field names equal the argparse dests."""
+    mask_padding: bool = False
+    n_mel_channels: int = 80
+    n_symbols: int = len(symbols)
+    symbols_embedding_dim: int = 512
+    encoder_kernel_size: int = 5
+    encoder_n_convolutions: int = 3
+    encoder_embedding_dim: int = 512
+    attention_rnn_dim: int = 1024
+    attention_dim: int = 128
+    attention_location_n_filters: int = 32
+    attention_location_kernel_size: int = 31
+    n_frames_per_step: int = 1
+    decoder_rnn_dim: int = 1024
+    prenet_dim: int = 256
+    max_decoder_steps: int = 2000
+    gate_threshold: float = 0.5
+    p_attention_dropout: float = 0.1
+    p_decoder_dropout: float = 0.1
+    postnet_embedding_dim: int = 512
+    postnet_kernel_size: int = 5
+    postnet_n_convolutions: int = 5
+    decoder_no_early_stopping: bool = False
+
+
+def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+    """The model's constructor dict (the `config` stored in checkpoints), read field by field."""
+    return dataclasses.asdict(Tacotron2Config(**{f.name: getattr(args, f.name)
+                                                 for f in dataclasses.fields(Tacotron2Config)}))
+
+
+def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False) -> argparse.ArgumentParser:
+    """Add Tacotron 2's flags to `parent` and return it."""
+    d = Tacotron2Config()
+    parser = parent
+    parser.add_argument("--mask-padding", action="store_true", help="zero padded output frames")
+    parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=int, help="mel channels")
+    g = parser.add_argument_group("symbols parameters")
+    g.add_argument("--n-symbols", default=d.n_symbols, type=int, help="number of symbols in the dictionary")
+    g.add_argument("--symbols-embedding-dim", default=d.symbols_embedding_dim, type=int, help="input embedding size")
+    g = parser.add_argument_group("encoder parameters")
+    g.add_argument("--encoder-kernel-size", default=d.encoder_kernel_size, type=int, help="encoder kernel size")
+    g.add_argument("--encoder-n-convolutions", default=d.encoder_n_convolutions, type=int,
+                   help="number of encoder convolutions")
+    g.add_argument("--encoder-embedding-dim", default=d.encoder_embedding_dim, type=int,
+                   help="encoder embedding size")
+    g = parser.add_argument_group("decoder parameters")
+    g.add_argument("--n-frames-per-step", default=d.n_frames_per_step, type=int,
+                   help="mel frames per decoder step (reduction factor r; 2-3 help small data)")
+    g.add_argument("--decoder-rnn-dim", default=d.decoder_rnn_dim, type=int, help="decoder LSTM units")
+    g.add_argument("--prenet-dim", default=d.prenet_dim, type=int, help="prenet units")
+    g.add_argument("--max-decoder-steps", default=d.max_decoder_steps, type=int,
+                   help="decoder steps before inference gives up")
+    g.add_argument("--gate-threshold", default=d.gate_threshold, type=float,
+                   help="stop probability above which an item ends")
+    g.add_argument("--p-attention-dropout", default=d.p_attention_dropout, type=float,
+                   help="dropout on the attention LSTM output")
+    g.add_argument("--p-decoder-dropout", default=d.p_decoder_dropout, type=float,
+                   help="dropout on the decoder LSTM output")
+    g.add_argument("--decoder-no-early-stopping", action="store_true",
+                   help="always run max-decoder-steps steps at inference")
+    g = parser.add_argument_group("attention parameters")
+    g.add_argument("--attention-rnn-dim", default=d.attention_rnn_dim, type=int, help="attention LSTM units")
+    g.add_argument("--attention-dim", default=d.attention_dim, type=int, help="attention space size")
+    g = parser.add_argument_group("location layer parameters")
+    g.add_argument("--attention-location-n-filters", default=d.attention_location_n_filters, type=int,
+                   help="location convolution filters")
+    g.add_argument("--attention-location-kernel-size", default=d.attention_location_kernel_size, type=int,
+                   help="location convolution width")
+    g = parser.add_argument_group("postnet parameters")
+    g.add_argument("--postnet-embedding-dim", default=d.postnet_embedding_dim, type=int, help="postnet channels")
+    g.add_argument("--postnet-kernel-size", default=d.postnet_kernel_size, type=int, help="postnet kernel size")
+    g.add_argument("--postnet-n-convolutions", default=d.postnet_n_convolutions, type=int,
+                   help="number of postnet convolutions")
+    g = parser.add_argument_group("Tacotron 2 training")
+    g.add_argument("--gate-pos-weight", default=None, type=float,
+                   help="weight of stop frames in the gate loss (none as in the reference; 5-10 on small data)")
+    return parser

@@ -1,0 +1,47 @@
+"""Shared fixtures: the reference goldens (../shared/reference) and tiny model configs."""
+import os
+import warnings
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE_DIR = os.environ.get("TACOTRON2_REFERENCE_DIR", os.path.join(REPO, "..", "shared", "reference"))
+
+TINY_TACOTRON2 = dict(
+    mask_padding=False, n_mel_channels=20, n_symbols=148, symbols_embedding_dim=16, encoder_kernel_size=5,
+    encoder_n_convolutions=3, encoder_embedding_dim=16, attention_rnn_dim=32, attention_dim=8,
+    attention_location_n_filters=4, attention_location_kernel_size=7, n_frames_per_step=1, decoder_rnn_dim=32,
+    prenet_dim=16, max_decoder_steps=30, gate_threshold=0.5, p_attention_dropout=0.1, p_decoder_dropout=0.1,
+    postnet_embedding_dim=16, postnet_kernel_size=5, postnet_n_convolutions=5, decoder_no_early_stopping=False)
+
+TINY_WAVEGLOW = dict(n_mel_channels=20, n_flows=4, n_group=8, n_early_every=2, n_early_size=2,
+                     WN_config={"n_layers": 2, "kernel_size": 3, "n_channels": 8})
+
+
+def reference_file(name: str) -> str:
+    path = os.path.join(REFERENCE_DIR, name)
+    if not os.path.exists(path):
+        pytest.skip(f"reference golden {name} not found: ../shared/reference is absent beside this checkout")
+    return path
+
+
+def load_reference(name: str):
+    return torch.load(reference_file(name), weights_only=True)
+
+
+def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float = 1e-5, abs_: float = 1e-6,
+                     name: str = "") -> None:
+    """max|a - b| <= rel * max|b| + abs_ (the reference README's suggested check)."""
+    assert tuple(actual.shape) == tuple(expected.shape), f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    err = (actual.double() - expected.double()).abs().max().item()
+    tol = rel * expected.double().abs().max().item() + abs_
+    assert err <= tol, f"{name}: max error {err:.3g} > tolerance {tol:.3g}"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        yield

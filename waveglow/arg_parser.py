@@ -1,0 +1,50 @@
+"""Command-line flags of WaveGlow (the reference's names and defaults) and its config."""
+import argparse
+import dataclasses
+from typing import Any, Dict
+
+
+@dataclasses.dataclass(frozen=True)
+class WaveGlowArgs:
+    """WaveGlow's architecture flags; field names equal the argparse dests."""
+    n_mel_channels: int = 80
+    flows: int = 12
+    groups: int = 8
+    early_every: int = 4
+    early_size: int = 2
+    wn_layers: int = 8
+    wn_kernel_size: int = 3
+    wn_channels: int = 512
+
+    def model_config(self) -> Dict[str, Any]:
+        """The `WaveGlow(**config)` dict, as stored in checkpoints."""
+        return {"n_mel_channels": self.n_mel_channels, "n_flows": self.flows, "n_group": self.groups,
+                "n_early_every": self.early_every, "n_early_size": self.early_size,
+                "WN_config": {"n_layers": self.wn_layers, "kernel_size": self.wn_kernel_size,
+                              "n_channels": self.wn_channels}}
+
+
+def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+    """The model's constructor dict, read field by field from the parsed flags."""
+    return WaveGlowArgs(**{f.name: getattr(args, f.name) for f in dataclasses.fields(WaveGlowArgs)}).model_config()
+
+
+def parse_waveglow_args(parent: argparse.ArgumentParser, add_help: bool = False) -> argparse.ArgumentParser:
+    """Add WaveGlow's flags to `parent` and return it."""
+    d = WaveGlowArgs()
+    parser = parent
+    parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=int, help="mel channels")
+    g = parser.add_argument_group("WaveGlow parameters")
+    g.add_argument("--flows", default=d.flows, type=int, help="number of flows")
+    g.add_argument("--groups", default=d.groups, type=int, help="samples per group")
+    g.add_argument("--early-every", default=d.early_every, type=int, help="flows between early outputs")
+    g.add_argument("--early-size", default=d.early_size, type=int, help="channels output early")
+    g = parser.add_argument_group("WN parameters")
+    g.add_argument("--wn-kernel-size", default=d.wn_kernel_size, type=int, help="WN kernel size")
+    g.add_argument("--wn-channels", default=d.wn_channels, type=int,
+                   help="WN residual channels (512; NVIDIA's published model uses 256)")
+    g.add_argument("--wn-layers", default=d.wn_layers, type=int, help="WN layers per flow")
+    g = parser.add_argument_group("WaveGlow training")
+    g.add_argument("--sigma", default=1.0, type=float, help="standard deviation of the latent in the loss")
+    g.add_argument("--segment-length", default=4000, type=int, help="audio samples per training item")
+    return parser
