@@ -1,0 +1,50 @@
+"""Filelists: one `relative/path|text` (or more fields) per line, validated with file:line errors."""
+import os
+from typing import List, NamedTuple
+
+
+class FilelistEntry(NamedTuple):
+    path: str  # joined with the dataset path
+    fields: List[str]  # the remaining '|' fields (text, ...)
+    line: int  # 1-based line number, for messages
+    source: str  # the filelist
+
+
+class FilelistError(ValueError):
+    """A malformed filelist line, with file and line named."""
+
+
+def load_filelist(filelist: str, dataset_path: str = "", min_fields: int = 2) -> List[FilelistEntry]:
+    """Parse a filelist; every non-blank line needs at least `min_fields` '|'-separated fields.
+
+    Paths must stay inside `dataset_path` (no absolute paths, no '..' escapes) when one is given.
+    """
+    if not os.path.isfile(filelist):
+        raise FilelistError(f"{filelist}: filelist not found")
+    entries = []
+    root = os.path.realpath(dataset_path) if dataset_path else None
+    with open(filelist, encoding="utf-8") as f:
+        try:
+            lines = f.read().splitlines()
+        except UnicodeDecodeError as e:
+            raise FilelistError(f"{filelist}: not UTF-8 text ({e})") from e
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < min_fields:
+            raise FilelistError(f"{filelist}:{n}: expected 'path|text' ({min_fields} '|'-separated fields), "
+                                f"got {len(parts)}: {line[:80]!r}")
+        rel = parts[0].strip()
+        if not rel:
+            raise FilelistError(f"{filelist}:{n}: empty path")
+        if any(not p.strip() for p in parts[1:min_fields]):
+            raise FilelistError(f"{filelist}:{n}: empty transcript")
+        path = os.path.join(dataset_path, rel) if dataset_path else rel
+        if root is not None:
+            if os.path.isabs(rel) or not os.path.realpath(path).startswith(root + os.sep):
+                raise FilelistError(f"{filelist}:{n}: path {rel!r} escapes the dataset path {dataset_path!r}")
+        entries.append(FilelistEntry(path, parts[1:], n, filelist))
+    if not entries:
+        raise FilelistError(f"{filelist}: no entries")
+    return entries

@@ -1,0 +1,153 @@
+"""Build an LJSpeech-format corpus by speaking generated English sentences with espeak-ng.
+
+    python scripts/make_espeak_corpus.py -o data/espeak --n 1200 --seed 1
+
+Writes OUT/wavs/ES-XXXXX.wav (22050 Hz, 16-bit mono), OUT/metadata.csv (`id|text|normalized text`)
+and the filelists OUT/filelists/espeak_audio_text_{train,val,test}_filelist.txt (paths relative to OUT).
+The sentences come from a small grammar of our own (no downloaded text): subjects, verbs, objects,
+places and times, with numbers, money, ordinals, abbreviations and punctuation so that the cleaners
+are exercised. The same seed gives the same corpus. The test split is held out from training.
+"""
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import List
+
+import numpy as np
+import soundfile as sf
+
+_SUBJECTS = ["The old sailor", "A quiet librarian", "Dr. Jensen", "My younger brother", "The baker next door",
+             "Mrs. Whitfield", "A tired engineer", "The village choir", "Our new neighbour", "Capt. Morgan",
+             "The shy violinist", "A curious child", "Prof. Okafor", "The museum guard", "Her grandmother",
+             "The weather reporter", "Sgt. Bailey", "A young gardener", "The night watchman", "Mr. Lindqvist"]
+_VERBS = ["carried", "painted", "borrowed", "measured", "repaired", "ordered", "described", "hid", "found",
+          "counted", "washed", "delivered", "photographed", "sold", "examined", "polished", "wrapped", "judged"]
+_OBJECTS = ["a yellow umbrella", "the broken clock", "three wooden chairs", "a jar of honey", "the heavy parcel",
+            "twelve fresh oranges", "the crooked fence", "a silver whistle", "the muddy boots", "an enormous map",
+            "the thick journal", "a box of matches", "the velvet curtain", "a quartz crystal", "the zinc bucket"]
+_PLACES = ["near the harbour", "behind the church", "at the railway station", "in the crowded market",
+           "beside the frozen lake", "on Elm St.", "under the bridge", "inside the warehouse", "at Fort Knox",
+           "across the valley", "by the judge's house", "outside the theatre"]
+_TIMES = ["on Monday morning", "before sunrise", "during the storm", "in 1987", "after lunch", "at midnight",
+          "in the spring of 2004", "last Thursday", "on the 3rd of June", "around 7 o'clock"]
+_EXTRAS = ["for $5.50", "for 12 dollars", "with 250 others", "for the 2nd time", "while humming softly",
+           "without a word", "as quickly as possible", "for about 3.5 hours", "and then vanished",
+           "although nobody asked", "because it was cheap", "for the 21st year running"]
+_QUESTIONS = ["Why would {s} do that?", "Did {s} really leave {p}?", "Who gave {s} {o}?",
+              "Is it true that {s} {v} {o}?"]
+_EXCLAIMS = ["What a strange day it was!", "Nobody expected {o}!", "{s} laughed out loud!"]
+
+
+def make_sentences(n: int, seed: int) -> List[str]:
+    """n distinct sentences from the grammar, deterministic for a seed."""
+    rng = random.Random(seed)
+    out, seen = [], set()
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > 200 * n:
+            raise RuntimeError(f"grammar cannot produce {n} distinct sentences")
+        s, v, o = rng.choice(_SUBJECTS), rng.choice(_VERBS), rng.choice(_OBJECTS)
+        kind = rng.random()
+        if kind < 0.12:
+            subject = s[0].lower() + s[1:] if s.split()[0] in ("The", "A", "My", "Our", "Her") else s
+            text = rng.choice(_QUESTIONS).format(s=subject, v=v, o=o, p=rng.choice(_PLACES))
+        elif kind < 0.18:
+            text = rng.choice(_EXCLAIMS).format(s=s, o=o)
+        else:
+            parts = [s, v, o]
+            if rng.random() < 0.7:
+                parts.append(rng.choice(_PLACES))
+            if rng.random() < 0.5:
+                parts.append(rng.choice(_TIMES))
+            if rng.random() < 0.35:
+                parts.append(rng.choice(_EXTRAS))
+            text = " ".join(parts)
+            if len(parts) > 3 and rng.random() < 0.25:
+                text = text.replace(" " + parts[-1], ", " + parts[-1], 1)
+            text += rng.choice([".", ".", ".", ";", "!"]) if not text.endswith(".") else ""
+            if text.endswith(";"):
+                text = text[:-1] + "."
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def ensure_espeak() -> str:
+    """Path of espeak-ng, installing it with apt-get where possible."""
+    exe = shutil.which("espeak-ng")
+    if exe:
+        return exe
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "espeak-ng"], check=False, stdout=subprocess.DEVNULL)
+        exe = shutil.which("espeak-ng")
+        if exe:
+            return exe
+    raise SystemExit("error: espeak-ng is not installed and could not be installed "
+                     "(Debian/Ubuntu: sudo apt-get install espeak-ng)")
+
+
+def speak(exe: str, text: str, path: str, sampling_rate: int, rate: int) -> float:
+    """Speak text into a 16-bit mono wav at sampling_rate, trimmed of edge silence; returns seconds."""
+    raw = subprocess.run([exe, "-v", "en-us", "-s", str(rate), "--stdout", text], check=True,
+                         capture_output=True).stdout
+    tmp = path + ".raw.wav"
+    with open(tmp, "wb") as f:
+        f.write(raw)
+    audio, sr = sf.read(tmp, dtype="float32")
+    os.remove(tmp)
+    if sr != sampling_rate:
+        n_out = int(round(len(audio) * sampling_rate / sr))
+        audio = np.interp(np.linspace(0, len(audio) - 1, n_out), np.arange(len(audio)), audio).astype(np.float32)
+    voiced = np.nonzero(np.abs(audio) > 0.01)[0]
+    if voiced.size:
+        pad = int(0.05 * sampling_rate)
+        audio = audio[max(voiced[0] - pad, 0):voiced[-1] + pad]
+    sf.write(path, audio, sampling_rate, subtype="PCM_16")
+    return len(audio) / sampling_rate
+
+
+def build_corpus(out_dir: str, n: int, seed: int = 1, sampling_rate: int = 22050, rate: int = 175,
+                 val_fraction: float = 0.05, test_fraction: float = 0.05, jobs: int = 4) -> List[str]:
+    """Write the corpus and filelists; returns the sentences in id order."""
+    from tacotron2.text.cleaners import english_cleaners
+
+    exe = ensure_espeak()
+    sentences = make_sentences(n, seed)
+    wav_dir = os.path.join(out_dir, "wavs")
+    os.makedirs(wav_dir, exist_ok=True)
+    ids = [f"ES-{i:05d}" for i in range(n)]
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda a: speak(exe, a[1], os.path.join(wav_dir, a[0] + ".wav"), sampling_rate, rate),
+                      zip(ids, sentences)))
+    with open(os.path.join(out_dir, "metadata.csv"), "w", encoding="utf-8") as f:
+        for i, s in zip(ids, sentences):
+            f.write(f"{i}|{s}|{english_cleaners(s).strip()}\n")
+    from scripts.write_filelists import write_filelists
+    write_filelists(os.path.join(out_dir, "metadata.csv"), os.path.join(out_dir, "filelists"), prefix="espeak",
+                    wav_dir="wavs", val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                    subsets=())
+    return sentences
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--output", required=True, help="corpus directory")
+    parser.add_argument("--n", type=int, default=1200, help="number of sentences")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=int, default=175, help="espeak-ng words per minute")
+    parser.add_argument("--jobs", type=int, default=4)
+    args = parser.parse_args()
+    build_corpus(args.output, args.n, args.seed, rate=args.rate, jobs=args.jobs)
+    print(f"wrote {args.n} utterances to {args.output}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main()

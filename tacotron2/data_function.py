@@ -1,0 +1,139 @@
+"""Tacotron 2 data: (text ids, mel) pairs from a filelist, and the padding collate."""
+import argparse
+import os
+from typing import List, Sequence, Tuple
+
+import torch
+from tqdm import tqdm
+
+from common.audio import AudioConfig, AudioError, check_wav_header, load_wav
+from common.filelist import FilelistError, load_filelist
+from common.layers import TacotronSTFT
+from common.utils import Batch
+from .text import EmptyTextError, text_to_sequence
+
+
+class TextMelLoader(torch.utils.data.Dataset):
+    """Items (text ids (T_in,), mel (n_mel, T_out), T_in) from `path|text` lines.
+
+    Every line is checked when the dataset is built, so that bad data stops training before the
+    first step with the file and line named: the wav header (exists, mono, sample rate, bit depth)
+    or, with load_mel_from_disk, the mel tensor's shape and dtype; and the text (not empty after
+    cleaning).
+    """
+
+    def __init__(self, dataset_path: str, filelist: str, audio: AudioConfig, text_cleaners: List[str],
+                 load_mel_from_disk: bool = False, check: bool = True) -> None:
+        self.entries = load_filelist(filelist, dataset_path)
+        self.audio = audio
+        self.text_cleaners = text_cleaners
+        self.load_mel_from_disk = load_mel_from_disk
+        self.stft = TacotronSTFT(**audio.stft_kwargs())
+        self.texts = [self._text(e) for e in self.entries]
+        if check:
+            for entry in tqdm(self.entries, desc=f"checking {os.path.basename(filelist)}", leave=False,
+                              disable=len(self.entries) < 500):
+                self._check_audio(entry)
+
+    def _where(self, entry) -> str:
+        return f"{entry.source}:{entry.line}"
+
+    def _text(self, entry) -> torch.Tensor:
+        try:
+            return torch.IntTensor(text_to_sequence(entry.fields[0], self.text_cleaners))
+        except EmptyTextError as e:
+            raise FilelistError(f"{self._where(entry)}: {e}") from e
+
+    def _check_audio(self, entry) -> None:
+        try:
+            if self.load_mel_from_disk:
+                self._load_mel(entry)
+            else:
+                check_wav_header(entry.path, self.audio.sampling_rate)
+        except (AudioError, FilelistError) as e:
+            raise FilelistError(f"{self._where(entry)}: {e}") from e
+
+    def _load_mel(self, entry) -> torch.Tensor:
+        if not os.path.isfile(entry.path):
+            raise FilelistError(f"{entry.path}: mel file not found")
+        try:
+            mel = torch.load(entry.path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise FilelistError(f"{entry.path}: not a readable mel tensor ({type(e).__name__})") from e
+        if not isinstance(mel, torch.Tensor) or mel.dim() != 2 or mel.size(0) != self.audio.n_mel_channels \
+                or not mel.is_floating_point() or mel.size(1) == 0:
+            desc = f"{tuple(mel.shape)} {mel.dtype}" if isinstance(mel, torch.Tensor) else type(mel).__name__
+            raise FilelistError(f"{entry.path}: expected a float mel of shape ({self.audio.n_mel_channels}, frames), "
+                                f"got {desc}")
+        return mel.float()
+
+    def get_mel(self, entry) -> torch.Tensor:
+        """(n_mel, T_out) log-mel of an entry, computed from the wav or read from disk."""
+        if self.load_mel_from_disk:
+            return self._load_mel(entry)
+        audio = load_wav(entry.path, self.audio.sampling_rate, self.audio.max_wav_value)
+        return self.stft.mel_spectrogram(audio.unsqueeze(0)).squeeze(0)
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        entry = self.entries[index]
+        try:
+            mel = self.get_mel(entry)
+        except (AudioError, FilelistError) as e:
+            raise FilelistError(f"{self._where(entry)}: {e}") from e
+        text = self.texts[index]
+        return text, mel, len(text)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def text_length(self, index: int) -> int:
+        return len(self.texts[index])
+
+
+class TextMelCollate:
+    """Pads a list of items; sorts by decreasing text length; pads frames to a multiple of r."""
+
+    def __init__(self, n_frames_per_step: int = 1) -> None:
+        self.n_frames_per_step = n_frames_per_step
+
+    def __call__(self, batch: Sequence[Tuple[torch.Tensor, torch.Tensor, int]]):
+        """Returns text_padded (B, T_in), input_lengths (B,), mel_padded (B, n_mel, T_out),
+        gate_padded (B, T_out), output_lengths (B,), len_x (B,)."""
+        input_lengths, order = torch.sort(torch.LongTensor([len(x[0]) for x in batch]), dim=0, descending=True)
+        text_padded = torch.zeros(len(batch), int(input_lengths[0]), dtype=torch.long)
+        num_mels = batch[0][1].size(0)
+        max_target_len = max(x[1].size(1) for x in batch)
+        max_target_len += (-max_target_len) % self.n_frames_per_step
+        mel_padded = torch.zeros(len(batch), num_mels, max_target_len)
+        gate_padded = torch.zeros(len(batch), max_target_len)
+        output_lengths = torch.zeros(len(batch), dtype=torch.long)
+        for i, j in enumerate(order.tolist()):
+            text, mel = batch[j][0], batch[j][1]
+            text_padded[i, :text.size(0)] = text
+            mel_padded[i, :, :mel.size(1)] = mel
+            gate_padded[i, mel.size(1) - 1:] = 1
+            output_lengths[i] = mel.size(1)
+        len_x = torch.Tensor([batch[j][2] for j in order.tolist()])
+        return text_padded, input_lengths, mel_padded, gate_padded, output_lengths, len_x
+
+
+def batch_to_device(batch, device: torch.device) -> Batch:
+    """Collated tuple -> Batch(x, y, n_items) on `device` (n_items = real mel frames)."""
+    text_padded, input_lengths, mel_padded, gate_padded, output_lengths, _ = batch
+    nb = device.type == "cuda"
+    text_padded = text_padded.to(device, non_blocking=nb)
+    input_lengths = input_lengths.to(device, non_blocking=nb)
+    mel_padded = mel_padded.to(device, non_blocking=nb)
+    gate_padded = gate_padded.to(device, non_blocking=nb)
+    output_lengths = output_lengths.to(device, non_blocking=nb)
+    x = (text_padded, input_lengths, mel_padded, int(text_padded.size(1)), output_lengths)
+    return Batch(x, (mel_padded, gate_padded), output_lengths.sum())
+
+
+def get_data_loader(dataset_path: str, filelist: str, args: argparse.Namespace) -> TextMelLoader:
+    return TextMelLoader(dataset_path, filelist, AudioConfig.from_args(args), args.text_cleaners,
+                         args.load_mel_from_disk)
+
+
+def get_collate_function(args: argparse.Namespace) -> TextMelCollate:
+    return TextMelCollate(args.n_frames_per_step)

@@ -1,0 +1,477 @@
+"""Train Tacotron 2 or WaveGlow: `python train.py -m Tacotron2|WaveGlow -o OUT -lr LR --epochs N -bs B ...`.
+
+One process, `python -m multiproc train.py ...` (one process per GPU) or `torchrun ... train.py ...`.
+The loop knows no model: each model package provides flags, config, dataset, collate,
+batch-to-device and loss through the dispatchers in models.py, data_functions.py, loss_functions.py.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+import data_functions
+import loss_functions
+import models
+from common import dist_utils
+from common.audio import AudioConfig
+from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model_weights, save_training_checkpoint,
+                               state_dict_from_checkpoint)
+from common.dllog import RunLogger
+
+DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
+    "--rank": "use torchrun / multiproc (RANK env var)", "--world-size": "use torchrun / multiproc",
+    "--dist-url": "use MASTER_ADDR/MASTER_PORT", "--group-name": "not needed", "--dist-backend": "chosen automatically",
+    "--bench-class": "not used", "--grad-clip": "use --grad-clip-thresh",
+    "--dynamic-loss-scaling": "loss scaling is always dynamic with --amp-run",
+    "--use-saved-learning-rate": "the learning rate comes from -lr and the anneal schedule",
+}
+
+
+def str2bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "y"):
+        return True
+    if v.lower() in ("0", "false", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
+
+
+def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
+    """All flags: shared training/audio flags, then the model's own."""
+    parser = argparse.ArgumentParser(description="PyTorch Tacotron 2 / WaveGlow training", allow_abbrev=False)
+    parser.add_argument("-o", "--output", type=str, required=True, help="directory for checkpoints and logs")
+    parser.add_argument("-d", "--dataset-path", type=str, default="./", help="root of the dataset's files")
+    parser.add_argument("-m", "--model-name", type=str, required=True, choices=sorted(models.MODEL_PACKAGES),
+                        help="model to train")
+    parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
+    parser.add_argument("--anneal-steps", nargs="*", type=int, default=None, help="epochs after which the lr anneals")
+    parser.add_argument("--anneal-factor", type=float, choices=[0.1, 0.3], default=0.1,
+                        help="lr annealing factor (0.3 alternates 0.3 and 0.1 steps, as in the reference)")
+    parser.add_argument("--config-file", type=str, default=None,
+                        help="JSON file of flag defaults ({'dest': value}); the command line overrides it")
+    parser.add_argument("--seed", type=int, default=1234, help="random seed")
+    for flag, why in DEPRECATED_FLAGS.items():
+        parser.add_argument(flag, type=str, default=None, help=argparse.SUPPRESS)
+
+    training = parser.add_argument_group("training setup")
+    training.add_argument("--epochs", type=int, required=True, help="number of total epochs to run")
+    training.add_argument("--epochs-per-checkpoint", type=int, default=50, help="epochs between numbered checkpoints")
+    training.add_argument("--checkpoint-path", type=str, default="", help="checkpoint to resume from")
+    training.add_argument("--resume-from-last", action="store_true",
+                          help="resume from checkpoint_<Model>_last.pt in --output when it exists")
+    training.add_argument("--warm-start", type=str, default="",
+                          help="initialise the model weights from a checkpoint (e.g. a published one); "
+                               "fresh optimizer, epoch 0")
+    training.add_argument("--warm-start-ignore", nargs="*", default=[],
+                          help="state-dict key prefixes to leave at their initial values with --warm-start")
+    training.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
+                          help="mixed precision: fp16 + dynamic loss scaling on CUDA, bf16 autocast on CPU")
+    training.add_argument("--cudnn-enabled", action="store_true", help="enable cudnn")
+    training.add_argument("--cudnn-benchmark", action="store_true", help="run cudnn benchmark")
+    training.add_argument("--disable-uniform-initialize-bn-weight", action="store_true",
+                          help="do not re-initialise BatchNorm weights uniform in [0, 1)")
+    training.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    training.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    training.add_argument("--max-nonfinite-steps", type=int, default=20,
+                          help="stop when this many consecutive steps have a non-finite loss")
+    training.add_argument("--max-steps-per-epoch", type=int, default=0, help="cut epochs short (benchmarks, tests)")
+    training.add_argument("--dist-timeout", type=float, default=600.0,
+                          help="seconds a rank waits for the others before failing")
+
+    optimization = parser.add_argument_group("optimization setup")
+    optimization.add_argument("-lr", "--learning-rate", type=float, required=True, help="learning rate")
+    optimization.add_argument("--weight-decay", type=float, default=1e-6, help="weight decay")
+    optimization.add_argument("--grad-clip-thresh", type=float, default=1.0, help="gradient norm clipping threshold")
+    optimization.add_argument("-bs", "--batch-size", type=int, required=True, help="batch size per process")
+
+    dataset = parser.add_argument_group("dataset parameters")
+    dataset.add_argument("--load-mel-from-disk", action="store_true",
+                         help="read mels (torch tensors) from the paths in the filelists instead of wavs")
+    dataset.add_argument("--training-files", default="filelists/ljs_audio_text_train_filelist.txt",
+                         type=str, help="training filelist")
+    dataset.add_argument("--validation-files", default="filelists/ljs_audio_text_val_filelist.txt",
+                         type=str, help="validation filelist ('' for none)")
+    dataset.add_argument("--text-cleaners", nargs="*", default=["english_cleaners"], type=str,
+                         help="cleaners applied to the transcripts")
+
+    audio = parser.add_argument_group("audio parameters")
+    d = AudioConfig()
+    audio.add_argument("--max-wav-value", default=d.max_wav_value, type=float, help="maximum audio value")
+    audio.add_argument("--sampling-rate", default=d.sampling_rate, type=int, help="sampling rate")
+    audio.add_argument("--filter-length", default=d.filter_length, type=int, help="filter length")
+    audio.add_argument("--hop-length", default=d.hop_length, type=int, help="hop (stride) length")
+    audio.add_argument("--win-length", default=d.win_length, type=int, help="window length")
+    audio.add_argument("--mel-fmin", default=d.mel_fmin, type=float, help="minimum mel frequency")
+    audio.add_argument("--mel-fmax", default=d.mel_fmax, type=float, help="maximum mel frequency")
+
+    if model_name is not None:
+        models.model_parser(model_name, parser, add_help=False)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Two phases: find -m (and --config-file), then parse strictly so that a misspelt flag fails."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("-m", "--model-name", default=None)
+    pre.add_argument("--config-file", default=None)
+    known, _ = pre.parse_known_args(argv)
+    model_name = known.model_name if known.model_name in models.MODEL_PACKAGES else None
+    parser = build_parser(model_name)
+    if known.config_file:
+        if not os.path.isfile(known.config_file):
+            parser.error(f"--config-file {known.config_file}: no such file")
+        try:
+            with open(known.config_file, encoding="utf-8") as f:
+                defaults = json.load(f)
+        except json.JSONDecodeError as e:
+            parser.error(f"--config-file {known.config_file}:{e.lineno}: invalid JSON ({e.msg})")
+        if not isinstance(defaults, dict):
+            parser.error(f"--config-file {known.config_file}: expected a JSON object of flag defaults")
+        dests = {a.dest for a in parser._actions}
+        unknown = sorted(set(defaults) - dests)
+        if unknown:
+            parser.error(f"--config-file {known.config_file}: unknown keys {unknown} (use flag dests, e.g. 'batch_size')")
+        parser.set_defaults(**defaults)
+        for action in parser._actions:  # values from the config file satisfy required flags
+            if action.dest in defaults:
+                action.required = False
+    args = parser.parse_args(argv)
+    for flag in DEPRECATED_FLAGS:
+        if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
+            warnings.warn(f"{flag} is ignored: {DEPRECATED_FLAGS[flag]}")
+    return args
+
+
+def lr_at(epoch: int, learning_rate: float, anneal_steps: Optional[List[int]], anneal_factor: float) -> float:
+    """Learning rate of an epoch: multiplied by the factor after each anneal step passed.
+
+    With factor 0.3 the reference alternates: x0.3, then x0.1 overall, then x0.03, ...
+    """
+    p = sum(1 for step in (anneal_steps or []) if epoch >= int(step))
+    if anneal_factor == 0.3:
+        return learning_rate * (0.1 ** (p // 2)) * (1.0 if p % 2 == 0 else 0.3)
+    return learning_rate * anneal_factor ** p
+
+
+def rng_states() -> Dict[str, Any]:
+    """Every RNG this process uses, for exact resumption."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, py_state, gauss_next = random.getstate()
+    states = {"random_rng_state": torch.get_rng_state(),
+              "numpy_rng_state": {"keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                                  "cached_gaussian": float(cached)},
+              "python_rng_state": {"version": version, "state": list(py_state), "gauss_next": gauss_next}}
+    if torch.cuda.is_available():
+        states["cuda_rng_state_all"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def gather_rng_states(info: dist_utils.DistInfo) -> Dict[str, Any]:
+    """Every rank's RNG states, gathered to all ranks (stored in the checkpoint by rank 0)."""
+    mine = rng_states()
+    if info.world_size == 1:
+        return {"rank_rng_states": [mine], **mine}
+    gathered: List[Any] = [None] * info.world_size
+    torch.distributed.all_gather_object(gathered, mine)
+    return {"rank_rng_states": gathered, **gathered[0]}
+
+
+def restore_rng_states(ckpt: Dict[str, Any], rank: int) -> None:
+    states = ckpt.get("rank_rng_states")
+    mine = states[rank] if states and rank < len(states) else ckpt
+    if "random_rng_state" in mine:
+        torch.set_rng_state(mine["random_rng_state"])
+    if "numpy_rng_state" in mine:
+        s = mine["numpy_rng_state"]
+        np.random.set_state(("MT19937", np.array(s["keys"], dtype=np.uint32), s["pos"], s["has_gauss"],
+                             s["cached_gaussian"]))
+    if "python_rng_state" in mine:
+        s = mine["python_rng_state"]
+        random.setstate((s["version"], tuple(s["state"]), s["gauss_next"]))
+    if torch.cuda.is_available() and mine.get("cuda_rng_state_all"):
+        torch.cuda.set_rng_state_all(mine["cuda_rng_state_all"])
+
+
+class Preemption:
+    """Turns SIGTERM/SIGINT into a flag checked after each step (the step finishes, then we save)."""
+
+    def __init__(self) -> None:
+        self.signal: Optional[int] = None
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signal = signum
+
+    def requested(self) -> bool:
+        flag = torch.tensor([1.0 if self.signal is not None else 0.0])
+        return bool(dist_utils.all_reduce_sum(flag).item() > 0)  # every rank stops at the same step
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def check_output_dir(output: str, model: torch.nn.Module) -> None:
+    """Fail before training when the output directory cannot hold checkpoints."""
+    try:
+        os.makedirs(output, exist_ok=True)
+        probe = os.path.join(output, ".write_test")
+        with open(probe, "wb") as f:
+            f.write(b"0" * 4096)
+        os.remove(probe)
+    except OSError as e:
+        raise SystemExit(f"error: output directory {output!r} is not writable: {e}")
+    # model + Adam moments, twice (numbered and last checkpoints), plus a temporary copy
+    need = 3 * 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    free = shutil.disk_usage(output).free
+    if free < need:
+        raise SystemExit(f"error: {output!r} has {free / 2**20:.0f} MiB free; checkpoints need about "
+                         f"{need / 2**20:.0f} MiB")
+
+
+def amp_settings(amp: bool, device: torch.device):
+    """(autocast dtype, GradScaler): fp16 with loss scaling on CUDA, bf16 (no scaler needed) on CPU."""
+    if not amp:
+        return None, torch.amp.GradScaler(device.type, enabled=False)
+    if device.type == "cuda":
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return torch.bfloat16, torch.amp.GradScaler(device.type, enabled=False)
+
+
+def load_resume_checkpoint(path: str, model_name: str) -> Dict[str, Any]:
+    ckpt = load_checkpoint_file(path)
+    missing = [k for k in ("optimizer", "epoch") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: cannot resume: the checkpoint holds no {' or '.join(missing)} "
+                              "(published checkpoints carry weights only). Use --warm-start "
+                              f"{path} to fine-tune from its weights with a fresh optimizer.")
+    if ckpt.get("model_name", model_name) != model_name:
+        raise CheckpointError(f"{path}: a {ckpt['model_name']} checkpoint cannot resume {model_name} training")
+    return ckpt
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    info = dist_utils.init_distributed(cpu=args.cpu, timeout_s=args.dist_timeout)
+    device = info.device
+    torch.backends.cudnn.enabled = args.cudnn_enabled
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 on Ampere and newer
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(args.seed + info.rank)
+    np.random.seed(args.seed + info.rank)
+    random.seed(args.seed + info.rank)
+
+    model_name = args.model_name
+    model_config = models.get_model_config(model_name, args)
+    model = models.get_model(model_name, model_config, device,
+                             uniform_initialize_bn_weight=not args.disable_uniform_initialize_bn_weight)
+    if info.is_main:
+        check_output_dir(args.output, model)
+    logger = RunLogger(os.path.join(args.output, args.log_file), enabled=info.is_main)
+    logger.metadata({k: v for k, v in vars(args).items()})
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    amp_dtype, scaler = amp_settings(args.amp_run, device)
+
+    start_epoch, start_batch, iteration = 0, 0, 0
+    last_path = os.path.join(args.output, f"checkpoint_{model_name}_last.pt")
+    resume_path = args.checkpoint_path or (last_path if args.resume_from_last and os.path.exists(last_path) else "")
+    try:
+        if resume_path:
+            ckpt = load_resume_checkpoint(resume_path, model_name)
+            if ckpt.get("config") and ckpt["config"] != model_config:
+                raise CheckpointError(f"{resume_path}: model config differs from the flags: checkpoint "
+                                      f"{ckpt['config']} vs flags {model_config}")
+            load_model_weights(model, state_dict_from_checkpoint(ckpt, resume_path), resume_path, model_name)
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if "scaler" in ckpt:
+                scaler.load_state_dict(ckpt["scaler"])
+            start_epoch = ckpt.get("resume_epoch", ckpt["epoch"] + 1)
+            start_batch = ckpt.get("resume_batch", 0)
+            iteration = ckpt.get("iteration", 0)
+            restore_rng_states(ckpt, info.rank)
+            logger.info(f"resumed from {resume_path}: epoch {start_epoch}, batch {start_batch}")
+        elif args.warm_start:
+            ckpt = load_checkpoint_file(args.warm_start)
+            load_model_weights(model, state_dict_from_checkpoint(ckpt, args.warm_start), args.warm_start,
+                               model_name, ignore=args.warm_start_ignore)
+            logger.info(f"warm start from {args.warm_start}")
+    except CheckpointError as e:
+        raise SystemExit(f"error: {e}")
+
+    criterion = loss_functions.get_loss_function(model_name, args)
+    try:
+        trainset = data_functions.get_data_loader(model_name, args.dataset_path, args.training_files, args)
+        valset = (data_functions.get_data_loader(model_name, args.dataset_path, args.validation_files, args)
+                  if args.validation_files else None)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    collate_fn = data_functions.get_collate_function(model_name, args)
+    batch_to_device = data_functions.get_batch_to_device(model_name)
+    sampler = DistributedSampler(trainset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                 seed=args.seed, drop_last=True)
+    train_loader = DataLoader(trainset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
+                              collate_fn=collate_fn, drop_last=True, pin_memory=device.type == "cuda",
+                              persistent_workers=False,
+                              generator=torch.Generator().manual_seed(args.seed))  # keeps the global RNG untouched
+    if len(train_loader) == 0:
+        raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
+                         f"{args.batch_size} on {info.world_size} process(es); lower --batch-size")
+
+    if info.world_size > 1:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    preemption = Preemption()
+    nonfinite_streak = 0
+    skipped_total = 0
+    stop_reason = None
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            sampler.set_epoch(epoch)
+            train_loader.generator.manual_seed(args.seed + epoch)
+            if hasattr(trainset, "set_epoch"):
+                trainset.set_epoch(epoch)
+            lr = lr_at(epoch, args.learning_rate, args.anneal_steps, args.anneal_factor)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            epoch_start = time.perf_counter()
+            epoch_loss, epoch_items, epoch_steps, epoch_skipped = 0.0, 0, 0, 0
+            n_batches = len(train_loader) if not args.max_steps_per_epoch else min(len(train_loader),
+                                                                                     args.max_steps_per_epoch)
+            progress = tqdm(total=n_batches, initial=start_batch if epoch == start_epoch else 0,
+                            desc=f"epoch {epoch}", disable=not info.is_main, leave=False, file=sys.stdout)
+            for i, raw in enumerate(train_loader):
+                if i >= n_batches:
+                    break
+                if epoch == start_epoch and i < start_batch:
+                    continue  # already trained before the interruption
+                iter_start = time.perf_counter()
+                batch = batch_to_device(raw, device)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    y_pred = model(batch.x)
+                    loss = criterion(y_pred, batch.y)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip_thresh)
+                finite = torch.isfinite(grad_norm) & torch.isfinite(loss.detach())
+                finite = bool(dist_utils.all_reduce_sum((~finite).float().reshape(1)).item() == 0)
+                if finite or scaler.is_enabled():
+                    scaler.step(optimizer)  # the scaler itself skips steps with inf/NaN gradients
+                scaler.update()
+                if not finite:
+                    epoch_skipped += 1
+                    skipped_total += 1
+                    nonfinite_streak += 1
+                    if nonfinite_streak >= args.max_nonfinite_steps:
+                        stop_reason = (f"{nonfinite_streak} consecutive steps with a non-finite loss or gradient: "
+                                       "stopping instead of training on garbage (try without --amp-run, a lower "
+                                       "learning rate, or check the data)")
+                        break
+                else:
+                    nonfinite_streak = 0
+                iteration += 1
+                reduced = dist_utils.all_reduce_sum(torch.stack([loss.detach().float(),
+                                                                 batch.n_items.float().to(loss.device)]).cpu())
+                loss_value = reduced[0].item() / info.world_size
+                items = int(reduced[1].item())
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                iter_time = time.perf_counter() - iter_start
+                if finite:
+                    epoch_loss += loss_value
+                    epoch_steps += 1
+                epoch_items += items
+                logger.log((epoch, i), {"train_loss": loss_value, "train_items_per_sec": items / iter_time,
+                                        "iter_time": iter_time, "lr": lr, "grad_norm": float(grad_norm),
+                                        "skipped_steps": skipped_total,
+                                        "loss_scale": float(scaler.get_scale()) if scaler.is_enabled() else 1.0})
+                progress.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+                progress.update(1)
+                if preemption.requested():
+                    save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler,
+                                    completed_epoch=epoch - 1, iteration=iteration,
+                                    resume_epoch=epoch, resume_batch=i + 1, numbered=False)
+                    stop_reason = f"signal {preemption.signal}: saved {last_path}; resume with --resume-from-last"
+                    break
+            progress.close()
+            if stop_reason:
+                break
+            epoch_time = time.perf_counter() - epoch_start
+            summary = {"train_epoch_loss": epoch_loss / max(epoch_steps, 1),
+                       "train_epoch_items_per_sec": epoch_items / epoch_time, "train_epoch_time": epoch_time,
+                       "skipped_steps": epoch_skipped}
+            if valset is not None:
+                summary["val_loss"] = validate(model, criterion, valset, collate_fn, batch_to_device, args, info,
+                                               amp_dtype)
+            logger.log((epoch,), summary, echo=True)
+            start_batch = 0
+            save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler, completed_epoch=epoch,
+                            iteration=iteration, resume_epoch=epoch + 1, resume_batch=0,
+                            numbered=epoch % args.epochs_per_checkpoint == 0 or epoch == args.epochs - 1)
+    finally:
+        preemption.restore()
+    logger.log("run", {"skipped_steps": skipped_total, "iterations": iteration})
+    logger.close()
+    dist_utils.cleanup()
+    if stop_reason:
+        print(f"train.py: stopped: {stop_reason}", file=sys.stderr)
+        return 1 if "non-finite" in stop_reason else 0
+    return 0
+
+
+@torch.no_grad()
+def validate(model, criterion, valset, collate_fn, batch_to_device, args, info, amp_dtype) -> float:
+    """Mean validation loss over the whole validation set, averaged over ranks."""
+    was_training = model.training
+    model.eval()
+    sampler = DistributedSampler(valset, num_replicas=info.world_size, rank=info.rank, shuffle=False)
+    loader = DataLoader(valset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate_fn,
+                        num_workers=args.num_workers)
+    total = torch.zeros(2)
+    for raw in loader:
+        batch = batch_to_device(raw, info.device)
+        with torch.autocast(info.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss = criterion(model(batch.x), batch.y)
+        total += torch.stack([loss.detach().float().cpu(), torch.tensor(1.0)])
+    total = dist_utils.all_reduce_sum(total)
+    model.train(was_training)
+    return (total[0] / total[1].clamp_min(1)).item()
+
+
+def save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler, *, completed_epoch: int,
+                    iteration: int, resume_epoch: int, resume_batch: int, numbered: bool) -> None:
+    """Rank 0 writes checkpoint_<Model>_last.pt (and _<epoch>.pt when numbered); all ranks give RNG states."""
+    states = gather_rng_states(info)
+    states.update({"resume_epoch": resume_epoch, "resume_batch": resume_batch})
+    if not info.is_main:
+        return
+    kwargs = dict(model=model, model_name=model_name, config=model_config, epoch=completed_epoch,
+                  iteration=iteration, optimizer=optimizer, scaler=scaler, rng_states=states,
+                  train_args={k: v for k, v in vars(args).items()})
+    if numbered:
+        save_training_checkpoint(os.path.join(args.output, f"checkpoint_{model_name}_{completed_epoch}.pt"), **kwargs)
+    save_training_checkpoint(os.path.join(args.output, f"checkpoint_{model_name}_last.pt"), **kwargs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
