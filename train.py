@@ -87,6 +87,8 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     training.add_argument("--max-nonfinite-steps", type=int, default=20,
                           help="stop when this many consecutive steps have a non-finite loss")
     training.add_argument("--max-steps-per-epoch", type=int, default=0, help="cut epochs short (benchmarks, tests)")
+    training.add_argument("--check-replicas", action="store_true",
+                          help="after every step verify that all ranks hold identical weights (debugging)")
     training.add_argument("--dist-timeout", type=float, default=600.0,
                           help="seconds a rank waits for the others before failing")
 
@@ -285,9 +287,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              uniform_initialize_bn_weight=not args.disable_uniform_initialize_bn_weight)
     if info.is_main:
         check_output_dir(args.output, model)
-    logger = RunLogger(os.path.join(args.output, args.log_file), enabled=info.is_main)
-    logger.metadata({k: v for k, v in vars(args).items()})
-
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     amp_dtype, scaler = amp_settings(args.amp_run, device)
 
@@ -308,12 +307,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             start_batch = ckpt.get("resume_batch", 0)
             iteration = ckpt.get("iteration", 0)
             restore_rng_states(ckpt, info.rank)
-            logger.info(f"resumed from {resume_path}: epoch {start_epoch}, batch {start_batch}")
         elif args.warm_start:
             ckpt = load_checkpoint_file(args.warm_start)
             load_model_weights(model, state_dict_from_checkpoint(ckpt, args.warm_start), args.warm_start,
                                model_name, ignore=args.warm_start_ignore)
-            logger.info(f"warm start from {args.warm_start}")
     except CheckpointError as e:
         raise SystemExit(f"error: {e}")
 
@@ -336,6 +333,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
                          f"{args.batch_size} on {info.world_size} process(es); lower --batch-size")
 
+    logger = RunLogger(os.path.join(args.output, args.log_file), enabled=info.is_main)
+    logger.metadata({k: v for k, v in vars(args).items()})
+    if resume_path:
+        logger.info(f"resumed from {resume_path}: epoch {start_epoch}, batch {start_batch}")
+    elif args.warm_start:
+        logger.info(f"warm start from {args.warm_start}")
     if info.world_size > 1:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -390,6 +393,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 else:
                     nonfinite_streak = 0
                 iteration += 1
+                if args.check_replicas:
+                    check_replicas_in_sync(model, info, iteration)
                 reduced = dist_utils.all_reduce_sum(torch.stack([loss.detach().float(),
                                                                  batch.n_items.float().to(loss.device)]).cpu())
                 loss_value = reduced[0].item() / info.world_size
@@ -437,6 +442,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"train.py: stopped: {stop_reason}", file=sys.stderr)
         return 1 if "non-finite" in stop_reason else 0
     return 0
+
+
+@torch.no_grad()
+def check_replicas_in_sync(model: torch.nn.Module, info: dist_utils.DistInfo, iteration: int) -> None:
+    """Raise if any rank's weights differ from rank 0's (exact comparison of a float64 checksum)."""
+    flat = torch.cat([p.detach().double().flatten().cpu() for p in model.parameters()])
+    mine = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, dtype=torch.float64)).sum()])
+    if info.world_size == 1:
+        return
+    mine = mine.to(info.device)
+    gathered = [torch.zeros_like(mine) for _ in range(info.world_size)]
+    torch.distributed.all_gather(gathered, mine)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f"iteration {iteration}: ranks hold different weights: {[g.tolist() for g in gathered]}")
 
 
 @torch.no_grad()

@@ -32,6 +32,11 @@ def init_distributed(cpu: bool = False, timeout_s: float = 600.0) -> DistInfo:
         device = torch.device("cuda", torch.cuda.current_device())
     else:
         device = torch.device("cpu")
+    if world_size > 1 and not use_cuda and "OMP_NUM_THREADS" not in os.environ:
+        # Several CPU processes each running one thread per core slow each other down by
+        # orders of magnitude (spinning OpenMP threads): share the cores instead.
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=timeout_s))

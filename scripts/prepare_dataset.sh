@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Download LJSpeech-1.1 (needs internet) into ./LJSpeech-1.1 and write the filelists.
+set -euo pipefail
+DATADIR="${DATADIR:-LJSpeech-1.1}"
+URL="https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
+if [ ! -f "$DATADIR/metadata.csv" ]; then
+    echo "Downloading $URL ..."
+    if ! wget -c -q --show-progress "$URL" -O LJSpeech-1.1.tar.bz2; then
+        echo "error: could not download LJSpeech (no internet?). Any LJSpeech-format corpus works:" >&2
+        echo "  a folder with wavs/*.wav and metadata.csv (id|text|normalized text); see scripts/make_espeak_corpus.py" >&2
+        exit 1
+    fi
+    tar -xjf LJSpeech-1.1.tar.bz2
+    rm -f LJSpeech-1.1.tar.bz2
+fi
+python scripts/write_filelists.py --metadata "$DATADIR/metadata.csv" -o filelists --prefix ljs

@@ -1,0 +1,31 @@
+"""Tiny LJSpeech-format corpora for tests, spoken by espeak-ng."""
+import json
+import os
+import shutil
+
+import pytest
+
+TINY_T2_FLAGS = {"symbols_embedding_dim": 16, "encoder_embedding_dim": 16, "attention_rnn_dim": 32,
+                 "attention_dim": 8, "attention_location_n_filters": 4, "attention_location_kernel_size": 7,
+                 "decoder_rnn_dim": 32, "prenet_dim": 16, "postnet_embedding_dim": 16, "max_decoder_steps": 60}
+TINY_WG_FLAGS = {"flows": 4, "groups": 8, "early_every": 2, "early_size": 2, "wn_layers": 2, "wn_channels": 8,
+                 "segment_length": 2048}
+
+
+def build_tiny_corpus(root: str, n: int = 16) -> str:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (bash scripts/setup.sh installs it)")
+    from scripts.make_espeak_corpus import build_corpus
+    build_corpus(root, n, seed=7, val_fraction=0.15, test_fraction=0.1, jobs=2)
+    for name, flags in (("tiny_t2.json", TINY_T2_FLAGS), ("tiny_wg.json", TINY_WG_FLAGS)):
+        with open(os.path.join(root, name), "w") as f:
+            json.dump(flags, f)
+    return root
+
+
+def train_argv(corpus: str, model: str, out: str, *extra: str, epochs: int = 2, bs: int = 4) -> list:
+    cfg = "tiny_t2.json" if model == "Tacotron2" else "tiny_wg.json"
+    return ["-m", model, "-o", out, "-d", corpus, "-lr", "1e-3", "--epochs", str(epochs), "-bs", str(bs),
+            "--training-files", os.path.join(corpus, "filelists", "espeak_audio_text_train_filelist.txt"),
+            "--validation-files", os.path.join(corpus, "filelists", "espeak_audio_text_val_filelist.txt"),
+            "--config-file", os.path.join(corpus, cfg), "--epochs-per-checkpoint", "1", *extra]

@@ -1,0 +1,181 @@
+"""Training: loss falls, AMP, resume equivalence, DDP on gloo, kills, bad data, logs."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import models
+import train
+from common.checkpoint import load_checkpoint_file
+from common.dllog import read_log
+from loss_functions import get_loss_function
+
+from .conftest import REPO, TINY_TACOTRON2, TINY_WAVEGLOW
+from .corpus import build_tiny_corpus, train_argv
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return build_tiny_corpus(str(tmp_path_factory.mktemp("corpus")))
+
+
+def _run(argv, timeout=240, env=None, **kw):
+    return subprocess.run([sys.executable] + argv, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=env, **kw)
+
+
+@pytest.mark.parametrize("model_name,config", [("Tacotron2", TINY_TACOTRON2), ("WaveGlow", TINY_WAVEGLOW)])
+@pytest.mark.parametrize("amp", [False, True])
+def test_loss_falls_on_a_repeated_batch(model_name, config, amp):
+    torch.manual_seed(0)
+    model = models.get_model(model_name, config)
+    crit = get_loss_function(model_name, sigma=1.0)
+    if model_name == "Tacotron2":
+        text = torch.randint(12, 60, (2, 9))
+        t, c = torch.arange(12.0), torch.arange(20.0)
+        mels = torch.sin(0.3 * t[None, None, :] + 0.2 * c[None, :, None]).repeat(2, 1, 1) * 2 - 3
+        gate = torch.zeros(2, 12)
+        gate[:, -1] = 1
+        x, y = (text, torch.tensor([9, 9]), mels, 9, torch.tensor([12, 12])), (mels, gate)
+    else:
+        audio = torch.rand(2, 2048) * 0.2 - 0.1
+        x, y = (torch.randn(2, 20, 9), audio), audio
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = crit(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(map(lambda v: v == v, losses))
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.1 * abs(first), losses
+
+
+def test_lr_schedule_table():
+    table = [(0, [], 0.1, 1.0), (5, [5, 10], 0.1, 0.1), (12, [5, 10], 0.1, 0.01), (4, [5], 0.1, 1.0),
+             (5, [5, 10, 15], 0.3, 0.3), (10, [5, 10, 15], 0.3, 0.1), (15, [5, 10, 15], 0.3, 0.03)]
+    for epoch, steps, factor, expected in table:
+        assert train.lr_at(epoch, 1.0, steps, factor) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("model_name", ["Tacotron2", "WaveGlow"])
+def test_cli_trains_logs_and_resumes_exactly(corpus, tmp_path, model_name):
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    assert train.main(train_argv(corpus, model_name, straight, epochs=3)) == 0
+    assert train.main(train_argv(corpus, model_name, split, epochs=1)) == 0
+    assert train.main(train_argv(corpus, model_name, split, "--resume-from-last", epochs=3)) == 0
+    a = load_checkpoint_file(os.path.join(straight, f"checkpoint_{model_name}_last.pt"))
+    b = load_checkpoint_file(os.path.join(split, f"checkpoint_{model_name}_last.pt"))
+    assert a["epoch"] == b["epoch"] == 2
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    # the published structure
+    assert {"epoch", "config", "state_dict", "optimizer", "scaler", "random_rng_state"} <= set(a)
+    records = read_log(os.path.join(straight, "nvlog.json"))
+    iters = [r for r in records if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 2]
+    epochs = [r for r in records if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 1]
+    assert len(epochs) == 3 and all("val_loss" in r["data"] and "train_epoch_items_per_sec" in r["data"]
+                                     for r in epochs)
+    for key in ("train_loss", "train_items_per_sec", "iter_time", "lr", "skipped_steps"):
+        assert all(key in r["data"] for r in iters), key
+    assert epochs[-1]["data"]["val_loss"] < epochs[0]["data"]["val_loss"]
+    assert sorted(os.listdir(straight)) == sorted(
+        [f"checkpoint_{model_name}_{e}.pt" for e in range(3)] + [f"checkpoint_{model_name}_last.pt", "nvlog.json"])
+
+
+def test_amp_run_on_cpu_trains(corpus, tmp_path):
+    out = str(tmp_path / "amp")
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--amp-run", epochs=1)) == 0
+    ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_published_checkpoint_resume_points_to_warm_start(corpus, tmp_path):
+    out = str(tmp_path / "ws")
+    published = str(tmp_path / "published.pt")
+    model = models.get_model("Tacotron2", {**TINY_TACOTRON2, "n_mel_channels": 80})
+    torch.save({"state_dict": {"module." + k: v for k, v in model.state_dict().items()}}, published)
+    with pytest.raises(SystemExit, match="--warm-start"):
+        train.main(train_argv(corpus, "Tacotron2", out, "--checkpoint-path", published, epochs=1))
+    cfg_flags = ["--symbols-embedding-dim", "16", "--encoder-embedding-dim", "16"]
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--warm-start", published, *cfg_flags, epochs=1)) == 0
+
+
+def test_two_gloo_processes_keep_identical_weights(corpus, tmp_path):
+    out = str(tmp_path / "ddp")
+    res = _run(["-m", "multiproc", "--nproc-per-node", "2", "train.py"] +
+               train_argv(corpus, "Tacotron2", out, "--check-replicas", epochs=1, bs=2))
+    assert res.returncode == 0, res.stderr[-3000:]
+    ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
+    assert len(ckpt["rank_rng_states"]) == 2
+
+
+def test_two_node_torchrun_on_loopback(corpus, tmp_path):
+    out = str(tmp_path / "nodes")
+    port = __import__("multiproc").free_port()
+    argv = train_argv(corpus, "Tacotron2", out, "--check-replicas", epochs=1, bs=2)
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+                               "1", "--node-rank", str(r), "--master-addr", "127.0.0.1", "--master-port", str(port),
+                               "train.py"] + argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=dict(os.environ, OMP_NUM_THREADS="1")) for r in range(2)]
+    try:
+        outputs = [p.communicate(timeout=180)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
+    assert os.path.exists(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
+
+
+def test_failing_rank_stops_the_others(corpus, tmp_path):
+    out = str(tmp_path / "fail")
+    env = dict(os.environ, TACOTRON2_TEST_FAIL_RANK="1")
+    start = time.time()
+    res = _run(["-m", "multiproc", "--nproc-per-node", "2", "tests/fail_rank.py"] +
+               train_argv(corpus, "Tacotron2", out, epochs=1, bs=2), env=env, timeout=120)
+    assert res.returncode != 0
+    assert "rank 1 exited" in res.stderr and "injected failure on rank 1" in res.stderr
+    assert time.time() - start < 90
+
+
+def test_sigkill_mid_epoch_leaves_a_loadable_checkpoint(corpus, tmp_path):
+    out = str(tmp_path / "kill")
+    assert train.main(train_argv(corpus, "Tacotron2", out, epochs=1)) == 0
+    proc = subprocess.Popen([sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", out, "--resume-from-last",
+                                                                      epochs=50),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(8)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
+    assert ckpt["epoch"] >= 0
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--resume-from-last", epochs=ckpt["epoch"] + 2)) == 0
+
+
+def test_sigterm_saves_and_resume_continues_exactly(corpus, tmp_path):
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    assert train.main(train_argv(corpus, "Tacotron2", straight, epochs=2)) == 0
+    proc = subprocess.Popen([sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", split, epochs=2),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = os.path.join(split, "nvlog.json")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait for the first logged iteration
+        if os.path.exists(log) and sum(1 for r in read_log(log) if isinstance(r["step"], list)) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "resume with --resume-from-last" in err
+    interrupted = load_checkpoint_file(os.path.join(split, "checkpoint_Tacotron2_last.pt"))
+    assert (interrupted["resume_epoch"], interrupted["resume_batch"]) != (2, 0)
+    assert train.main(train_argv(corpus, "Tacotron2", split, "--resume-from-last", epochs=2)) == 0
+    a = load_checkpoint_file(os.path.join(straight, "checkpoint_Tacotron2_last.pt"))["state_dict"]
+    b = load_checkpoint_file(os.path.join(split, "checkpoint_Tacotron2_last.pt"))["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
