@@ -50,7 +50,8 @@ def str2bool(v: str) -> bool:
 
 def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     """All flags: shared training/audio flags, then the model's own."""
-    parser = argparse.ArgumentParser(description="PyTorch Tacotron 2 / WaveGlow training", allow_abbrev=False)
+    parser = argparse.ArgumentParser(description="PyTorch Tacotron 2 / WaveGlow training", allow_abbrev=False,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-o", "--output", type=str, required=True, help="directory for checkpoints and logs")
     parser.add_argument("-d", "--dataset-path", type=str, default="./", help="root of the dataset's files")
     parser.add_argument("-m", "--model-name", type=str, required=True, choices=sorted(models.MODEL_PACKAGES),

@@ -114,6 +114,13 @@ def guess_model_name(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
+def check_model_kind(state_dict: Dict[str, torch.Tensor], expected_model: str, source: str) -> None:
+    """Raise when the weights clearly belong to the other model."""
+    found = guess_model_name(state_dict)
+    if found is not None and found != expected_model:
+        raise CheckpointError(f"{source}: this is a {found} checkpoint, but a {expected_model} was expected")
+
+
 def load_model_weights(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], source: str,
                        expected_model: Optional[str] = None, ignore: Iterable[str] = ()) -> None:
     """Strictly load weights, with an error naming missing, unexpected and mis-shaped tensors.
@@ -122,9 +129,8 @@ def load_model_weights(model: torch.nn.Module, state_dict: Dict[str, torch.Tenso
     replace a layer, e.g. the embedding for a new symbol set).
     """
     model = unwrap_model(model)
-    found = guess_model_name(state_dict)
-    if expected_model is not None and found is not None and found != expected_model:
-        raise CheckpointError(f"{source}: this is a {found} checkpoint, but a {expected_model} was expected")
+    if expected_model is not None:
+        check_model_kind(state_dict, expected_model, source)
     ignore = tuple(ignore)
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(ignore)} if ignore else model.state_dict()
     given = {k: v for k, v in state_dict.items() if not k.startswith(ignore)} if ignore else state_dict

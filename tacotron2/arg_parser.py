@@ -86,3 +86,30 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False
     g.add_argument("--gate-pos-weight", default=None, type=float,
                    help="weight of stop frames in the gate loss (none as in the reference; 5-10 on small data)")
     return parser
+
+
+def config_from_state_dict(state_dict: Dict[str, Any], base: Dict[str, Any] = None) -> Dict[str, Any]:
+    """Architecture read off a checkpoint's tensor shapes (for files without a `config`).
+
+    Sizes come from the weights; behaviour (max_decoder_steps, gate_threshold, dropouts) from `base`
+    or the defaults.
+    """
+    cfg = dict(base or dataclasses.asdict(Tacotron2Config()))
+    sd = state_dict
+    cfg["n_symbols"], cfg["symbols_embedding_dim"] = sd["embedding.weight"].shape
+    cfg["encoder_embedding_dim"] = sd["encoder.convolutions.0.0.conv.weight"].shape[0]
+    cfg["encoder_kernel_size"] = sd["encoder.convolutions.0.0.conv.weight"].shape[2]
+    cfg["encoder_n_convolutions"] = len({k.split(".")[2] for k in sd if k.startswith("encoder.convolutions.")})
+    cfg["attention_rnn_dim"] = sd["decoder.attention_rnn.weight_hh"].shape[1]
+    cfg["decoder_rnn_dim"] = sd["decoder.decoder_rnn.weight_hh"].shape[1]
+    cfg["prenet_dim"] = sd["decoder.prenet.layers.0.linear_layer.weight"].shape[0]
+    cfg["attention_dim"] = sd["decoder.attention_layer.query_layer.linear_layer.weight"].shape[0]
+    loc = sd["decoder.attention_layer.location_layer.location_conv.conv.weight"]
+    cfg["attention_location_n_filters"], _, cfg["attention_location_kernel_size"] = loc.shape
+    n_mel = sd["postnet.convolutions.0.0.conv.weight"].shape[1]
+    cfg["n_mel_channels"] = n_mel
+    cfg["n_frames_per_step"] = sd["decoder.linear_projection.linear_layer.weight"].shape[0] // n_mel
+    cfg["postnet_embedding_dim"] = sd["postnet.convolutions.0.0.conv.weight"].shape[0]
+    cfg["postnet_kernel_size"] = sd["postnet.convolutions.0.0.conv.weight"].shape[2]
+    cfg["postnet_n_convolutions"] = len({k.split(".")[2] for k in sd if k.startswith("postnet.convolutions.")})
+    return {k: int(v) if hasattr(v, "__index__") and not isinstance(v, bool) else v for k, v in cfg.items()}

@@ -48,3 +48,23 @@ def parse_waveglow_args(parent: argparse.ArgumentParser, add_help: bool = False)
     g.add_argument("--sigma", default=1.0, type=float, help="standard deviation of the latent in the loss")
     g.add_argument("--segment-length", default=4000, type=int, help="audio samples per training item")
     return parser
+
+
+def config_from_state_dict(state_dict: Dict[str, Any], base: Dict[str, Any] = None) -> Dict[str, Any]:
+    """Architecture read off a checkpoint's tensor shapes (for files without a `config`).
+
+    NVIDIA's published WaveGlow has 256 WN channels; this reads that (and every other size) from
+    the weights instead of trusting defaults. Works before and after weight-norm removal.
+    """
+    sd = state_dict
+    n_flows = len({k.split(".")[1] for k in sd if k.startswith("convinv.")})
+    sizes = [sd[f"convinv.{k}.conv.weight"].shape[0] for k in range(n_flows)]
+    drops = [k for k in range(1, n_flows) if sizes[k] < sizes[k - 1]]
+    n_early_every = drops[0] if drops else n_flows
+    n_early_size = sizes[0] - sizes[drops[0]] if drops else 2
+    start = sd.get("WN.0.start.weight_v", sd.get("WN.0.start.weight"))
+    in0 = sd.get("WN.0.in_layers.0.weight_v", sd.get("WN.0.in_layers.0.weight"))
+    n_layers = len({k.split(".")[3] for k in sd if k.startswith("WN.0.in_layers.")})
+    return {"n_mel_channels": int(sd["upsample.weight"].shape[0]), "n_flows": n_flows, "n_group": int(sizes[0]),
+            "n_early_every": n_early_every, "n_early_size": int(n_early_size),
+            "WN_config": {"n_layers": n_layers, "kernel_size": int(in0.shape[2]), "n_channels": int(start.shape[0])}}

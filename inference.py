@@ -1,0 +1,295 @@
+"""Synthesise speech: one wav per line of a text file.
+
+    python inference.py --tacotron2 T2.pt --waveglow WG.pt -i phrases/phrase.txt -o output/ [--amp-run]
+
+Without --waveglow (or with --vocoder griffin-lim) the mels are turned into audio by Griffin-Lim.
+`audio_<i><suffix>.wav` holds line i of the input (0-based). Everything is checked (phrase file,
+checkpoints, every line) before anything is synthesised or written.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+
+import models
+from common.audio import save_wav
+from common.audio_processing import griffin_lim
+from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
+                               state_dict_from_checkpoint)
+from common.dllog import RunLogger
+from common.layers import TacotronSTFT
+from common.stft import STFT
+from tacotron2.arg_parser import config_from_state_dict as tacotron2_config_from_state_dict
+from tacotron2.text import EmptyTextError, text_to_sequence
+from waveglow.arg_parser import config_from_state_dict as waveglow_config_from_state_dict
+from waveglow.denoiser import Denoiser
+
+_CONFIG_FROM_WEIGHTS = {"Tacotron2": tacotron2_config_from_state_dict, "WaveGlow": waveglow_config_from_state_dict}
+
+
+class InputError(ValueError):
+    """A phrase file or line that cannot be synthesised, with file and line named."""
+
+
+class Phrase(NamedTuple):
+    index: int  # 0-based line number: the output is audio_<index>
+    text: str
+    sequence: List[int]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="PyTorch Tacotron 2 + WaveGlow inference", allow_abbrev=False,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("-i", "--input", type=str, required=True, help="text file, one phrase per line")
+    parser.add_argument("-o", "--output", type=str, required=True, help="output folder")
+    parser.add_argument("--suffix", type=str, default="", help="output file name suffix")
+    parser.add_argument("--tacotron2", type=str, required=True, help="Tacotron 2 checkpoint")
+    parser.add_argument("--waveglow", type=str, default=None, help="WaveGlow checkpoint (none: Griffin-Lim)")
+    parser.add_argument("--vocoder", choices=["waveglow", "griffin-lim"], default=None,
+                        help="vocoder (default: waveglow when --waveglow is given)")
+    parser.add_argument("-s", "--sigma-infer", default=0.9, type=float, help="WaveGlow latent sigma")
+    parser.add_argument("-d", "--denoising-strength", default=0.01, type=float, help="denoiser strength (0: off)")
+    parser.add_argument("-sr", "--sampling-rate", default=22050, type=int, help="sampling rate")
+    parser.add_argument("--stft-hop-length", type=int, default=256, help="STFT hop length (samples per mel frame)")
+    parser.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
+                        help="fp16 on CUDA; on CPU bf16 for WaveGlow's coupling networks")
+    parser.add_argument("--include-warmup", action="store_true", help="run one warm-up synthesis before timing")
+    parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    parser.add_argument("-bs", "--batch-size", type=int, default=0, help="phrases per batch (0: all in one batch)")
+    parser.add_argument("--text-cleaners", nargs="*", default=["english_cleaners"], type=str)
+    parser.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations")
+    parser.add_argument("--max-decoder-steps", type=int, default=None, help="override the checkpoint's value")
+    parser.add_argument("--gate-threshold", type=float, default=None, help="override the checkpoint's value")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="prenet dropout off (same text, same audio); the paper keeps it on")
+    parser.add_argument("--seed", type=int, default=None, help="seed the random generators")
+    parser.add_argument("--plot", action="store_true", help="write alignment and mel pictures per phrase")
+    return parser.parse_args(argv)
+
+
+def read_phrases(path: str, cleaners: List[str]) -> List[Phrase]:
+    """Lines of a UTF-8 file -> phrases; blank lines are skipped with a note, unspeakable ones are errors."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: phrase file not found")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {raw[e.start]:#x}); re-save the file as UTF-8") from e
+    phrases = []
+    for i, line in enumerate(content.splitlines()):
+        if not line.strip():
+            print(f"note: {path}:{i + 1}: empty line skipped", file=sys.stderr)
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                seq = text_to_sequence(line.strip(), cleaners)
+        except EmptyTextError as e:
+            raise InputError(f"{path}:{i + 1}: {e}") from e
+        phrases.append(Phrase(i, line.strip(), seq))
+    if not phrases:
+        raise InputError(f"{path}: no phrases")
+    return phrases
+
+
+def load_model(path: str, model_name: str, device: torch.device) -> Tuple[torch.nn.Module, Dict]:
+    """A model from a checkpoint of this repository or NVIDIA's: architecture from its `config`,
+    or read off its weights when it has none (never from defaults)."""
+    ckpt = load_checkpoint_file(path)
+    state_dict = state_dict_from_checkpoint(ckpt, path)
+    check_model_kind(state_dict, model_name, path)
+    config = ckpt.get("config")
+    if not isinstance(config, dict):
+        try:
+            config = _CONFIG_FROM_WEIGHTS[model_name](state_dict)
+        except KeyError as e:
+            raise CheckpointError(f"{path}: not a {model_name} checkpoint (no {e.args[0]!r} tensor)") from e
+    try:
+        model = models.get_model(model_name, config)
+    except TypeError as e:
+        raise CheckpointError(f"{path}: its config does not describe a {model_name}: {e}") from e
+    load_model_weights(model, state_dict, path, expected_model=model_name)
+    return model.to(device).eval(), config
+
+
+def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Phrases -> (text (B, T_in) zero-padded, lengths (B,)), in the given order."""
+    lengths = torch.tensor([len(p.sequence) for p in phrases], dtype=torch.long)
+    text = torch.zeros(len(phrases), int(lengths.max()), dtype=torch.long)
+    for b, p in enumerate(phrases):
+        text[b, :len(p.sequence)] = torch.tensor(p.sequence)
+    return text.to(device), lengths.to(device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Synthesizer:
+    """Tacotron 2 + a vocoder, set up once; `__call__` turns a batch of phrases into waveforms."""
+
+    def __init__(self, tacotron2: torch.nn.Module, waveglow: Optional[torch.nn.Module], device: torch.device,
+                 amp: bool = False, sigma: float = 0.9, denoising_strength: float = 0.01, hop_length: int = 256,
+                 sampling_rate: int = 22050, griffin_lim_iters: int = 60) -> None:
+        self.device = device
+        self.tacotron2 = tacotron2
+        self.tacotron2.set_batch_invariant(True)
+        self.waveglow = waveglow
+        self.sigma = sigma
+        self.denoising_strength = denoising_strength
+        self.hop_length = hop_length
+        self.griffin_lim_iters = griffin_lim_iters
+        self.half = amp and device.type == "cuda"
+        self.cpu_bf16 = amp and device.type == "cpu"
+        if waveglow is not None:
+            waveglow.remove_weightnorm()
+            if self.half:
+                waveglow.half()
+            self.denoiser = Denoiser(waveglow).to(device) if denoising_strength > 0 else None
+        else:
+            mel_cfg = dict(filter_length=1024, hop_length=hop_length, win_length=1024,
+                           n_mel_channels=tacotron2.n_mel_channels, sampling_rate=sampling_rate)
+            self.mel_fn = TacotronSTFT(**mel_cfg).to(device)
+            self.gl_stft = STFT(1024, hop_length, 1024).to(device)
+        if self.half:
+            self.tacotron2.half()
+
+    @torch.no_grad()
+    def mels(self, text: torch.Tensor, lengths: torch.Tensor):
+        if self.half:
+            with torch.autocast("cuda", dtype=torch.float16):
+                return self.tacotron2.generate(text, lengths)
+        return self.tacotron2.generate(text, lengths)
+
+    @torch.no_grad()
+    def vocode(self, mel: torch.Tensor, lengths: torch.Tensor) -> List[torch.Tensor]:
+        """(B, n_mel, T_out) log-mel and (B,) frame counts -> B waveforms of lengths * hop samples."""
+        if self.waveglow is None:
+            # mel -> linear magnitude by least squares through the filterbank, then Griffin-Lim, item by
+            # item on its own frames with the same initial phases: an item's audio does not depend on its batch
+            pinv = torch.linalg.pinv(self.mel_fn.mel_basis)  # (n_freq, n_mel)
+            waves = []
+            for m, n in zip(mel.float(), lengths.tolist()):
+                mag = (pinv @ torch.exp(m[:, :n + 1])).clamp_min(1e-8)
+                # the STFT's reflect padding needs a few frames: pad very short mels with silence
+                mag = torch.nn.functional.pad(mag, (0, max(0, 5 - mag.size(1))), value=1e-8)
+                wav = griffin_lim(mag[None], self.gl_stft, n_iters=self.griffin_lim_iters, seed=0)[0]
+                waves.append(wav[:n * self.hop_length])
+            return waves
+        mel = mel.half() if self.half else mel.float()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_bf16):
+            audio = self.waveglow.infer(mel, sigma=self.sigma)
+        audio = audio.float()
+        if self.denoiser is not None:
+            audio = self.denoiser(audio, strength=self.denoising_strength).squeeze(1)
+        return [a[:n * self.hop_length] for a, n in zip(audio, lengths.tolist())]
+
+    def __call__(self, phrases: Sequence[Phrase]) -> Dict[str, object]:
+        text, lengths = pad_batch(phrases, self.device)
+        sync(self.device)
+        t0 = time.perf_counter()
+        out = self.mels(text, lengths)
+        sync(self.device)
+        t1 = time.perf_counter()
+        n_frames = out.mel_lengths.long().clamp(min=1)  # the reference cuts each wav to mel_lengths * hop
+        audio = self.vocode(out.mel_outputs_postnet, n_frames)
+        sync(self.device)
+        t2 = time.perf_counter()
+        waves = [(w / w.abs().max().clamp_min(1e-8)).float().cpu() for w in audio]  # peak-normalised
+        return {"audio": waves, "mel_lengths": n_frames.cpu(), "reached_max": out.reached_max.cpu(),
+                "alignments": out.alignments.float().cpu(), "mels": out.mel_outputs_postnet.float().cpu(),
+                "tacotron2_latency": t1 - t0, "vocoder_latency": t2 - t1, "latency": t2 - t0}
+
+
+def plot_alignment(alignment: torch.Tensor, mel: torch.Tensor, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, 1, figsize=(8, 6))
+    axes[0].imshow(alignment.T.numpy(), aspect="auto", origin="lower", interpolation="none")
+    axes[0].set(xlabel="decoder step", ylabel="encoder step", title=title[:80])
+    axes[1].imshow(mel.numpy(), aspect="auto", origin="lower", interpolation="none")
+    axes[1].set(xlabel="frame", ylabel="mel channel")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")
+    if vocoder == "waveglow" and not args.waveglow:
+        sys.exit("error: --vocoder waveglow needs --waveglow CKPT")
+    try:
+        phrases = read_phrases(args.input, args.text_cleaners)
+        tacotron2, t2_config = load_model(args.tacotron2, "Tacotron2", device)
+        waveglow = load_model(args.waveglow, "WaveGlow", device)[0] if vocoder == "waveglow" else None
+    except (InputError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    if args.max_decoder_steps is not None:
+        tacotron2.decoder.max_decoder_steps = args.max_decoder_steps
+    if args.gate_threshold is not None:
+        tacotron2.decoder.gate_threshold = args.gate_threshold
+    tacotron2.set_prenet_dropout(not args.deterministic)
+    synth = Synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
+                        denoising_strength=args.denoising_strength, hop_length=args.stft_hop_length,
+                        sampling_rate=args.sampling_rate, griffin_lim_iters=args.griffin_lim_iters)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"error: cannot create output folder {args.output!r}: {e}")
+    logger = RunLogger(os.path.join(args.output, args.log_file))
+    logger.metadata({k: v for k, v in vars(args).items()})
+    if args.include_warmup:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            synth(phrases[:1])
+    batch_size = args.batch_size or len(phrases)
+    totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
+    for start in range(0, len(phrases), batch_size):
+        batch = phrases[start:start + batch_size]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reported per phrase below, by line
+            result = synth(batch)
+        for b, phrase in enumerate(batch):
+            if bool(result["reached_max"][b]):
+                print(f"warning: {args.input}:{phrase.index + 1}: reached max_decoder_steps="
+                      f"{tacotron2.decoder.max_decoder_steps} without stopping; the audio may be cut off "
+                      f"(split the phrase or raise --max-decoder-steps)", file=sys.stderr)
+            wav = result["audio"][b]
+            save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"), wav, args.sampling_rate)
+            if args.plot:
+                steps = int(result["mel_lengths"][b]) // tacotron2.n_frames_per_step + 1
+                plot_alignment(result["alignments"][b, :steps, :len(phrase.sequence)],
+                               result["mels"][b, :, :int(result["mel_lengths"][b])],
+                               os.path.join(args.output, f"alignment_{phrase.index}{args.suffix}.png"), phrase.text)
+            totals["samples"] += wav.numel()
+        totals["mels"] += int(result["mel_lengths"].sum())
+        for key in ("tacotron2_latency", "vocoder_latency", "latency"):
+            totals[key] += result[key]
+    audio_seconds = totals["samples"] / args.sampling_rate
+    summary = {"tacotron2_items_per_sec": totals["mels"] / max(totals["tacotron2_latency"], 1e-9),
+               "waveglow_items_per_sec": totals["samples"] / max(totals["vocoder_latency"], 1e-9),
+               "tacotron2_latency": totals["tacotron2_latency"], "waveglow_latency": totals["vocoder_latency"],
+               "latency": totals["latency"], "num_mels": totals["mels"], "audio_seconds": audio_seconds,
+               "rtf": audio_seconds / max(totals["latency"], 1e-9), "vocoder": vocoder, "device": device.type,
+               "n_phrases": len(phrases)}
+    logger.log("inference", summary, echo=True)
+    logger.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""inference.py end to end on tiny random-weight checkpoints."""
+import os
+
+import pytest
+import soundfile as sf
+import torch
+
+import inference
+from common.checkpoint import save_training_checkpoint
+from tacotron2.model import Tacotron2
+from waveglow.model import WaveGlow
+
+from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
+
+T2_CONFIG = {**TINY_TACOTRON2, "n_mel_channels": 80, "max_decoder_steps": 20}
+WG_CONFIG = {**TINY_WAVEGLOW, "n_mel_channels": 80}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    t2, wg = Tacotron2(**T2_CONFIG), WaveGlow(**WG_CONFIG)
+    paths = {}
+    for name, model, cfg in (("Tacotron2", t2, T2_CONFIG), ("WaveGlow", wg, WG_CONFIG)):
+        paths[name] = str(root / f"{name}.pt")
+        save_training_checkpoint(paths[name], model=model, model_name=name, config=cfg, epoch=0, iteration=0)
+    # NVIDIA-style file: no config, DDP prefixes (the architecture must be read off the weights)
+    paths["published"] = str(root / "waveglow_published.pt")
+    torch.save({"state_dict": {"module." + k: v for k, v in wg.state_dict().items()}}, paths["published"])
+    return paths
+
+
+def _phrases(tmp_path, lines, encoding="utf-8"):
+    path = tmp_path / "phrases.txt"
+    path.write_bytes("\n".join(lines).encode(encoding) + b"\n")
+    return str(path)
+
+
+LINES = ["Hello world.", "", "The 3rd test costs $5, Mr. Smith.", "A much longer sentence that keeps going on.", "Hi."]
+
+
+@pytest.mark.parametrize("vocoder", ["waveglow", "griffin-lim"])
+def test_one_nonsilent_wav_per_nonempty_line(checkpoints, tmp_path, vocoder):
+    out = str(tmp_path / "out")
+    argv = ["--tacotron2", checkpoints["Tacotron2"], "-i", _phrases(tmp_path, LINES), "-o", out,
+            "--griffin-lim-iters", "4", "--suffix", "_x"]
+    if vocoder == "waveglow":
+        argv += ["--waveglow", checkpoints["WaveGlow"]]
+    assert inference.main(argv) == 0
+    wavs = sorted(f for f in os.listdir(out) if f.endswith(".wav"))
+    assert wavs == ["audio_0_x.wav", "audio_2_x.wav", "audio_3_x.wav", "audio_4_x.wav"]
+    for name in wavs:
+        data, sr = sf.read(os.path.join(out, name))
+        assert sr == 22050 and data.ndim == 1 and data.size > 0
+        assert abs(data).max() > 0.5  # peak-normalised, not silent
+
+
+def test_output_order_and_batching_do_not_change_audio(checkpoints, tmp_path):
+    phrases = _phrases(tmp_path, LINES)
+    common = ["--tacotron2", checkpoints["Tacotron2"], "-i", phrases, "--deterministic", "--griffin-lim-iters", "3"]
+    assert inference.main(common + ["-o", str(tmp_path / "all")]) == 0
+    assert inference.main(common + ["-o", str(tmp_path / "one"), "--batch-size", "1"]) == 0
+    for i in (0, 2, 3, 4):
+        a, _ = sf.read(str(tmp_path / "all" / f"audio_{i}.wav"))
+        b, _ = sf.read(str(tmp_path / "one" / f"audio_{i}.wav"))
+        assert a.shape == b.shape and abs(a - b).max() < 1e-3, i
+
+
+def test_synthesizer_batch_equals_items_and_keeps_order(checkpoints):
+    t2, _ = inference.load_model(checkpoints["Tacotron2"], "Tacotron2", torch.device("cpu"))
+    t2.set_prenet_dropout(False)
+    synth = inference.Synthesizer(t2, None, torch.device("cpu"), griffin_lim_iters=2)
+    phrases = inference.read_phrases(_phrases_path(LINES), ["english_cleaners"])
+    batch = synth(phrases)
+    for b, p in enumerate(phrases):
+        single = synth([p])
+        assert int(batch["mel_lengths"][b]) == int(single["mel_lengths"][0])
+        assert torch.allclose(batch["audio"][b], single["audio"][0], atol=1e-4)
+
+
+def _phrases_path(lines):
+    import tempfile
+    fd, path = tempfile.mkstemp(suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def test_published_waveglow_without_config_loads(checkpoints, tmp_path):
+    model, config = inference.load_model(checkpoints["published"], "WaveGlow", torch.device("cpu"))
+    assert config == WG_CONFIG
+
+
+@pytest.mark.parametrize("case", ["missing phrases", "non-utf8", "unspeakable line", "missing ckpt",
+                                  "wrong model", "corrupt ckpt", "only blank lines"])
+def test_bad_inputs_fail_clearly_and_write_nothing(checkpoints, tmp_path, case):
+    out = tmp_path / "out"
+    phrases = _phrases(tmp_path, ["Fine line.", "Another fine line."])
+    t2 = checkpoints["Tacotron2"]
+    expected = {"missing phrases": "phrase file not found", "non-utf8": "phrases.txt:2: not UTF-8",
+                "unspeakable line": "phrases.txt:2: text '%%%' holds no speakable symbol",
+                "missing ckpt": "no such checkpoint file",
+                "wrong model": "this is a WaveGlow checkpoint, but a Tacotron2 was expected",
+                "corrupt ckpt": "not a readable PyTorch checkpoint", "only blank lines": "no phrases"}[case]
+    if case == "missing phrases":
+        phrases = str(tmp_path / "nope.txt")
+    elif case == "non-utf8":
+        phrases = _phrases(tmp_path, ["Fine line.", "Caf\u00e9 cr\u00e8me"], encoding="latin-1")
+    elif case == "unspeakable line":
+        phrases = _phrases(tmp_path, ["Fine line.", "%%%"])
+    elif case == "missing ckpt":
+        t2 = str(tmp_path / "none.pt")
+    elif case == "wrong model":
+        t2 = checkpoints["WaveGlow"]
+    elif case == "corrupt ckpt":
+        t2 = str(tmp_path / "torn.pt")
+        with open(checkpoints["Tacotron2"], "rb") as f:
+            data = f.read()
+        with open(t2, "wb") as f:
+            f.write(data[: len(data) // 3])
+    elif case == "only blank lines":
+        phrases = _phrases(tmp_path, ["", "   "])
+    with pytest.raises(SystemExit) as err:
+        inference.main(["--tacotron2", t2, "-i", phrases, "-o", str(out)])
+    assert expected in str(err.value)
+    assert not out.exists()
+
+
+def test_reaching_max_decoder_steps_names_the_line(checkpoints, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    inference.main(["--tacotron2", checkpoints["Tacotron2"], "-i", _phrases(tmp_path, ["First.", "Second one."]),
+                    "-o", out, "--gate-threshold", "1.0", "--griffin-lim-iters", "1"])
+    err = capsys.readouterr().err
+    assert "phrases.txt:1: reached max_decoder_steps=20" in err and "phrases.txt:2: reached" in err
