@@ -179,9 +179,10 @@ class Synthesizer:
             pinv = torch.linalg.pinv(self.mel_fn.mel_basis)  # (n_freq, n_mel)
             waves = []
             for m, n in zip(mel.float(), lengths.tolist()):
-                mag = (pinv @ torch.exp(m[:, :n + 1])).clamp_min(1e-8)
-                # the STFT's reflect padding needs a few frames: pad very short mels with silence
-                mag = torch.nn.functional.pad(mag, (0, max(0, 5 - mag.size(1))), value=1e-8)
+                mag = (pinv @ torch.exp(m[:, :n])).clamp_min(1e-8)
+                # n frames give (n - 1) * hop samples, and the STFT's reflect padding needs a few frames:
+                # append silent frames
+                mag = torch.nn.functional.pad(mag, (0, max(1, 5 - n)), value=1e-8)
                 wav = griffin_lim(mag[None], self.gl_stft, n_iters=self.griffin_lim_iters, seed=0)[0]
                 waves.append(wav[:n * self.hop_length])
             return waves

@@ -104,10 +104,16 @@ class Postnet(nn.Module):
         self.convolutions = nn.ModuleList(
             _conv_bn(dims[i], dims[i + 1], postnet_kernel_size, gains[i]) for i in range(postnet_n_convolutions))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, n_mel, T_out) -> (B, n_mel, T_out)."""
+    def forward(self, x: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, n_mel, T_out) -> (B, n_mel, T_out).
+
+        valid: optional (B, 1, T_out) mask; frames outside it are zeroed before every convolution,
+        so that each item is processed as if its mel ended there.
+        """
         last = len(self.convolutions) - 1
         for i, conv in enumerate(self.convolutions):
+            if valid is not None:
+                x = x * valid
             x = conv(x)
             if i < last:
                 x = torch.tanh(x)
@@ -385,13 +391,14 @@ class Tacotron2(nn.Module):
         """Greedy synthesis with every intermediate result; batches need not be sorted."""
         memory = self.encode(text, input_lengths)
         dec = self.decoder.infer(memory, input_lengths)
-        mels = dec.mel_outputs
+        mels, valid = dec.mel_outputs, None
         if self.batch_invariant:
-            # An item alone stops decoding after its stop step; zero what the batch decoded beyond
-            # it so that the postnet sees the same context. (B, T_out) -> (B, 1, T_out)
+            # An item alone stops decoding after its stop step; hide what the batch decoded beyond
+            # it from every postnet layer. (B, T_out) -> (B, 1, T_out)
             produced = dec.mel_lengths + (~dec.reached_max).int()
-            mels = mels * mask_from_lengths(produced, mels.size(2))[:, None, :]
-        mel_postnet = mels + self.postnet(mels)
+            valid = mask_from_lengths(produced.clamp(max=mels.size(2)), mels.size(2))[:, None, :].to(mels.dtype)
+            mels = mels * valid
+        mel_postnet = mels + self.postnet(mels, valid)
         return InferenceOutput(mel_postnet, dec.mel_lengths, dec.alignments, dec.mel_outputs, dec.gate_outputs,
                                dec.reached_max)
 
