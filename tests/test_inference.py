@@ -133,3 +133,29 @@ def test_reaching_max_decoder_steps_names_the_line(checkpoints, tmp_path, capsys
                     "-o", out, "--gate-threshold", "1.0", "--griffin-lim-iters", "1"])
     err = capsys.readouterr().err
     assert "phrases.txt:1: reached max_decoder_steps=20" in err and "phrases.txt:2: reached" in err
+
+
+def test_latency_statistics_are_right():
+    import test_infer
+    stats = test_infer.latency_stats([1.0, 2.0, 3.0, 4.0], [22050, 44100, 22050, 44100], [86, 172, 86, 172], 22050)
+    assert stats["avg_latency"] == pytest.approx(2.5)
+    assert stats["std_latency"] == pytest.approx(1.2909944)
+    assert stats["p50"] == pytest.approx(2.5) and stats["p100"] == pytest.approx(4.0)
+    assert stats["throughput"] == pytest.approx(132300 / 10.0)
+    assert stats["avg_audio_s"] == pytest.approx(1.5)
+    assert stats["avg_rtf"] == pytest.approx((1.0 + 1.0 + 1 / 3 + 0.5) / 4)
+
+
+def test_latency_script_prints_the_full_table(checkpoints, tmp_path, capsys):
+    import test_infer
+    phrases = _phrases(tmp_path, ["One phrase here.", "And a second phrase."])
+    log = str(tmp_path / "lat.json")
+    assert test_infer.main(["--tacotron2", checkpoints["Tacotron2"], "--waveglow", checkpoints["WaveGlow"],
+                            "-i", phrases, "-n", "3", "--log-file", log]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].split("|")[1:-1] == test_infer.COLUMNS
+    cells = out[2].split("|")[1:-1]
+    assert len(cells) == len(test_infer.COLUMNS) and cells[0] == "2" and cells[2] == "FP32"
+    assert float(cells[3]) > 0 and float(cells[10].replace(",", "")) > 0
+    from common.dllog import read_log
+    assert len([r for r in read_log(log) if r["step"] != "summary"]) == 3
