@@ -69,6 +69,8 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     training = parser.add_argument_group("training setup")
     training.add_argument("--epochs", type=int, required=True, help="number of total epochs to run")
     training.add_argument("--epochs-per-checkpoint", type=int, default=50, help="epochs between numbered checkpoints")
+    training.add_argument("--iters-per-checkpoint", type=int, default=0,
+                          help="also write checkpoint_<Model>_last.pt every N iterations (0: only at epoch ends)")
     training.add_argument("--checkpoint-path", type=str, default="", help="checkpoint to resume from")
     training.add_argument("--resume-from-last", action="store_true",
                           help="resume from checkpoint_<Model>_last.pt in --output when it exists")
@@ -79,6 +81,8 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                           help="state-dict key prefixes to leave at their initial values with --warm-start")
     training.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
                           help="mixed precision: fp16 + dynamic loss scaling on CUDA, bf16 autocast on CPU")
+    training.add_argument("--amp-dtype", choices=["auto", "fp16", "bf16"], default="auto",
+                          help="autocast type with --amp-run: auto = fp16 (with loss scaling) on CUDA, bf16 on CPU")
     training.add_argument("--cudnn-enabled", action="store_true", help="enable cudnn")
     training.add_argument("--cudnn-benchmark", action="store_true", help="run cudnn benchmark")
     training.add_argument("--disable-uniform-initialize-bn-weight", action="store_true",
@@ -248,12 +252,16 @@ def check_output_dir(output: str, model: torch.nn.Module) -> None:
                          f"{need / 2**20:.0f} MiB")
 
 
-def amp_settings(amp: bool, device: torch.device):
-    """(autocast dtype, GradScaler): fp16 with loss scaling on CUDA, bf16 (no scaler needed) on CPU."""
+def amp_settings(amp: bool, device: torch.device, amp_dtype: str = "auto"):
+    """(autocast dtype or None, GradScaler).
+
+    fp16 always comes with dynamic loss scaling (a scaler that backs off on inf/NaN gradients);
+    bf16 has float32's range and needs none. auto = fp16 on CUDA, bf16 on CPU.
+    """
     if not amp:
         return None, torch.amp.GradScaler(device.type, enabled=False)
-    if device.type == "cuda":
-        return torch.float16, torch.amp.GradScaler("cuda")
+    if amp_dtype == "fp16" or (amp_dtype == "auto" and device.type == "cuda"):
+        return torch.float16, torch.amp.GradScaler(device.type)
     return torch.bfloat16, torch.amp.GradScaler(device.type, enabled=False)
 
 
@@ -289,7 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if info.is_main:
         check_output_dir(args.output, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    amp_dtype, scaler = amp_settings(args.amp_run, device)
+    amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
 
     start_epoch, start_batch, iteration = 0, 0, 0
     last_path = os.path.join(args.output, f"checkpoint_{model_name}_last.pt")
@@ -390,7 +398,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         stop_reason = (f"{nonfinite_streak} consecutive steps with a non-finite loss or gradient: "
                                        "stopping instead of training on garbage (try without --amp-run, a lower "
                                        "learning rate, or check the data)")
-                        break
                 else:
                     nonfinite_streak = 0
                 iteration += 1
@@ -413,10 +420,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         "loss_scale": float(scaler.get_scale()) if scaler.is_enabled() else 1.0})
                 progress.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
                 progress.update(1)
-                if preemption.requested():
+                if stop_reason:
+                    break
+                preempted = preemption.requested()
+                if preempted or (args.iters_per_checkpoint and iteration % args.iters_per_checkpoint == 0):
                     save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler,
                                     completed_epoch=epoch - 1, iteration=iteration,
                                     resume_epoch=epoch, resume_batch=i + 1, numbered=False)
+                if preempted:
                     stop_reason = f"signal {preemption.signal}: saved {last_path}; resume with --resume-from-last"
                     break
             progress.close()

@@ -1,0 +1,135 @@
+"""Failure is boring: numerical faults, kills at random moments, bad config, determinism."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import loss_functions
+import train
+from common.checkpoint import load_checkpoint_file
+from common.dllog import read_log
+
+from .conftest import REPO
+from .corpus import build_tiny_corpus, train_argv
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return build_tiny_corpus(str(tmp_path_factory.mktemp("corpus")))
+
+
+def _poisoned_loss(monkeypatch, bad_iterations):
+    """Make the loss non-finite at the given (0-based) iterations, as an fp16 overflow would."""
+    real = loss_functions.get_loss_function
+    calls = {"n": 0}
+
+    def factory(*a, **kw):
+        crit = real(*a, **kw)
+
+        def poisoned(y_pred, y):
+            loss = crit(y_pred, y)
+            i = calls["n"]
+            calls["n"] += 1
+            if torch.is_grad_enabled() and (bad_iterations is None or i in bad_iterations):
+                return loss * float("inf")
+            return loss
+        return poisoned
+    monkeypatch.setattr(loss_functions, "get_loss_function", factory)
+
+
+def _iter_records(out):
+    return [r for r in read_log(os.path.join(out, "nvlog.json")) if isinstance(r["step"], list) and len(r["step"]) == 2]
+
+
+@pytest.mark.parametrize("amp_dtype", ["fp16", "bf16"])
+def test_nonfinite_gradients_skip_the_step_and_back_off_the_scale(corpus, tmp_path, monkeypatch, amp_dtype):
+    out = str(tmp_path / "o")
+    _poisoned_loss(monkeypatch, {1, 2})
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--amp-run", "--amp-dtype", amp_dtype, epochs=1,
+                                 bs=2)) == 0
+    recs = _iter_records(out)
+    assert [r["data"]["skipped_steps"] for r in recs[:4]] == [0, 1, 2, 2]
+    if amp_dtype == "fp16":
+        scales = [r["data"]["loss_scale"] for r in recs[:4]]
+        assert scales[1] == scales[0] / 2 and scales[2] == scales[0] / 4  # backoff after each bad step
+    ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_persistently_nonfinite_loss_stops_the_run(corpus, tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "o")
+    _poisoned_loss(monkeypatch, None)
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--max-nonfinite-steps", "3", epochs=5)) == 1
+    assert "3 consecutive steps with a non-finite loss" in capsys.readouterr().err
+    assert len(_iter_records(out)) == 3
+
+
+def test_seed_gives_identical_first_epoch_losses(corpus, tmp_path):
+    losses = []
+    for name in ("a", "b"):
+        out = str(tmp_path / name)
+        assert train.main(train_argv(corpus, "Tacotron2", out, epochs=1, bs=2)) == 0
+        losses.append([r["data"]["train_loss"] for r in _iter_records(out)])
+    assert losses[0] == losses[1] and len(losses[0]) >= 4
+
+
+def test_repeated_sigkill_never_leaves_an_unreadable_checkpoint(corpus, tmp_path):
+    """Kill training at random moments (checkpoint writes included) for about a minute."""
+    out = str(tmp_path / "k")
+    last = os.path.join(out, "checkpoint_Tacotron2_last.pt")
+    rng = random.Random(0)
+    kills = resumes = 0
+    deadline = time.time() + 50
+    argv = [sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", out, "--resume-from-last",
+                                                      "--iters-per-checkpoint", "1", epochs=1000, bs=2)
+    while time.time() < deadline:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 6.0))
+        if proc.poll() is not None:
+            pytest.fail(f"training exited by itself with code {proc.returncode}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        if os.path.exists(last):
+            ckpt = load_checkpoint_file(last)  # must always load
+            assert "optimizer" in ckpt and "state_dict" in ckpt
+            resumes += 1
+    print(f"sigkill test: {kills} kills survived, {resumes} checkpoints verified after a kill")
+    assert kills >= 5 and resumes >= 3
+    # resuming works after the last kill
+    resume_epoch = load_checkpoint_file(last)["resume_epoch"]
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--resume-from-last", epochs=resume_epoch + 1, bs=2)) == 0
+    assert load_checkpoint_file(last)["epoch"] == resume_epoch
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"batch_size": 2,', "invalid JSON"),
+    ('{"batch_sise": 2}', "unknown keys ['batch_sise']"),
+    ('[1, 2]', "expected a JSON object"),
+])
+def test_config_file_errors_are_clear(tmp_path, capsys, content, message):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(content)
+    with pytest.raises(SystemExit):
+        train.parse_args(["-m", "Tacotron2", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "1",
+                          "--config-file", str(cfg)])
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_output_fails_before_training(corpus, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit, match="is not writable"):
+        train.main(train_argv(corpus, "Tacotron2", str(blocker / "out"), epochs=1))
+
+
+def test_misspelt_flag_fails(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["-m", "WaveGlow", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "1",
+                          "--wn-chanels", "256"])
+    assert "unrecognized arguments: --wn-chanels" in capsys.readouterr().err
