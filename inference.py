@@ -21,6 +21,7 @@ from common.audio_processing import griffin_lim
 from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
                                state_dict_from_checkpoint)
 from common.dllog import RunLogger
+from common.plotting import plot_alignment
 from common.layers import TacotronSTFT
 from common.stft import STFT
 from tacotron2.arg_parser import config_from_state_dict as tacotron2_config_from_state_dict
@@ -209,20 +210,6 @@ class Synthesizer:
         return {"audio": waves, "mel_lengths": n_frames.cpu(), "reached_max": out.reached_max.cpu(),
                 "alignments": out.alignments.float().cpu(), "mels": out.mel_outputs_postnet.float().cpu(),
                 "tacotron2_latency": t1 - t0, "vocoder_latency": t2 - t1, "latency": t2 - t0}
-
-
-def plot_alignment(alignment: torch.Tensor, mel: torch.Tensor, path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 1, figsize=(8, 6))
-    axes[0].imshow(alignment.T.numpy(), aspect="auto", origin="lower", interpolation="none")
-    axes[0].set(xlabel="decoder step", ylabel="encoder step", title=title[:80])
-    axes[1].imshow(mel.numpy(), aspect="auto", origin="lower", interpolation="none")
-    axes[1].set(xlabel="frame", ylabel="mel channel")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

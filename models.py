@@ -39,3 +39,11 @@ def get_model(model_name: str, model_config: Dict[str, Any], device: torch.devic
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.affine:
                 torch.nn.init.uniform_(m.weight)
     return model.to(device)
+
+
+def get_quality_metrics(model_name: str):
+    """The model's `score(model, dataset, n) -> {metric: value}` for validation, or None."""
+    try:
+        return getattr(_package(model_name, "metrics"), "score", None)
+    except ModuleNotFoundError:
+        return None

@@ -28,7 +28,7 @@ import models
 from common import dist_utils
 from common.audio import AudioConfig
 from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model_weights, save_training_checkpoint,
-                               state_dict_from_checkpoint)
+                               state_dict_from_checkpoint, unwrap_model)
 from common.dllog import RunLogger
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
@@ -88,6 +88,11 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     training.add_argument("--disable-uniform-initialize-bn-weight", action="store_true",
                           help="do not re-initialise BatchNorm weights uniform in [0, 1)")
     training.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    training.add_argument("--val-metrics", type=int, default=0,
+                          help="each epoch, score free-running synthesis of this many validation items with the "
+                               "model's quality metrics (Tacotron 2: attention diagonality, focus, stop ratio, MCD)")
+    training.add_argument("--max-minutes", type=float, default=0,
+                          help="stop (with a checkpoint) after this many minutes of training (0: no limit)")
     training.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     training.add_argument("--max-nonfinite-steps", type=int, default=20,
                           help="stop when this many consecutive steps have a non-finite loss")
@@ -106,6 +111,8 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     dataset = parser.add_argument_group("dataset parameters")
     dataset.add_argument("--load-mel-from-disk", action="store_true",
                          help="read mels (torch tensors) from the paths in the filelists instead of wavs")
+    dataset.add_argument("--cache-mels", action="store_true",
+                         help="keep computed mels in memory after the first epoch (small corpora)")
     dataset.add_argument("--training-files", default="filelists/ljs_audio_text_train_filelist.txt",
                          type=str, help="training filelist")
     dataset.add_argument("--validation-files", default="filelists/ljs_audio_text_val_filelist.txt",
@@ -225,9 +232,10 @@ class Preemption:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.signal = signum
 
-    def requested(self) -> bool:
-        flag = torch.tensor([1.0 if self.signal is not None else 0.0])
-        return bool(dist_utils.all_reduce_sum(flag).item() > 0)  # every rank stops at the same step
+    def requested(self, time_up: bool = False) -> bool:
+        """True on every rank when any rank got a signal (or ran out of time): all stop at the same step."""
+        flag = torch.tensor([1.0 if self.signal is not None or time_up else 0.0])
+        return bool(dist_utils.all_reduce_sum(flag).item() > 0)
 
     def restore(self) -> None:
         for sig, handler in self._old.items():
@@ -352,6 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     preemption = Preemption()
+    run_start = time.perf_counter()
     nonfinite_streak = 0
     skipped_total = 0
     stop_reason = None
@@ -379,6 +388,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 iter_start = time.perf_counter()
                 batch = batch_to_device(raw, device)
                 optimizer.zero_grad(set_to_none=True)
+                if hasattr(criterion, "set_iteration"):  # losses with a schedule (guided attention)
+                    criterion.set_iteration(iteration)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     y_pred = model(batch.x)
                     loss = criterion(y_pred, batch.y)
@@ -422,13 +433,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 progress.update(1)
                 if stop_reason:
                     break
-                preempted = preemption.requested()
+                time_up = bool(args.max_minutes) and time.perf_counter() - run_start > 60 * args.max_minutes
+                preempted = preemption.requested(time_up)
                 if preempted or (args.iters_per_checkpoint and iteration % args.iters_per_checkpoint == 0):
                     save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler,
                                     completed_epoch=epoch - 1, iteration=iteration,
                                     resume_epoch=epoch, resume_batch=i + 1, numbered=False)
                 if preempted:
-                    stop_reason = f"signal {preemption.signal}: saved {last_path}; resume with --resume-from-last"
+                    why = f"signal {preemption.signal}" if preemption.signal is not None else \
+                        f"--max-minutes {args.max_minutes} reached"
+                    stop_reason = f"{why}: saved {last_path}; resume with --resume-from-last"
                     break
             progress.close()
             if stop_reason:
@@ -440,6 +454,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if valset is not None:
                 summary["val_loss"] = validate(model, criterion, valset, collate_fn, batch_to_device, args, info,
                                                amp_dtype)
+                scorer = models.get_quality_metrics(model_name)
+                if args.val_metrics and scorer is not None and info.is_main:
+                    summary.update(scorer(unwrap_model(model), valset, args.val_metrics))
+                    model.train()
             logger.log((epoch,), summary, echo=True)
             start_batch = 0
             save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler, completed_epoch=epoch,

@@ -85,6 +85,11 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False
     g = parser.add_argument_group("Tacotron 2 training")
     g.add_argument("--gate-pos-weight", default=None, type=float,
                    help="weight of stop frames in the gate loss (none as in the reference; 5-10 on small data)")
+    g.add_argument("--guided-attention-weight", default=0.0, type=float,
+                   help="weight of a guided-attention loss at the start (0: off, as the reference; 1-10 on small data)")
+    g.add_argument("--guided-attention-sigma", default=0.2, type=float, help="width of the guided-attention band")
+    g.add_argument("--guided-attention-half-life", default=1000.0, type=float,
+                   help="iterations after which the guided-attention weight has halved")
     return parser
 
 

@@ -23,12 +23,14 @@ class TextMelLoader(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset_path: str, filelist: str, audio: AudioConfig, text_cleaners: List[str],
-                 load_mel_from_disk: bool = False, check: bool = True) -> None:
+                 load_mel_from_disk: bool = False, check: bool = True, cache_mels: bool = False) -> None:
         self.entries = load_filelist(filelist, dataset_path)
         self.audio = audio
         self.text_cleaners = text_cleaners
         self.load_mel_from_disk = load_mel_from_disk
         self.stft = TacotronSTFT(**audio.stft_kwargs())
+        # mels kept in memory after their first computation (per worker process); ~2 MB per 10 s clip
+        self.cache = {} if cache_mels else None
         self.texts = [self._text(e) for e in self.entries]
         if check:
             for entry in tqdm(self.entries, desc=f"checking {os.path.basename(filelist)}", leave=False,
@@ -76,10 +78,14 @@ class TextMelLoader(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
         entry = self.entries[index]
+        if self.cache is not None and index in self.cache:
+            return self.texts[index], self.cache[index], len(self.texts[index])
         try:
             mel = self.get_mel(entry)
         except (AudioError, FilelistError) as e:
             raise FilelistError(f"{self._where(entry)}: {e}") from e
+        if self.cache is not None:
+            self.cache[index] = mel
         text = self.texts[index]
         return text, mel, len(text)
 
@@ -127,12 +133,12 @@ def batch_to_device(batch, device: torch.device) -> Batch:
     gate_padded = gate_padded.to(device, non_blocking=nb)
     output_lengths = output_lengths.to(device, non_blocking=nb)
     x = (text_padded, input_lengths, mel_padded, int(text_padded.size(1)), output_lengths)
-    return Batch(x, (mel_padded, gate_padded), output_lengths.sum())
+    return Batch(x, (mel_padded, gate_padded, input_lengths, output_lengths), output_lengths.sum())
 
 
 def get_data_loader(dataset_path: str, filelist: str, args: argparse.Namespace) -> TextMelLoader:
     return TextMelLoader(dataset_path, filelist, AudioConfig.from_args(args), args.text_cleaners,
-                         args.load_mel_from_disk)
+                         args.load_mel_from_disk, cache_mels=getattr(args, "cache_mels", False))
 
 
 def get_collate_function(args: argparse.Namespace) -> TextMelCollate:

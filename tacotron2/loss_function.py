@@ -1,9 +1,13 @@
-"""Tacotron 2 loss: MSE of the mels before and after the postnet plus the stop-gate BCE."""
-from typing import Optional, Sequence, Tuple
+"""Tacotron 2 loss: MSE of the mels before and after the postnet, the stop-gate BCE, and an
+optional guided-attention term that pulls the alignment towards the diagonal on small data."""
+import math
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from common.utils import mask_from_lengths
 
 
 def gate_targets_per_step(gate_target: torch.Tensor, n_steps: int) -> torch.Tensor:
@@ -16,25 +20,68 @@ def gate_targets_per_step(gate_target: torch.Tensor, n_steps: int) -> torch.Tens
     return gate_target[:, r - 1::r]
 
 
+def guided_attention_loss(alignments: torch.Tensor, input_lengths: torch.Tensor, output_steps: torch.Tensor,
+                          sigma: float = 0.2) -> torch.Tensor:
+    """Mean attention mass off the diagonal, weighted by 1 - exp(-(n/N - t/T)^2 / (2 sigma^2)).
+
+    Args:
+        alignments: (B, T_dec, T_in) attention weights.
+        input_lengths: (B,) text lengths N; output_steps: (B,) decoder steps T of each item.
+    Returns:
+        a scalar: 0 for attention exactly on the diagonal, larger the further off it lies.
+    """
+    B, T_dec, T_in = alignments.shape
+    t = torch.arange(T_dec, device=alignments.device, dtype=torch.float32)[None, :, None]
+    n = torch.arange(T_in, device=alignments.device, dtype=torch.float32)[None, None, :]
+    T = output_steps.float().clamp_min(1)[:, None, None]
+    N = input_lengths.float().clamp_min(1)[:, None, None]
+    weight = 1.0 - torch.exp(-((n / N - t / T) ** 2) / (2 * sigma ** 2))  # (B, T_dec, T_in)
+    valid = mask_from_lengths(output_steps, T_dec)[:, :, None] & mask_from_lengths(input_lengths, T_in)[:, None, :]
+    return (alignments.float() * weight * valid).sum() / valid[:, :, 0].sum().clamp_min(1)
+
+
 class Tacotron2Loss(nn.Module):
     """Sum of two mel MSEs and the gate BCE, each a mean over all elements as in the reference.
 
     Args:
         gate_pos_weight: weight of the positive (stop) frames in the BCE; None as in the reference.
             Values around 5-10 help the gate fire on small data.
+        guided_attention_weight: weight of the guided-attention term at iteration 0 (0: off, the reference).
+        guided_attention_sigma: width of the diagonal band.
+        guided_attention_half_life: iterations after which the term's weight has halved.
+    The guided term needs the lengths: targets = (mel, gate, input_lengths, output_lengths).
     """
 
-    def __init__(self, gate_pos_weight: Optional[float] = None) -> None:
+    def __init__(self, gate_pos_weight: Optional[float] = None, guided_attention_weight: float = 0.0,
+                 guided_attention_sigma: float = 0.2, guided_attention_half_life: float = 1000.0) -> None:
         super().__init__()
         self.gate_pos_weight = gate_pos_weight
+        self.guided_attention_weight = guided_attention_weight
+        self.guided_attention_sigma = guided_attention_sigma
+        self.guided_attention_half_life = guided_attention_half_life
+        self.iteration = 0
 
-    def forward(self, model_output: Sequence[torch.Tensor], targets: Tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        mel_out, mel_out_postnet, gate_out = model_output[:3]
+    def set_iteration(self, iteration: int) -> None:
+        """The training iteration, for the guided-attention weight's decay."""
+        self.iteration = iteration
+
+    def current_guided_weight(self) -> float:
+        return self.guided_attention_weight * math.pow(0.5, self.iteration / self.guided_attention_half_life)
+
+    def forward(self, model_output: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
+        mel_out, mel_out_postnet, gate_out = (t.float() for t in model_output[:3])
         mel_target, gate_target = targets[0].detach(), targets[1].detach()
         gate_target = gate_targets_per_step(gate_target, gate_out.size(1))
         mel_loss = F.mse_loss(mel_out, mel_target) + F.mse_loss(mel_out_postnet, mel_target)
         pos_weight = None
         if self.gate_pos_weight is not None:
             pos_weight = gate_out.new_tensor(self.gate_pos_weight)
-        gate_loss = F.binary_cross_entropy_with_logits(gate_out, gate_target, pos_weight=pos_weight)
-        return mel_loss + gate_loss
+        loss = mel_loss + F.binary_cross_entropy_with_logits(gate_out, gate_target, pos_weight=pos_weight)
+        weight = self.current_guided_weight()
+        if weight > 0 and len(targets) >= 4:
+            alignments, (input_lengths, output_lengths) = model_output[3], targets[2:4]
+            r = mel_target.size(2) // gate_out.size(1)
+            steps = (output_lengths + r - 1) // r
+            loss = loss + weight * guided_attention_loss(alignments, input_lengths, steps,
+                                                         self.guided_attention_sigma)
+        return loss

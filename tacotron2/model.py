@@ -173,6 +173,28 @@ class DecoderOutput(NamedTuple):
     reached_max: torch.Tensor  # (B,) bool: the gate never fired within max_decoder_steps
 
 
+class FastDecoderWeights(NamedTuple):
+    """Decoder weights prepared for greedy inference: LSTM input and recurrent matrices fused,
+    the location convolution folded into its projection, mel and gate projections fused, cast to one dtype."""
+    att_W: torch.Tensor  # (4 H_att, prenet + E + H_att)
+    att_b: torch.Tensor
+    dec_W: torch.Tensor  # (4 H_dec, H_att + E + H_dec)
+    dec_b: torch.Tensor
+    query_W: torch.Tensor  # (A, H_att)
+    loc_W: torch.Tensor  # (A, 2, K) = location_dense o location_conv
+    v: torch.Tensor  # (A,)
+    proj_W: torch.Tensor  # (n_mel * r + 1, H_dec + E)
+    proj_b: torch.Tensor
+    prenet: List[torch.Tensor]
+
+
+def _lstm_pointwise(gates: torch.Tensor, cell: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """LSTM state update from pre-activations (B, 4H) in PyTorch's gate order i, f, g, o."""
+    i, f, g, o = gates.float().chunk(4, dim=1)
+    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(cell), cell
+
+
 class Decoder(nn.Module):
     """Autoregressive attention decoder: r mel frames and one stop-gate logit per step."""
 
@@ -197,6 +219,57 @@ class Decoder(nn.Module):
         self.decoder_rnn = nn.LSTMCell(attention_rnn_dim + encoder_embedding_dim, decoder_rnn_dim)
         self.linear_projection = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, frame_dim)
         self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
+        self.fast: Optional[FastDecoderWeights] = None
+
+    @torch.no_grad()
+    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32) -> None:
+        """Prepare (or with None drop) fused weights for `infer`; call again after changing weights.
+
+        bfloat16 halves the weight traffic that bounds a decoder step at small batch; the LSTM
+        states, softmax and outputs stay in float32.
+        """
+        if dtype is None:
+            self.fast = None
+            return
+        att, dec, al = self.attention_rnn, self.decoder_rnn, self.attention_layer
+        loc = al.location_layer
+        loc_W = torch.einsum("af,fck->ack", loc.location_dense.linear_layer.weight, loc.location_conv.conv.weight)
+        self.fast = FastDecoderWeights(
+            att_W=torch.cat([att.weight_ih, att.weight_hh], 1).to(dtype), att_b=(att.bias_ih + att.bias_hh).to(dtype),
+            dec_W=torch.cat([dec.weight_ih, dec.weight_hh], 1).to(dtype), dec_b=(dec.bias_ih + dec.bias_hh).to(dtype),
+            query_W=al.query_layer.linear_layer.weight.to(dtype), loc_W=loc_W.float(),
+            v=al.v.linear_layer.weight[0].float(),
+            proj_W=torch.cat([self.linear_projection.linear_layer.weight, self.gate_layer.linear_layer.weight]).to(dtype),
+            proj_b=torch.cat([self.linear_projection.linear_layer.bias, self.gate_layer.linear_layer.bias]).to(dtype),
+            prenet=[layer.linear_layer.weight.to(dtype) for layer in self.prenet.layers])
+
+    def _prenet_fast(self, x: torch.Tensor) -> torch.Tensor:
+        active = self.prenet.always_dropout or self.training
+        x = x.to(self.fast.prenet[0].dtype)
+        for w in self.fast.prenet:
+            x = F.dropout(F.relu(x @ w.t()), p=self.prenet.p_dropout, training=active)
+        return x
+
+    def _decode_fast(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
+                     processed_memory_t: torch.Tensor, pad_mask: torch.Tensor
+                     ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """`decode` on the prepared weights (inference only); processed_memory_t is (B, A, T_in)."""
+        f = self.fast
+        dt = f.att_W.dtype
+        x = torch.cat((prenet_out.to(dt), state.attention_context.to(dt), state.attention_hidden.to(dt)), 1)
+        att_h, att_c = _lstm_pointwise(torch.addmm(f.att_b, x, f.att_W.t()), state.attention_cell)
+        weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
+        location = F.conv1d(weights_cat, f.loc_W, padding=f.loc_W.size(2) // 2)  # (B, A, T_in)
+        query = (att_h.to(dt) @ f.query_W.t()).float()  # (B, A)
+        hidden = torch.tanh(query[:, :, None] + location + processed_memory_t)  # (B, A, T_in)
+        energies = torch.matmul(f.v, hidden).masked_fill(pad_mask, float("-inf"))  # (A,) x (B, A, T) -> (B, T)
+        weights = F.softmax(energies, dim=1)
+        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, E)
+        x = torch.cat((att_h.to(dt), context.to(dt), state.decoder_hidden.to(dt)), 1)
+        dec_h, dec_c = _lstm_pointwise(torch.addmm(f.dec_b, x, f.dec_W.t()), state.decoder_cell)
+        out = torch.addmm(f.proj_b, torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W.t()).float()
+        new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.attention_weights_cum + weights, context)
+        return out[:, :-1], out[:, -1:], new_state
 
     def initial_state(self, memory: torch.Tensor) -> DecoderState:
         """All-zero state for memory (B, T_in, E)."""
@@ -279,13 +352,18 @@ class Decoder(nn.Module):
         r = self.n_frames_per_step
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
+        if self.fast is not None and not self.training:
+            step, prenet = self._decode_fast, self._prenet_fast
+            processed_memory = processed_memory.transpose(1, 2).contiguous()  # (B, T_in, A) -> (B, A, T_in)
+        else:
+            step, prenet = self.decode, self.prenet
         state = self.initial_state(memory)
         frame = memory.new_zeros(B, self.n_mel_channels * r)
         running_steps = torch.zeros(B, dtype=torch.int32, device=memory.device)
         not_finished = torch.ones(B, dtype=torch.int32, device=memory.device)
         frames, gates, alignments = [], [], []
         while True:
-            frame, gate, state = self.decode(self.prenet(frame), state, memory, processed_memory, pad_mask)
+            frame, gate, state = step(prenet(frame), state, memory, processed_memory, pad_mask)
             frames.append(frame)
             gates.append(gate.squeeze(1))
             alignments.append(state.attention_weights)
@@ -354,6 +432,10 @@ class Tacotron2(nn.Module):
         """
         self.encoder.mask_padding_in_convs = enabled
         self.batch_invariant = enabled
+
+    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32) -> None:
+        """Use the decoder's fused inference path (see Decoder.set_fast_inference); None: the plain path."""
+        self.decoder.set_fast_inference(dtype)
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""

@@ -1,0 +1,182 @@
+"""Side-by-side speed of this repository's plain and fast paths, same random weights, one run.
+
+    python scripts/benchmark.py [--device cuda] [--quick]
+
+Rows: Tacotron 2 encoder (128 symbols) and decoder ms/step at batch 1 and 4 (200 steps), WaveGlow
+inference samples/s at batch 1 for 80 mel frames (WN 512 and 256), Tacotron 2 training mels/s
+(batch 8, 100 symbols, 400 frames) and WaveGlow training samples/s (WN 256, batch 2, segment 8000).
+The plain eager path is the baseline row of each group; ratios are against it. bf16 rows also give
+the output's SNR against float32.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+from typing import Callable, Dict, List
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from loss_functions import get_loss_function  # noqa: E402
+from tacotron2.model import Tacotron2  # noqa: E402
+from waveglow.model import WaveGlow  # noqa: E402
+
+WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median seconds of fn() over repeats, after warm-up."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
+    noise = (reference.double() - test.double()).pow(2).sum()
+    return float(10 * torch.log10(reference.double().pow(2).sum() / noise.clamp_min(1e-30)))
+
+
+def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
+    torch.manual_seed(0)
+    model = Tacotron2(max_decoder_steps=steps, decoder_no_early_stopping=True).to(device).eval()
+    model.set_prenet_dropout(False)
+    rows = []
+    for batch in (1, 4):
+        text = torch.randint(12, 60, (batch, 128), device=device)
+        lengths = torch.full((batch,), 128, device=device)
+        with torch.no_grad():
+            enc = timed(lambda: model.encode(text, lengths), device, repeats)
+            memory = model.encode(text, lengths)
+        ref_out = None
+        for variant in ("plain", "fast fp32", "fast bf16"):
+            if variant == "plain":
+                model.set_fast_inference(None)
+            else:
+                model.set_fast_inference(torch.float32 if variant == "fast fp32" else torch.bfloat16)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t = timed(lambda: model.decoder.infer(memory, lengths), device, repeats)
+                out = model.decoder.infer(memory, lengths).mel_outputs
+            if ref_out is None:
+                ref_out = out
+            rows.append({"group": f"Tacotron 2 decoder, batch {batch}", "variant": variant,
+                         "value": 1000 * t / steps, "unit": "ms/step", "lower_is_better": True,
+                         "note": f"encoder {1000 * enc:.1f} ms; max|diff| vs plain {float((out - ref_out).abs().max()):.2e}"})
+        model.set_fast_inference(None)
+    return rows
+
+
+def waveglow_rows(device, frames: int, repeats: int, channels: List[int]) -> List[Dict[str, object]]:
+    rows = []
+    for c in channels:
+        torch.manual_seed(0)
+        model = WaveGlow(WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": c}).to(device).eval()
+        for wn in model.WN:  # random end layers: a trained model's coupling is not the identity
+            torch.nn.init.normal_(wn.end.weight, std=0.02)
+        model.remove_weightnorm()
+        mel = torch.randn(1, 80, frames, device=device) - 5
+        noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, frames * 256 // 8)]
+        ref = None
+        for variant in ("plain", "fast fp32", "fast bf16"):
+            model.set_fast_inference(None if variant == "plain" else
+                                     (torch.float32 if variant == "fast fp32" else torch.bfloat16))
+            with torch.no_grad():
+                t = timed(lambda: model.infer(mel, sigma=0.6, noise=noise), device, repeats)
+                audio = model.infer(mel, sigma=0.6, noise=noise)
+            ref = audio if ref is None else ref
+            samples = audio.numel()
+            rows.append({"group": f"WaveGlow WN {c} inference, batch 1, {frames} frames", "variant": variant,
+                         "value": samples / t, "unit": "samples/s", "lower_is_better": False,
+                         "note": f"{samples / t * WAVEGLOW_FLOP_PER_SAMPLE.get(c, 0) / 1e9:.0f} GFLOP/s; "
+                                 f"SNR vs plain {snr_db(ref, audio):.1f} dB"})
+        model.set_fast_inference(None)
+    return rows
+
+
+def training_rows(device, repeats: int, amp: bool) -> List[Dict[str, object]]:
+    rows = []
+    torch.manual_seed(0)
+    t2 = Tacotron2().to(device).train()
+    crit = get_loss_function("Tacotron2", None)
+    B, T_in, T_out = 8, 100, 400
+    text = torch.randint(12, 60, (B, T_in), device=device)
+    mels = torch.randn(B, 80, T_out, device=device) - 5
+    gate = torch.zeros(B, T_out, device=device)
+    gate[:, -1] = 1
+    x = (text, torch.full((B,), T_in, device=device), mels, T_in, torch.full((B,), T_out, device=device))
+    opt = torch.optim.Adam(t2.parameters(), lr=1e-4)
+
+    def t2_step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
+                            enabled=amp):
+            loss = crit(t2(x), (mels, gate))
+        loss.backward()
+        opt.step()
+
+    t = timed(t2_step, device, repeats)
+    rows.append({"group": "Tacotron 2 training, batch 8, 400 frames", "variant": "amp" if amp else "fp32",
+                 "value": B * T_out / t, "unit": "mels/s", "lower_is_better": False, "note": ""})
+    wg = WaveGlow(WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256}).to(device).train()
+    audio = torch.rand(2, 8000, device=device) * 0.2 - 0.1
+    wmel = torch.randn(2, 80, 8000 // 256 + 1, device=device) - 5
+    wcrit = get_loss_function("WaveGlow", None, sigma=1.0)
+    wopt = torch.optim.Adam(wg.parameters(), lr=1e-4)
+
+    def wg_step():
+        wopt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
+                            enabled=amp):
+            loss = wcrit(wg((wmel, audio)), audio)
+        loss.backward()
+        wopt.step()
+
+    t = timed(wg_step, device, repeats)
+    rows.append({"group": "WaveGlow WN 256 training, batch 2, segment 8000", "variant": "amp" if amp else "fp32",
+                 "value": audio.numel() / t, "unit": "samples/s", "lower_is_better": False, "note": ""})
+    return rows
+
+
+def print_table(rows: List[Dict[str, object]]) -> None:
+    base: Dict[str, float] = {}
+    print(f"{'measurement':<52} {'variant':<10} {'value':>12} {'unit':<10} {'vs plain':>8}  note")
+    for r in rows:
+        base.setdefault(r["group"], r["value"])
+        b = base[r["group"]]
+        ratio = (b / r["value"]) if r["lower_is_better"] else (r["value"] / b)
+        print(f"{r['group']:<52} {r['variant']:<10} {r['value']:>12,.2f} {r['unit']:<10} {ratio:>7.2f}x  {r['note']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps (smoke run)")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    repeats = 1 if args.quick else 3
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+    rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats)
+    rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256])
+    if not args.skip_training:
+        for amp in (False, True):
+            rows += training_rows(device, repeats, amp)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

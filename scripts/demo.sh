@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job on a built-in default, on a CPU: build an espeak-ng corpus, train a small Tacotron 2 for a
+# bounded time, synthesise phrases/demo.txt with Griffin-Lim and print the quality table.
+#   bash scripts/demo.sh            (MINUTES=10 by default; OUT=demo_output; DATA=data/espeak)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES="${MINUTES:-10}"
+OUT="${OUT:-demo_output}"
+DATA="${DATA:-data/espeak}"
+THREADS="${THREADS:-$(nproc)}"
+
+bash scripts/setup.sh
+if [ ! -f "$DATA/metadata.csv" ]; then
+    python scripts/make_espeak_corpus.py -o "$DATA" --n 1200 --seed 1
+fi
+FL="$DATA/filelists"
+OMP_NUM_THREADS="$THREADS" python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 16 \
+    --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
+    --training-files "$FL/espeak_audio_text_train_filelist.txt" \
+    --validation-files "$FL/espeak_audio_text_val_filelist.txt" --epochs-per-checkpoint 1
+CKPT="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"
+python inference.py --tacotron2 "$CKPT" -i phrases/demo.txt -o "$OUT/audio" --plot --deterministic
+python scripts/evaluate_tacotron2.py --tacotron2 "$CKPT" -d "$DATA" \
+    --filelist "$FL/espeak_audio_text_test_filelist.txt" -o "$OUT/eval" --limit 40
+echo "wavs and alignment pictures: $OUT/audio; per-sentence metrics: $OUT/eval/metrics.json"

@@ -1,0 +1,45 @@
+"""Quality of a Tacotron 2 on held-out sentences, in free-running (greedy) inference.
+
+    python scripts/evaluate_tacotron2.py --tacotron2 CKPT -d data/espeak \
+        --filelist data/espeak/filelists/espeak_audio_text_test_filelist.txt -o eval/
+
+Prints a table (diagonality, focus, stop ratio, MCD-DTW against the teacher mel), writes
+eval/metrics.json and one alignment picture per sentence.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common.audio import AudioConfig  # noqa: E402
+from tacotron2.data_function import TextMelLoader  # noqa: E402
+from tacotron2 import metrics  # noqa: E402
+
+
+def main(argv=None) -> int:
+    import inference
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tacotron2", required=True)
+    parser.add_argument("-d", "--dataset-path", required=True)
+    parser.add_argument("--filelist", required=True)
+    parser.add_argument("-o", "--output", required=True)
+    parser.add_argument("--limit", type=int, default=None, help="first N sentences only")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    model, _ = inference.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
+    dataset = TextMelLoader(args.dataset_path, args.filelist, AudioConfig(), ["english_cleaners"])
+    os.makedirs(args.output, exist_ok=True)
+    rows = metrics.evaluate(model, dataset, args.limit, None if args.no_plots else args.output)
+    summary = metrics.summarize(rows)
+    print(metrics.format_table(rows, summary))
+    with open(os.path.join(args.output, "metrics.json"), "w") as f:
+        json.dump({"summary": summary, "sentences": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

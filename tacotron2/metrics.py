@@ -1,0 +1,106 @@
+"""Alignment and synthesis quality metrics for held-out sentences.
+
+diagonality: share of decoder steps whose attention peak lies within 15 % of the diagonal;
+focus: mean over steps of the largest attention weight;
+stop ratio: free-running output length / teacher length;
+MCD-DTW: mel cepstral distortion (dB) between two log-mels after dynamic time warping.
+"""
+import math
+import os
+import warnings
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from scipy.fft import dct
+
+from common.plotting import plot_alignment
+
+
+def diagonality(alignment: torch.Tensor, tolerance: float = 0.15) -> float:
+    """Share of steps t whose argmax n satisfies |n / N - t / T| <= tolerance; alignment (T, N), unpadded."""
+    T, N = alignment.shape
+    peaks = alignment.float().argmax(dim=1).double()
+    t = torch.arange(T, dtype=torch.float64)
+    dev = (peaks / max(N - 1, 1) - t / max(T - 1, 1)).abs()
+    return float((dev <= tolerance).double().mean())
+
+
+def focus(alignment: torch.Tensor) -> float:
+    """Mean over steps of the largest attention weight; alignment (T, N)."""
+    return float(alignment.float().max(dim=1).values.mean())
+
+
+def mel_cepstra(log_mel: np.ndarray, n_coeffs: int = 13) -> np.ndarray:
+    """(n_mel, T) natural-log mel -> (T, n_coeffs - 1) cepstra, c0 (energy) dropped."""
+    return dct(log_mel.T, type=2, norm="ortho", axis=1)[:, 1:n_coeffs]
+
+
+def mcd_dtw(log_mel_a: np.ndarray, log_mel_b: np.ndarray, n_coeffs: int = 13) -> float:
+    """Mel cepstral distortion in dB after aligning the two sequences with DTW."""
+    from librosa.sequence import dtw
+
+    a, b = mel_cepstra(log_mel_a, n_coeffs), mel_cepstra(log_mel_b, n_coeffs)
+    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))  # (T_a, T_b) euclidean
+    _, path = dtw(C=cost)
+    diffs = a[path[:, 0]] - b[path[:, 1]]
+    return float((10.0 / math.log(10.0)) * np.mean(np.sqrt(2.0 * (diffs ** 2).sum(-1))))
+
+
+def summarize(rows: Sequence[Dict[str, float]], stop_tolerance: float = 0.10) -> Dict[str, float]:
+    """Means over sentences plus the share of sentences whose length is within the tolerance."""
+    out = {k: float(np.mean([r[k] for r in rows])) for k in ("diagonality", "focus", "stop_ratio", "mcd_dtw")}
+    out["stop_within_10pct"] = float(np.mean([abs(r["stop_ratio"] - 1.0) <= stop_tolerance for r in rows]))
+    out["reached_max"] = int(sum(r["reached_max"] for r in rows))
+    out["n"] = len(rows)
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None,
+             plot_dir: Optional[str] = None) -> List[Dict[str, object]]:
+    """Per-sentence metrics of greedy synthesis (prenet dropout off) against the teacher mels."""
+    model.eval()
+    was_dropout = model.decoder.prenet.always_dropout
+    model.set_prenet_dropout(False)
+    r = model.n_frames_per_step
+    rows = []
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in range(n):
+        text, teacher, _ = dataset[i]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model.generate(text[None].long(), torch.tensor([len(text)]))
+        length = int(out.mel_lengths[0])
+        steps = max(1, -(-max(length, 1) // r))
+        align = out.alignments[0, :steps, :len(text)]
+        mel = out.mel_outputs_postnet[0, :, :max(length, 1)]
+        entry = dataset.entries[i]
+        row = {"id": os.path.splitext(os.path.basename(entry.path))[0], "text": entry.fields[0],
+               "diagonality": diagonality(align), "focus": focus(align),
+               "stop_ratio": length / teacher.size(1), "mcd_dtw": mcd_dtw(mel.numpy(), teacher.numpy()),
+               "reached_max": bool(out.reached_max[0]), "frames": length, "teacher_frames": int(teacher.size(1))}
+        rows.append(row)
+        if plot_dir:
+            plot_alignment(align, mel, os.path.join(plot_dir, f"alignment_{row['id']}.png"), row["text"])
+    model.set_prenet_dropout(was_dropout)
+    return rows
+
+
+def format_table(rows: List[Dict[str, object]], summary: Dict[str, float]) -> str:
+    head = f"{'id':<10} {'diag':>6} {'focus':>6} {'stop':>6} {'MCD':>6} {'max?':>5}  text"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['id']:<10} {r['diagonality']:6.3f} {r['focus']:6.3f} {r['stop_ratio']:6.3f} "
+                     f"{r['mcd_dtw']:6.2f} {'yes' if r['reached_max'] else 'no':>5}  {str(r['text'])[:50]}")
+    lines.append("-" * len(head))
+    lines.append(f"{'mean':<10} {summary['diagonality']:6.3f} {summary['focus']:6.3f} {summary['stop_ratio']:6.3f} "
+                 f"{summary['mcd_dtw']:6.2f} {summary['reached_max']:>5}  "
+                 f"stop within ±10 %: {summary['stop_within_10pct'] * 100:.0f} % of {summary['n']}")
+    return "\n".join(lines)
+
+
+def score(model: torch.nn.Module, dataset, n: int) -> Dict[str, float]:
+    """Summary metrics of free-running synthesis of the first n items of a TextMelLoader."""
+    summary = summarize(evaluate(model, dataset, limit=n))
+    return {f"val_{k}": v for k, v in summary.items() if k != "n"}
