@@ -30,6 +30,7 @@ from common.audio import AudioConfig
 from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model_weights, save_training_checkpoint,
                                state_dict_from_checkpoint, unwrap_model)
 from common.dllog import RunLogger
+from common.sampler import BucketBatchSampler
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
     "--rank": "use torchrun / multiproc (RANK env var)", "--world-size": "use torchrun / multiproc",
@@ -111,6 +112,8 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     dataset = parser.add_argument_group("dataset parameters")
     dataset.add_argument("--load-mel-from-disk", action="store_true",
                          help="read mels (torch tensors) from the paths in the filelists instead of wavs")
+    dataset.add_argument("--bucket-batches", action="store_true",
+                         help="batch items of similar length together (less padding; Tacotron 2)")
     dataset.add_argument("--cache-mels", action="store_true",
                          help="keep computed mels in memory after the first epoch (small corpora)")
     dataset.add_argument("--training-files", default="filelists/ljs_audio_text_train_filelist.txt",
@@ -318,7 +321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                       f"{ckpt['config']} vs flags {model_config}")
             load_model_weights(model, state_dict_from_checkpoint(ckpt, resume_path), resume_path, model_name)
             optimizer.load_state_dict(ckpt["optimizer"])
-            if "scaler" in ckpt:
+            if ckpt.get("scaler") and scaler.is_enabled():  # an fp32 run saves an empty scaler state
                 scaler.load_state_dict(ckpt["scaler"])
             start_epoch = ckpt.get("resume_epoch", ckpt["epoch"] + 1)
             start_batch = ckpt.get("resume_batch", 0)
@@ -340,12 +343,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"error: {e}")
     collate_fn = data_functions.get_collate_function(model_name, args)
     batch_to_device = data_functions.get_batch_to_device(model_name)
-    sampler = DistributedSampler(trainset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                 seed=args.seed, drop_last=True)
-    train_loader = DataLoader(trainset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
-                              collate_fn=collate_fn, drop_last=True, pin_memory=device.type == "cuda",
-                              persistent_workers=False,
-                              generator=torch.Generator().manual_seed(args.seed))  # keeps the global RNG untouched
+    if args.bucket_batches and hasattr(trainset, "lengths"):
+        sampler = BucketBatchSampler(trainset.lengths, args.batch_size, info.world_size, info.rank, seed=args.seed)
+        batching = dict(batch_sampler=sampler)
+    else:
+        sampler = DistributedSampler(trainset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                     seed=args.seed, drop_last=True)
+        batching = dict(batch_size=args.batch_size, sampler=sampler, drop_last=True)
+    train_loader = DataLoader(trainset, num_workers=args.num_workers, collate_fn=collate_fn,
+                              pin_memory=device.type == "cuda", persistent_workers=False,
+                              generator=torch.Generator().manual_seed(args.seed),  # keeps the global RNG untouched
+                              **batching)
     if len(train_loader) == 0:
         raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
                          f"{args.batch_size} on {info.world_size} process(es); lower --batch-size")

@@ -29,11 +29,14 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N sentences only")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--deterministic", action="store_true", help="prenet dropout off")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the prenet dropout draws")
     args = parser.parse_args(argv)
     model, _ = inference.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
     dataset = TextMelLoader(args.dataset_path, args.filelist, AudioConfig(), ["english_cleaners"])
     os.makedirs(args.output, exist_ok=True)
-    rows = metrics.evaluate(model, dataset, args.limit, None if args.no_plots else args.output)
+    rows = metrics.evaluate(model, dataset, args.limit, None if args.no_plots else args.output,
+                            prenet_dropout=not args.deterministic, seed=args.seed)
     summary = metrics.summarize(rows)
     print(metrics.format_table(rows, summary))
     with open(os.path.join(args.output, "metrics.json"), "w") as f:

@@ -32,10 +32,14 @@ class TextMelLoader(torch.utils.data.Dataset):
         # mels kept in memory after their first computation (per worker process); ~2 MB per 10 s clip
         self.cache = {} if cache_mels else None
         self.texts = [self._text(e) for e in self.entries]
+        # a length per item for bucketing: audio frames from the wav headers, else the text length
+        self.lengths = [len(t) for t in self.texts]
         if check:
-            for entry in tqdm(self.entries, desc=f"checking {os.path.basename(filelist)}", leave=False,
-                              disable=len(self.entries) < 500):
-                self._check_audio(entry)
+            for i, entry in enumerate(tqdm(self.entries, desc=f"checking {os.path.basename(filelist)}", leave=False,
+                                           disable=len(self.entries) < 500)):
+                n_samples = self._check_audio(entry)
+                if n_samples:
+                    self.lengths[i] = n_samples // audio.hop_length
 
     def _where(self, entry) -> str:
         return f"{entry.source}:{entry.line}"
@@ -46,12 +50,13 @@ class TextMelLoader(torch.utils.data.Dataset):
         except EmptyTextError as e:
             raise FilelistError(f"{self._where(entry)}: {e}") from e
 
-    def _check_audio(self, entry) -> None:
+    def _check_audio(self, entry) -> int:
+        """Validate an entry's audio or mel; returns its number of samples (0 for mels)."""
         try:
             if self.load_mel_from_disk:
                 self._load_mel(entry)
-            else:
-                check_wav_header(entry.path, self.audio.sampling_rate)
+                return 0
+            return check_wav_header(entry.path, self.audio.sampling_rate).frames
         except (AudioError, FilelistError) as e:
             raise FilelistError(f"{self._where(entry)}: {e}") from e
 

@@ -57,12 +57,19 @@ def summarize(rows: Sequence[Dict[str, float]], stop_tolerance: float = 0.10) ->
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None,
-             plot_dir: Optional[str] = None) -> List[Dict[str, object]]:
-    """Per-sentence metrics of greedy synthesis (prenet dropout off) against the teacher mels."""
+def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_dir: Optional[str] = None,
+             prenet_dropout: bool = True, seed: int = 0) -> List[Dict[str, object]]:
+    """Per-sentence metrics of greedy synthesis against the teacher mels.
+
+    By default the prenet dropout stays on, as at inference (a model trained with it can behave
+    differently without it); the draws come from a generator seeded with `seed`, and the global
+    RNG state is restored afterwards so that training continues unchanged.
+    """
     model.eval()
     was_dropout = model.decoder.prenet.always_dropout
-    model.set_prenet_dropout(False)
+    model.set_prenet_dropout(prenet_dropout)
+    rng_state = torch.get_rng_state()
+    torch.manual_seed(seed)
     r = model.n_frames_per_step
     rows = []
     n = len(dataset) if limit is None else min(limit, len(dataset))
@@ -84,6 +91,7 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None,
         if plot_dir:
             plot_alignment(align, mel, os.path.join(plot_dir, f"alignment_{row['id']}.png"), row["text"])
     model.set_prenet_dropout(was_dropout)
+    torch.set_rng_state(rng_state)
     return rows
 
 

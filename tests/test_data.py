@@ -133,3 +133,19 @@ def test_filelist_blank_lines_are_skipped_and_lines_counted(root):
     path = _filelist(root, ["", "good.wav|a", "", "good2.wav|b"])
     entries = load_filelist(path, root)
     assert [e.line for e in entries] == [2, 4]
+
+
+def test_bucket_sampler_covers_items_once_with_similar_lengths():
+    from common.sampler import BucketBatchSampler
+    lengths = [int(x) for x in torch.randint(10, 500, (203,), generator=torch.Generator().manual_seed(0))]
+    ranks = [BucketBatchSampler(lengths, 4, num_replicas=2, rank=r, seed=5, bucket=8) for r in range(2)]
+    batches = [list(s) for s in ranks]
+    assert len(batches[0]) == len(batches[1]) == len(ranks[0])
+    flat = [i for b in batches[0] + batches[1] for i in b]
+    assert len(flat) == len(set(flat)) and len(flat) >= 203 - 4 * 2 - 3
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches[0]) / len(batches[0])
+    assert spread < 60  # random batches of 4 from U[10, 500) spread about 290
+    again = list(BucketBatchSampler(lengths, 4, num_replicas=2, rank=0, seed=5, bucket=8))
+    assert again == batches[0]
+    ranks[0].set_epoch(1)
+    assert list(ranks[0]) != batches[0]

@@ -1,0 +1,46 @@
+"""Length-bucketed, distributed batch sampling: batches of similar lengths waste less padding."""
+from typing import Iterator, List, Sequence
+
+import torch
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Shuffles the items each epoch (seed + epoch), sorts runs of `bucket` batches by length, cuts them
+    into batches, shuffles the batches and deals them round-robin to the ranks (every rank gets the
+    same number). Deterministic for (seed, epoch), so resuming reproduces it.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, num_replicas: int = 1, rank: int = 0,
+                 seed: int = 0, bucket: int = 32, drop_last: bool = True) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.seed = seed
+        self.bucket = bucket
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> List[List[int]]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=g).tolist()
+        span = self.batch_size * self.bucket
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start:start + span], key=lambda i: self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        perm = torch.randperm(len(batches), generator=g).tolist()
+        batches = [batches[i] for i in perm]
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[:usable]
+
+    def __iter__(self) -> Iterator[List[int]]:
+        return iter(self._all_batches()[self.rank::self.num_replicas])
+
+    def __len__(self) -> int:
+        return len(self._all_batches()) // self.num_replicas
