@@ -77,7 +77,15 @@ def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
     return rows
 
 
-def waveglow_rows(device, frames: int, repeats: int, channels: List[int]) -> List[Dict[str, object]]:
+def real_mel(wav: str, frames: int) -> torch.Tensor:
+    """(1, 80, frames) log-mel of a wav (e.g. from the espeak corpus), repeated if too short."""
+    from common.audio import load_wav
+    from common.layers import TacotronSTFT
+    mel = TacotronSTFT().mel_spectrogram(load_wav(wav, 22050)[None])
+    return mel.repeat(1, 1, -(-frames // mel.size(2)))[:, :, :frames]
+
+
+def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: str = None) -> List[Dict[str, object]]:
     rows = []
     for c in channels:
         torch.manual_seed(0)
@@ -85,7 +93,7 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int]) -> Lis
         for wn in model.WN:  # random end layers: a trained model's coupling is not the identity
             torch.nn.init.normal_(wn.end.weight, std=0.02)
         model.remove_weightnorm()
-        mel = torch.randn(1, 80, frames, device=device) - 5
+        mel = (real_mel(wav, frames) if wav else torch.randn(1, 80, frames) - 5).to(device)
         noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, frames * 256 // 8)]
         ref = None
         for variant in ("plain", "fast fp32", "fast bf16"):
@@ -164,6 +172,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps (smoke run)")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--wav", default=None, help="a speech wav whose mel drives WaveGlow (default: random mel)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -171,7 +180,7 @@ def main() -> None:
     repeats = 1 if args.quick else 3
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats)
-    rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256])
+    rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256], wav=args.wav)
     if not args.skip_training:
         for amp in (False, True):
             rows += training_rows(device, repeats, amp)

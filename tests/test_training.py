@@ -179,3 +179,19 @@ def test_sigterm_saves_and_resume_continues_exactly(corpus, tmp_path):
     a = load_checkpoint_file(os.path.join(straight, "checkpoint_Tacotron2_last.pt"))["state_dict"]
     b = load_checkpoint_file(os.path.join(split, "checkpoint_Tacotron2_last.pt"))["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_small_data_options_train_and_log_quality_metrics(corpus, tmp_path):
+    out = str(tmp_path / "small")
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--n-frames-per-step", "3", "--guided-attention-weight",
+                                 "5", "--gate-pos-weight", "5", "--mask-padding", "--bucket-batches", "--cache-mels",
+                                 "--val-metrics", "2", epochs=2, bs=2)) == 0
+    epochs = [r for r in read_log(os.path.join(out, "nvlog.json"))
+              if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 1]
+    assert len(epochs) == 2
+    for key in ("val_diagonality", "val_focus", "val_stop_ratio", "val_mcd_dtw", "val_reached_max"):
+        assert key in epochs[-1]["data"], key
+    assert 0.0 <= epochs[-1]["data"]["val_diagonality"] <= 1.0
+    assert epochs[-1]["data"]["val_loss"] < epochs[0]["data"]["val_loss"] + 1.0
+    ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
+    assert ckpt["config"]["n_frames_per_step"] == 3 and ckpt["config"]["mask_padding"] is True

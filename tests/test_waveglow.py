@@ -171,3 +171,9 @@ def test_denoiser_reduces_a_bias_tone():
     before = (noisy[0, :n] - speech_like[0, :n]).pow(2).mean()
     after = (cleaned - speech_like[0, :n]).pow(2).mean()
     assert after < 0.3 * before
+
+
+def test_denoiser_handles_audio_shorter_than_a_window():
+    denoiser = Denoiser(_tiny())
+    out = denoiser(torch.randn(2, 256) * 0.1, strength=0.01)
+    assert out.shape == (2, 1, 256) and torch.isfinite(out).all()

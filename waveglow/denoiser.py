@@ -30,7 +30,13 @@ class Denoiser(nn.Module):
         self.register_buffer("bias_spec", bias_spec[:, :, :1])  # (1, n_freq, 1): first frame only
 
     def forward(self, audio: torch.Tensor, strength: float = 0.1) -> torch.Tensor:
-        """(B, L) -> (B, 1, L') denoised audio, L' = (L // hop) * hop."""
+        """(B, L) -> (B, 1, L') denoised audio, L' = (L // hop) * hop (audio shorter than a window is
+        zero-padded for the analysis and cut back)."""
+        n = audio.size(-1)
+        short = n <= self.stft.filter_length // 2
+        if short:
+            audio = torch.nn.functional.pad(audio, (0, self.stft.filter_length - n))
         spec, angles = self.stft.transform(audio.float())
         spec = torch.clamp(spec - self.bias_spec * strength, 0.0)
-        return self.stft.inverse(spec, angles)
+        out = self.stft.inverse(spec, angles)
+        return out[:, :, :n // self.stft.hop_length * self.stft.hop_length] if short else out
