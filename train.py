@@ -58,6 +58,8 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     parser.add_argument("-m", "--model-name", type=str, required=True, choices=sorted(models.MODEL_PACKAGES),
                         help="model to train")
     parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also log to OUTPUT/tensorboard (scalars; with --val-metrics alignment pictures)")
     parser.add_argument("--anneal-steps", nargs="*", type=int, default=None, help="epochs after which the lr anneals")
     parser.add_argument("--anneal-factor", type=float, choices=[0.1, 0.3], default=0.1,
                         help="lr annealing factor (0.3 alternates 0.3 and 0.1 steps, as in the reference)")
@@ -358,7 +360,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
                          f"{args.batch_size} on {info.world_size} process(es); lower --batch-size")
 
-    logger = RunLogger(os.path.join(args.output, args.log_file), enabled=info.is_main)
+    logger = RunLogger(os.path.join(args.output, args.log_file), enabled=info.is_main,
+                       tensorboard_dir=os.path.join(args.output, "tensorboard") if args.tensorboard else None)
     logger.metadata({k: v for k, v in vars(args).items()})
     if resume_path:
         logger.info(f"resumed from {resume_path}: epoch {start_epoch}, batch {start_batch}")
@@ -464,7 +467,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                amp_dtype)
                 scorer = models.get_quality_metrics(model_name)
                 if args.val_metrics and scorer is not None and info.is_main:
-                    summary.update(scorer(unwrap_model(model), valset, args.val_metrics))
+                    values, figures = scorer(unwrap_model(model), valset, args.val_metrics)
+                    summary.update(values)
+                    logger.figures(figures)
                     model.train()
             logger.log((epoch,), summary, echo=True)
             start_batch = 0

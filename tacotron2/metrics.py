@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy.fft import dct
 
-from common.plotting import plot_alignment
+from common.plotting import alignment_figure, plot_alignment
 
 
 def diagonality(alignment: torch.Tensor, tolerance: float = 0.15) -> float:
@@ -58,7 +58,7 @@ def summarize(rows: Sequence[Dict[str, float]], stop_tolerance: float = 0.10) ->
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_dir: Optional[str] = None,
-             prenet_dropout: bool = True, seed: int = 0) -> List[Dict[str, object]]:
+             prenet_dropout: bool = True, seed: int = 0, keep_tensors: bool = False) -> List[Dict[str, object]]:
     """Per-sentence metrics of greedy synthesis against the teacher mels.
 
     By default the prenet dropout stays on, as at inference (a model trained with it can behave
@@ -87,6 +87,8 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
                "diagonality": diagonality(align), "focus": focus(align),
                "stop_ratio": length / teacher.size(1), "mcd_dtw": mcd_dtw(mel.numpy(), teacher.numpy()),
                "reached_max": bool(out.reached_max[0]), "frames": length, "teacher_frames": int(teacher.size(1))}
+        if keep_tensors:
+            row.update(alignment=align, mel=mel)
         rows.append(row)
         if plot_dir:
             plot_alignment(align, mel, os.path.join(plot_dir, f"alignment_{row['id']}.png"), row["text"])
@@ -108,7 +110,11 @@ def format_table(rows: List[Dict[str, object]], summary: Dict[str, float]) -> st
     return "\n".join(lines)
 
 
-def score(model: torch.nn.Module, dataset, n: int) -> Dict[str, float]:
-    """Summary metrics of free-running synthesis of the first n items of a TextMelLoader."""
-    summary = summarize(evaluate(model, dataset, limit=n))
-    return {f"val_{k}": v for k, v in summary.items() if k != "n"}
+def score(model: torch.nn.Module, dataset, n: int):
+    """Summary metrics of free-running synthesis of the first n items of a TextMelLoader, and a
+    picture of the first item's alignment and mel: ({name: value}, {name: figure})."""
+    rows = evaluate(model, dataset, limit=n, keep_tensors=True)
+    first = rows[0]
+    figure = alignment_figure(first["alignment"], first["mel"], first["text"])
+    summary = summarize(rows)
+    return {f"val_{k}": v for k, v in summary.items() if k != "n"}, {"val_alignment": figure}

@@ -195,3 +195,18 @@ def test_small_data_options_train_and_log_quality_metrics(corpus, tmp_path):
     assert epochs[-1]["data"]["val_loss"] < epochs[0]["data"]["val_loss"] + 1.0
     ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
     assert ckpt["config"]["n_frames_per_step"] == 3 and ckpt["config"]["mask_padding"] is True
+
+
+def test_tensorboard_option(corpus, tmp_path):
+    out = str(tmp_path / "tb")
+    argv = train_argv(corpus, "Tacotron2", out, "--tensorboard", "--val-metrics", "1", epochs=1)
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(SystemExit, match="pip install tensorboard"):
+            train.main(argv)
+        return
+    assert train.main(argv) == 0
+    events = os.listdir(os.path.join(out, "tensorboard"))
+    assert any(name.startswith("events.out.tfevents") for name in events)
+    assert os.path.getsize(os.path.join(out, "tensorboard", events[0])) > 10000  # scalars and a picture
