@@ -16,6 +16,7 @@ fi
 FL="$DATA/filelists"
 OMP_NUM_THREADS="$THREADS" python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 16 \
     --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
+    --anneal-steps 4 7 --anneal-factor 0.3 \
     --training-files "$FL/espeak_audio_text_train_filelist.txt" \
     --validation-files "$FL/espeak_audio_text_val_filelist.txt" --epochs-per-checkpoint 1
 CKPT="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"
