@@ -235,7 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.exit("error: --vocoder waveglow needs --waveglow CKPT")
     try:
         phrases = read_phrases(args.input, args.text_cleaners)
-        tacotron2, t2_config = load_model(args.tacotron2, "Tacotron2", device)
+        tacotron2, _ = load_model(args.tacotron2, "Tacotron2", device)
         waveglow = load_model(args.waveglow, "WaveGlow", device)[0] if vocoder == "waveglow" else None
     except (InputError, CheckpointError) as e:
         sys.exit(f"error: {e}")

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         try:
             y = load_wav(wav.path, audio.sampling_rate, audio.max_wav_value)
         except AudioError as e:
-            sys.exit(f"error: {wav.source}:{wav.line}: {e}")
+            sys.exit(f"error: {wav.where}: {e}")
         os.makedirs(os.path.dirname(mel.path), exist_ok=True)
         with torch.no_grad():
             atomic_save(stft.mel_spectrogram(y.unsqueeze(0)).squeeze(0).clone(), mel.path)

@@ -8,7 +8,6 @@ latency percentiles 50/90/95/99/100 %, throughput (samples/s), mels generated, a
 real-time factor.
 """
 import argparse
-import os
 import sys
 import warnings
 from typing import Dict, List, Sequence

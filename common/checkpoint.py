@@ -6,7 +6,6 @@ Format (that of NVIDIA's train.py, which published checkpoints follow): a dict w
 and RNG states. We add `model_name` and `iteration`. Loaders need only `state_dict`
 (plus `config` where present) and ignore the rest, so published files load unchanged.
 """
-import io
 import os
 import pickle
 import tempfile
@@ -171,9 +170,3 @@ def save_training_checkpoint(path: str, *, model: torch.nn.Module, model_name: s
         payload["train_args"] = train_args
     atomic_save(payload, path)
 
-
-def checkpoint_bytes(obj: Any) -> bytes:
-    """Serialise like torch.save, in memory (tests and size checks)."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()

@@ -9,6 +9,11 @@ class FilelistEntry(NamedTuple):
     line: int  # 1-based line number, for messages
     source: str  # the filelist
 
+    @property
+    def where(self) -> str:
+        """'filelist:line', the prefix of every error about this entry."""
+        return f"{self.source}:{self.line}"
+
 
 class FilelistError(ValueError):
     """A malformed filelist line, with file and line named."""

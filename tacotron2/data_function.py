@@ -41,14 +41,11 @@ class TextMelLoader(torch.utils.data.Dataset):
                 if n_samples:
                     self.lengths[i] = n_samples // audio.hop_length
 
-    def _where(self, entry) -> str:
-        return f"{entry.source}:{entry.line}"
-
     def _text(self, entry) -> torch.Tensor:
         try:
             return torch.IntTensor(text_to_sequence(entry.fields[0], self.text_cleaners))
         except EmptyTextError as e:
-            raise FilelistError(f"{self._where(entry)}: {e}") from e
+            raise FilelistError(f"{entry.where}: {e}") from e
 
     def _check_audio(self, entry) -> int:
         """Validate an entry's audio or mel; returns its number of samples (0 for mels)."""
@@ -58,7 +55,7 @@ class TextMelLoader(torch.utils.data.Dataset):
                 return 0
             return check_wav_header(entry.path, self.audio.sampling_rate).frames
         except (AudioError, FilelistError) as e:
-            raise FilelistError(f"{self._where(entry)}: {e}") from e
+            raise FilelistError(f"{entry.where}: {e}") from e
 
     def _load_mel(self, entry) -> torch.Tensor:
         if not os.path.isfile(entry.path):
@@ -88,7 +85,7 @@ class TextMelLoader(torch.utils.data.Dataset):
         try:
             mel = self.get_mel(entry)
         except (AudioError, FilelistError) as e:
-            raise FilelistError(f"{self._where(entry)}: {e}") from e
+            raise FilelistError(f"{entry.where}: {e}") from e
         if self.cache is not None:
             self.cache[index] = mel
         text = self.texts[index]
@@ -96,9 +93,6 @@ class TextMelLoader(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.entries)
-
-    def text_length(self, index: int) -> int:
-        return len(self.texts[index])
 
 
 class TextMelCollate:

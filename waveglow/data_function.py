@@ -32,7 +32,7 @@ class MelAudioLoader(torch.utils.data.Dataset):
                 try:
                     check_wav_header(e.path, audio.sampling_rate)
                 except AudioError as err:
-                    raise FilelistError(f"{e.source}:{e.line}: {err}") from err
+                    raise FilelistError(f"{e.where}: {err}") from err
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -42,7 +42,7 @@ class MelAudioLoader(torch.utils.data.Dataset):
         try:
             audio = load_wav(entry.path, self.audio.sampling_rate, self.audio.max_wav_value)
         except AudioError as e:
-            raise FilelistError(f"{entry.source}:{entry.line}: {e}") from e
+            raise FilelistError(f"{entry.where}: {e}") from e
         if audio.size(0) >= self.segment_length:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             start = int(rng.integers(0, audio.size(0) - self.segment_length + 1))
