@@ -140,7 +140,7 @@ class Synthesizer:
 
     def __init__(self, tacotron2: torch.nn.Module, waveglow: Optional[torch.nn.Module], device: torch.device,
                  amp: bool = False, sigma: float = 0.9, denoising_strength: float = 0.01, hop_length: int = 256,
-                 sampling_rate: int = 22050, griffin_lim_iters: int = 60, chunk_frames: int = 100,
+                 sampling_rate: int = 22050, griffin_lim_iters: int = 60, chunk_frames: int = 150,
                  overlap_frames: int = 8) -> None:
         self.device = device
         self.chunk_frames = chunk_frames

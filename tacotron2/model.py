@@ -6,14 +6,20 @@ Shapes: B batch, T_in text length, T_out mel frames, n_mel mel channels, r frame
 """
 import math
 import warnings
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from common.layers import ConvNorm, LinearNorm
+from common.linear import linear
+from common.recurrent_grad import DeferredLSTMCell
 from common.utils import mask_from_lengths
+
+
+# (x (B, in), (h, c) (B, H) each) -> new (h, c): nn.LSTMCell or a stand-in with the same math
+LSTMStep = Callable[[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]], Tuple[torch.Tensor, torch.Tensor]]
 
 
 class LocationLayer(nn.Module):
@@ -83,8 +89,8 @@ class Prenet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in_dim) -> (..., sizes[-1])."""
         active = self.always_dropout or self.training
-        for linear in self.layers:
-            x = F.dropout(F.relu(linear(x)), p=self.p_dropout, training=active)
+        for layer in self.layers:
+            x = F.dropout(F.relu(layer(x)), p=self.p_dropout, training=active)
         return x
 
 
@@ -220,6 +226,9 @@ class Decoder(nn.Module):
         self.linear_projection = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, frame_dim)
         self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
         self.fast: Optional[FastDecoderWeights] = None
+        # Teacher-forced training sums the LSTM weight gradients once per sequence (same values,
+        # several times faster on a CPU); False gives plain autograd, for comparison.
+        self.deferred_weight_grads = True
 
     @torch.no_grad()
     def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32) -> None:
@@ -247,7 +256,7 @@ class Decoder(nn.Module):
         active = self.prenet.always_dropout or self.training
         x = x.to(self.fast.prenet[0].dtype)
         for w in self.fast.prenet:
-            x = F.dropout(F.relu(x @ w.t()), p=self.prenet.p_dropout, training=active)
+            x = F.dropout(F.relu(linear(x, w)), p=self.prenet.p_dropout, training=active)
         return x
 
     def _decode_fast(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
@@ -257,17 +266,17 @@ class Decoder(nn.Module):
         f = self.fast
         dt = f.att_W.dtype
         x = torch.cat((prenet_out.to(dt), state.attention_context.to(dt), state.attention_hidden.to(dt)), 1)
-        att_h, att_c = _lstm_pointwise(torch.addmm(f.att_b, x, f.att_W.t()), state.attention_cell)
+        att_h, att_c = _lstm_pointwise(linear(x, f.att_W, f.att_b), state.attention_cell)
         weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
         location = F.conv1d(weights_cat, f.loc_W, padding=f.loc_W.size(2) // 2)  # (B, A, T_in)
-        query = (att_h.to(dt) @ f.query_W.t()).float()  # (B, A)
+        query = linear(att_h.to(dt), f.query_W).float()  # (B, A)
         hidden = torch.tanh(query[:, :, None] + location + processed_memory_t)  # (B, A, T_in)
         energies = torch.matmul(f.v, hidden).masked_fill(pad_mask, float("-inf"))  # (A,) x (B, A, T) -> (B, T)
         weights = F.softmax(energies, dim=1)
         context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, E)
         x = torch.cat((att_h.to(dt), context.to(dt), state.decoder_hidden.to(dt)), 1)
-        dec_h, dec_c = _lstm_pointwise(torch.addmm(f.dec_b, x, f.dec_W.t()), state.decoder_cell)
-        out = torch.addmm(f.proj_b, torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W.t()).float()
+        dec_h, dec_c = _lstm_pointwise(linear(x, f.dec_W, f.dec_b), state.decoder_cell)
+        out = linear(torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W, f.proj_b).float()
         new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.attention_weights_cum + weights, context)
         return out[:, :-1], out[:, -1:], new_state
 
@@ -280,22 +289,25 @@ class Decoder(nn.Module):
                             zeros(B, T_in), zeros(B, T_in), zeros(B, E))
 
     def decode(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
-               processed_memory: torch.Tensor, pad_mask: torch.Tensor
+               processed_memory: torch.Tensor, pad_mask: torch.Tensor,
+               cells: Optional[Tuple[LSTMStep, LSTMStep]] = None
                ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """One decoder step.
 
         Args:
             prenet_out: (B, prenet_dim) prenet of the previous frame group.
+            cells: stand-ins for (attention_rnn, decoder_rnn) with the same math, e.g. DeferredLSTMCell.
         Returns:
             frames (B, n_mel * r), gate logit (B, 1), the new state.
         """
+        attention_rnn, decoder_rnn = cells or (self.attention_rnn, self.decoder_rnn)
         cell_input = torch.cat((prenet_out, state.attention_context), -1)
-        att_h, att_c = self.attention_rnn(cell_input, (state.attention_hidden, state.attention_cell))
+        att_h, att_c = attention_rnn(cell_input, (state.attention_hidden, state.attention_cell))
         att_h = F.dropout(att_h, self.p_attention_dropout, self.training)
         weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
         context, weights = self.attention_layer(att_h, memory, processed_memory, weights_cat, pad_mask)
         weights_cum = state.attention_weights_cum + weights
-        dec_h, dec_c = self.decoder_rnn(torch.cat((att_h, context), -1), (state.decoder_hidden, state.decoder_cell))
+        dec_h, dec_c = decoder_rnn(torch.cat((att_h, context), -1), (state.decoder_hidden, state.decoder_cell))
         dec_h = F.dropout(dec_h, self.p_decoder_dropout, self.training)
         hidden_context = torch.cat((dec_h, context), dim=1)
         frames = self.linear_projection(hidden_context)
@@ -331,9 +343,13 @@ class Decoder(nn.Module):
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
         state = self.initial_state(memory)
+        cells = None
+        if self.deferred_weight_grads and torch.is_grad_enabled() and self.decoder_rnn.weight_ih.requires_grad:
+            cells = (DeferredLSTMCell(self.attention_rnn, memory.device.type),
+                     DeferredLSTMCell(self.decoder_rnn, memory.device.type))
         frames, gates, alignments = [], [], []
         for t in range(prenet_out.size(1)):
-            frame, gate, state = self.decode(prenet_out[:, t], state, memory, processed_memory, pad_mask)
+            frame, gate, state = self.decode(prenet_out[:, t], state, memory, processed_memory, pad_mask, cells)
             frames.append(frame)
             gates.append(gate.squeeze(1))
             alignments.append(state.attention_weights)

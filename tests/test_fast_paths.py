@@ -102,3 +102,92 @@ def test_chunked_vocoding_matches_one_shot():
         away[s - 512:s + 512] = False
     assert torch.allclose(chunked[:, away], whole[:, away], atol=1e-4)
     assert (chunked - whole).abs().max() < 0.05 * whole.abs().max()
+
+
+def _teacher_forced_grads(model, deferred: bool, amp_dtype=None):
+    """Outputs and parameter gradients of one teacher-forced pass with a fixed dropout draw."""
+    model.decoder.deferred_weight_grads = deferred
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(5)
+    text = torch.randint(12, 60, (3, 9))
+    lengths = torch.tensor([9, 7, 4])
+    mels = torch.randn(3, 20, 12)
+    with torch.autocast("cpu", dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        mel, mel_post, gate, _ = model((text, lengths, mels, 9, torch.tensor([12, 10, 7])))
+        loss = (mel - mels).pow(2).mean() + (mel_post - mels).pow(2).mean() + gate.float().pow(2).mean()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return mel_post.detach().float(), grads
+
+
+def _grad_errors(ref, test):
+    """Relative error per parameter, over parameters whose gradient is not ~0 (a conv bias before a
+    BatchNorm has a zero gradient up to rounding noise)."""
+    scale = max(g.norm().item() for g in ref.values())
+    return {n: ((test[n] - g).norm() / g.norm()).item() for n, g in ref.items() if g.norm() > 1e-6 * scale}
+
+
+def test_deferred_lstm_weight_grads_equal_plain_autograd():
+    torch.manual_seed(0)
+    model = Tacotron2(**TINY_TACOTRON2).train()
+    out_plain, plain = _teacher_forced_grads(model, deferred=False)
+    out_fast, fast = _teacher_forced_grads(model, deferred=True)
+    assert set(plain) == set(fast) and len(plain) == len(list(model.parameters()))
+    assert torch.allclose(out_fast, out_plain, atol=1e-5)
+    errors = _grad_errors(plain, fast)
+    assert "decoder.decoder_rnn.weight_hh" in errors and "decoder.attention_rnn.bias_ih" in errors
+    assert max(errors.values()) < 1e-4, max(errors.items(), key=lambda kv: kv[1])
+    # the two biases get equal gradients, each in its own tensor (optimizers update them in place)
+    rnn = model.decoder.attention_rnn
+    assert torch.equal(rnn.bias_ih.grad, rnn.bias_hh.grad) and rnn.bias_ih.grad.data_ptr() != rnn.bias_hh.grad.data_ptr()
+
+
+@pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16])
+def test_deferred_lstm_weight_grads_under_autocast(amp_dtype):
+    torch.manual_seed(0)
+    model = Tacotron2(**TINY_TACOTRON2).train()
+    _, exact = _teacher_forced_grads(model, deferred=False)
+    _, plain = _teacher_forced_grads(model, deferred=False, amp_dtype=amp_dtype)
+    _, fast = _teacher_forced_grads(model, deferred=True, amp_dtype=amp_dtype)
+    lstm = [n for n in exact if "_rnn." in n]
+    assert len(lstm) == 8
+    for n in lstm:
+        assert fast[n].dtype == torch.float32 and torch.isfinite(fast[n]).all()
+        # as close to the float32 gradient as plain autocast autograd is, or closer
+        err_fast = ((fast[n] - exact[n]).norm() / exact[n].norm()).item()
+        err_plain = ((plain[n] - exact[n]).norm() / exact[n].norm()).item()
+        assert err_fast < max(2 * err_plain, 1e-3), (n, err_fast, err_plain)
+
+
+def test_deferred_grads_build_one_graph_per_pass():
+    """Two passes before one backward (gradient accumulation) sum both passes' gradients."""
+    torch.manual_seed(0)
+    model = Tacotron2(**TINY_TACOTRON2).eval()  # no dropout: both passes compute the same; gradients still flow
+    model.set_prenet_dropout(False)
+    text = torch.randint(12, 60, (2, 6))
+    mels = torch.randn(2, 20, 5)
+    batch = (text, torch.tensor([6, 5]), mels, 6, torch.tensor([5, 5]))
+    model.decoder.deferred_weight_grads = True
+    (model(batch)[0].sum() + model(batch)[0].sum()).backward()
+    twice = model.decoder.decoder_rnn.weight_ih.grad.clone()
+    model.zero_grad(set_to_none=True)
+    model.decoder.deferred_weight_grads = False
+    model(batch)[0].sum().backward()
+    assert torch.allclose(twice, 2 * model.decoder.decoder_rnn.weight_ih.grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_linear_equals_torch_linear(dtype):
+    from common.linear import linear
+    x = torch.randn(5, 33).to(dtype)
+    w = torch.randn(17, 33).to(dtype)
+    b = torch.randn(17).to(dtype)
+    with torch.no_grad():
+        out = linear(x, w, b)
+    ref = torch.nn.functional.linear(x.float(), w.float(), b.float())
+    tol = 1e-4 if dtype == torch.float32 else 0.1
+    assert out.dtype == dtype and torch.allclose(out.float(), ref, atol=tol * ref.abs().max().item())
+    # with gradients recorded it falls back to an op autograd knows
+    w.requires_grad_(True)
+    linear(x, w, b).float().sum().backward()
+    assert torch.allclose(w.grad.float(), x.float().sum(0, keepdim=True).expand(17, 33), atol=1e-2 * x.abs().max().item() * 5)

@@ -308,7 +308,8 @@ class WaveGlow(nn.Module):
         B, _, n_groups = spect.shape
         fast = self._fast is not None
         if fast:
-            spect = spect.to(self._fast_dtype)
+            # one contiguous copy here, not a reorder inside each of the n_flows * n_layers conditioning convs
+            spect = spect.to(self._fast_dtype).contiguous()
         draws: Iterator[torch.Tensor]
         out_dtype = torch.float32 if fast else spect.dtype
         if noise is None:
