@@ -31,6 +31,7 @@ from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model
                                state_dict_from_checkpoint, unwrap_model)
 from common.dllog import RunLogger
 from common.sampler import BucketBatchSampler
+from common.train_step import PendingSteps, as_log_fields, loss_scale, make_adam, optimizer_step, restore_fused
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
     "--rank": "use torchrun / multiproc (RANK env var)", "--world-size": "use torchrun / multiproc",
@@ -99,6 +100,9 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     training.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     training.add_argument("--max-nonfinite-steps", type=int, default=20,
                           help="stop when this many consecutive steps have a non-finite loss")
+    training.add_argument("--log-interval", type=int, default=10,
+                          help="read the steps' loss and gradient norm on the host every this many steps (one "
+                               "line per step is still logged; fewer reads keep the GPU busy)")
     training.add_argument("--max-steps-per-epoch", type=int, default=0, help="cut epochs short (benchmarks, tests)")
     training.add_argument("--check-replicas", action="store_true",
                           help="after every step verify that all ranks hold identical weights (debugging)")
@@ -167,6 +171,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             if action.dest in defaults:
                 action.required = False
     args = parser.parse_args(argv)
+    if args.log_interval < 1:
+        parser.error(f"--log-interval must be at least 1, got {args.log_interval}")
     for flag in DEPRECATED_FLAGS:
         if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
             warnings.warn(f"{flag} is ignored: {DEPRECATED_FLAGS[flag]}")
@@ -309,7 +315,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              uniform_initialize_bn_weight=not args.disable_uniform_initialize_bn_weight)
     if info.is_main:
         check_output_dir(args.output, model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)
     amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
 
     start_epoch, start_batch, iteration = 0, 0, 0
@@ -323,6 +329,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                       f"{ckpt['config']} vs flags {model_config}")
             load_model_weights(model, state_dict_from_checkpoint(ckpt, resume_path), resume_path, model_name)
             optimizer.load_state_dict(ckpt["optimizer"])
+            restore_fused(optimizer, device)
             if ckpt.get("scaler") and scaler.is_enabled():  # an fp32 run saves an empty scaler state
                 scaler.load_state_dict(ckpt["scaler"])
             start_epoch = ckpt.get("resume_epoch", ckpt["epoch"] + 1)
@@ -374,6 +381,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run_start = time.perf_counter()
     nonfinite_streak = 0
     skipped_total = 0
+    pending = PendingSteps()
     stop_reason = None
     try:
         for epoch in range(start_epoch, args.epochs):
@@ -391,12 +399,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                                                      args.max_steps_per_epoch)
             progress = tqdm(total=n_batches, initial=start_batch if epoch == start_epoch else 0,
                             desc=f"epoch {epoch}", disable=not info.is_main, leave=False, file=sys.stdout)
+            pending.restart_clock()
             for i, raw in enumerate(train_loader):
                 if i >= n_batches:
                     break
                 if epoch == start_epoch and i < start_batch:
                     continue  # already trained before the interruption
-                iter_start = time.perf_counter()
                 batch = batch_to_device(raw, device)
                 optimizer.zero_grad(set_to_none=True)
                 if hasattr(criterion, "set_iteration"):  # losses with a schedule (guided attention)
@@ -407,49 +415,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip_thresh)
-                finite = torch.isfinite(grad_norm) & torch.isfinite(loss.detach())
-                finite = bool(dist_utils.all_reduce_sum((~finite).float().reshape(1)).item() == 0)
-                if finite or scaler.is_enabled():
-                    scaler.step(optimizer)  # the scaler itself skips steps with inf/NaN gradients
-                scaler.update()
-                if not finite:
-                    epoch_skipped += 1
-                    skipped_total += 1
-                    nonfinite_streak += 1
-                    if nonfinite_streak >= args.max_nonfinite_steps:
-                        stop_reason = (f"{nonfinite_streak} consecutive steps with a non-finite loss or gradient: "
-                                       "stopping instead of training on garbage (try without --amp-run, a lower "
-                                       "learning rate, or check the data)")
-                else:
-                    nonfinite_streak = 0
+                # nonzero on every rank when any rank's loss or gradient is not finite; stays on the device
+                bad = dist_utils.all_reduce_sum((~(torch.isfinite(grad_norm) & torch.isfinite(loss.detach())))
+                                                .float().reshape(1))[0]
+                optimizer_step(optimizer, scaler, bad)
                 iteration += 1
                 if args.check_replicas:
                     check_replicas_in_sync(model, info, iteration)
-                reduced = dist_utils.all_reduce_sum(torch.stack([loss.detach().float(),
-                                                                 batch.n_items.float().to(loss.device)]).cpu())
-                loss_value = reduced[0].item() / info.world_size
-                items = int(reduced[1].item())
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                iter_time = time.perf_counter() - iter_start
-                if finite:
-                    epoch_loss += loss_value
-                    epoch_steps += 1
-                epoch_items += items
-                logger.log((epoch, i), {"train_loss": loss_value, "train_items_per_sec": items / iter_time,
-                                        "iter_time": iter_time, "lr": lr, "grad_norm": float(grad_norm),
-                                        "skipped_steps": skipped_total,
-                                        "loss_scale": float(scaler.get_scale()) if scaler.is_enabled() else 1.0})
-                progress.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+                pending.add(epoch, i, loss, grad_norm, bad, batch.n_items, loss_scale(scaler, device))
                 progress.update(1)
+                due_checkpoint = bool(args.iters_per_checkpoint) and iteration % args.iters_per_checkpoint == 0
+                if not (len(pending) >= args.log_interval or due_checkpoint or i + 1 == n_batches):
+                    continue
+                for step in pending.flush(info.world_size):  # the one host read of these steps' figures
+                    if step.finite:
+                        epoch_loss += step.loss
+                        epoch_steps += 1
+                        nonfinite_streak = 0
+                    else:
+                        epoch_skipped += 1
+                        skipped_total += 1
+                        nonfinite_streak += 1
+                    epoch_items += step.items
+                    logger.log((step.epoch, step.batch), as_log_fields(step, lr, skipped_total))
+                    progress.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
+                if nonfinite_streak >= args.max_nonfinite_steps:
+                    stop_reason = (f"{nonfinite_streak} consecutive steps with a non-finite loss or gradient: "
+                                   "stopping instead of training on garbage (try without --amp-run, a lower "
+                                   "learning rate, or check the data)")
                 if stop_reason:
                     break
                 time_up = bool(args.max_minutes) and time.perf_counter() - run_start > 60 * args.max_minutes
                 preempted = preemption.requested(time_up)
-                if preempted or (args.iters_per_checkpoint and iteration % args.iters_per_checkpoint == 0):
+                if preempted or due_checkpoint:
                     save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler,
                                     completed_epoch=epoch - 1, iteration=iteration,
                                     resume_epoch=epoch, resume_batch=i + 1, numbered=False)
+                    pending.restart_clock()
                 if preempted:
                     why = f"signal {preemption.signal}" if preemption.signal is not None else \
                         f"--max-minutes {args.max_minutes} reached"

@@ -210,3 +210,51 @@ def test_tensorboard_option(corpus, tmp_path):
     events = os.listdir(os.path.join(out, "tensorboard"))
     assert any(name.startswith("events.out.tfevents") for name in events)
     assert os.path.getsize(os.path.join(out, "tensorboard", events[0])) > 10000  # scalars and a picture
+
+
+def _adam_and_grads(bad_value: float):
+    from common.train_step import make_adam
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    opt = make_adam(layer.parameters(), 0.1, 0.0, torch.device("cpu"))
+    layer(torch.randn(2, 4)).sum().backward()
+    return layer, opt, torch.tensor(bad_value)
+
+
+@pytest.mark.parametrize("bad_value", [0.0, 1.0])
+def test_optimizer_step_skips_on_the_device_flag(bad_value):
+    from common.train_step import optimizer_step
+    layer, opt, bad = _adam_and_grads(bad_value)
+    assert opt.param_groups[0]["fused"]
+    before = [p.detach().clone() for p in layer.parameters()]
+    optimizer_step(opt, torch.amp.GradScaler("cpu", enabled=False), bad)
+    changed = [not torch.equal(b, p) for b, p in zip(before, layer.parameters())]
+    assert changed == [bad_value == 0.0] * 2
+    # a skipped step does not count as a step either (Adam's bias correction stays in step)
+    assert all(float(s["step"]) == (1.0 if bad_value == 0.0 else 0.0) for s in opt.state.values())
+    assert not hasattr(opt, "found_inf")
+
+
+def test_pending_steps_read_once_per_flush():
+    from common.train_step import PendingSteps
+    pending = PendingSteps()
+    for b, (loss, bad) in enumerate([(1.5, 0.0), (float("nan"), 1.0), (0.5, 0.0)]):
+        pending.add(0, b, torch.tensor(loss), torch.tensor(2.0 * b), torch.tensor(bad), torch.tensor(100 + b),
+                    torch.tensor(1.0))
+    assert len(pending) == 3
+    steps = pending.flush(world_size=1)
+    assert len(pending) == 0 and pending.flush(1) == []
+    assert [s.batch for s in steps] == [0, 1, 2] and [s.finite for s in steps] == [True, False, True]
+    assert steps[0].loss == 1.5 and steps[2].grad_norm == 4.0 and [s.items for s in steps] == [100, 101, 102]
+    assert steps[0].seconds == steps[2].seconds > 0
+
+
+def test_log_interval_keeps_one_line_per_step(corpus, tmp_path):
+    out = str(tmp_path / "interval")
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--log-interval", "3", epochs=1)) == 0
+    records = read_log(os.path.join(out, "nvlog.json"))
+    iters = [r["step"] for r in records if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 2]
+    assert iters == [[0, b] for b in range(len(iters))] and len(iters) == 3  # the corpus makes 3 batches
+    with pytest.raises(SystemExit):
+        train.parse_args(["-m", "Tacotron2", "-o", out, "-lr", "1e-3", "--epochs", "1", "-bs", "2",
+                          "--training-files", "x", "--log-interval", "0"])

@@ -1,0 +1,109 @@
+"""The optimizer update and the per-step figures of a training loop, with no host-device sync per step.
+
+Reading a GPU value on the host (`.item()`, `float(t)`, `bool(t)`) waits for every queued kernel and
+leaves the GPU idle while Python prepares the next step. Here a step's skip decision stays on the
+device (fused Adam takes a `found_inf` tensor and skips in its kernel), and the step's loss, gradient
+norm and flags are kept as tensors and read in one transfer every few steps (`PendingSteps.flush`).
+"""
+import time
+from typing import Dict, List, NamedTuple
+
+import torch
+
+from common import dist_utils
+
+
+def make_adam(params, lr: float, weight_decay: float, device: torch.device, fused: bool = True) -> torch.optim.Adam:
+    """Adam, fused (one kernel for all parameters, device-side step skipping) where torch has it."""
+    fused = fused and device.type in ("cuda", "cpu")
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+def restore_fused(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """`load_state_dict` copies the saved groups' flags: keep the fused kernel for older checkpoints."""
+    if device.type in ("cuda", "cpu"):
+        for group in optimizer.param_groups:
+            group["fused"], group["foreach"] = True, None
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, bad: torch.Tensor) -> None:
+    """Update the weights unless `bad` (0-d, nonzero: a loss or gradient was not finite), then update the scaler.
+
+    With a float16 GradScaler the scaler decides from its own inf check (and lowers the scale);
+    otherwise a fused optimizer skips on the device, and only other optimizers read `bad` on the host.
+    """
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+    elif getattr(optimizer, "_step_supports_amp_scaling", False):
+        optimizer.found_inf = bad.float().reshape(())
+        optimizer.grad_scale = None
+        try:
+            optimizer.step()
+        finally:
+            del optimizer.found_inf, optimizer.grad_scale
+    elif not bool(bad):
+        optimizer.step()
+    scaler.update()
+
+
+def loss_scale(scaler: torch.amp.GradScaler, device: torch.device) -> torch.Tensor:
+    """The current loss scale as a device tensor (1 without a scaler), read without a sync."""
+    if scaler.is_enabled() and hasattr(scaler, "_get_scale_async") and scaler._get_scale_async() is not None:
+        return scaler._get_scale_async().detach().float().reshape(())
+    return torch.ones((), device=device)
+
+
+class StepFigures(NamedTuple):
+    """One step's figures as read on the host."""
+    epoch: int
+    batch: int
+    loss: float  # mean over ranks
+    grad_norm: float
+    finite: bool  # on every rank
+    items: int  # over all ranks
+    loss_scale: float
+    seconds: float  # the step's share of the time since the previous flush
+
+
+class PendingSteps:
+    """Figures of the steps since the last flush, still on the device."""
+
+    def __init__(self) -> None:
+        self._rows: List[tuple] = []
+        self._since = time.perf_counter()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, epoch: int, batch: int, loss: torch.Tensor, grad_norm: torch.Tensor, bad: torch.Tensor,
+            items: torch.Tensor, scale: torch.Tensor) -> None:
+        # loss, grad_norm, bad, items: 0-d tensors on the training device
+        values = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().reshape(()),
+                              bad.float().reshape(()), items.float().reshape(()), scale.float().reshape(())])
+        self._rows.append((epoch, batch, values))
+
+    def flush(self, world_size: int) -> List[StepFigures]:
+        """Read every pending step in one transfer (summed over ranks: a collective, so every rank calls it)."""
+        if not self._rows:
+            return []
+        values = torch.stack([v for _, _, v in self._rows])  # (steps, 5)
+        values = dist_utils.all_reduce_sum(values).cpu()
+        now = time.perf_counter()
+        seconds = (now - self._since) / len(self._rows)
+        self._since = now
+        out = [StepFigures(epoch, batch, float(v[0]) / world_size, float(v[1]) / world_size, float(v[2]) == 0,
+                           int(v[3]), float(v[4]) / world_size, seconds)
+               for (epoch, batch, _), v in zip(self._rows, values)]
+        self._rows = []
+        return out
+
+    def restart_clock(self) -> None:
+        """Exclude time spent outside the steps (validation, checkpoints) from the next interval."""
+        self._since = time.perf_counter()
+
+
+def as_log_fields(step: StepFigures, lr: float, skipped_total: int) -> Dict[str, float]:
+    """The per-iteration JSON-lines fields of the seed's log."""
+    return {"train_loss": step.loss, "train_items_per_sec": step.items / max(step.seconds, 1e-9),
+            "iter_time": step.seconds, "lr": lr, "grad_norm": step.grad_norm, "skipped_steps": skipped_total,
+            "loss_scale": step.loss_scale}
