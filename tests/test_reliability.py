@@ -87,9 +87,17 @@ def test_repeated_sigkill_never_leaves_an_unreadable_checkpoint(corpus, tmp_path
     deadline = time.time() + 50
     argv = [sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", out, "--resume-from-last",
                                                       "--iters-per-checkpoint", "1", epochs=1000, bs=2)
+    log = os.path.join(out, "nvlog.json")
     while time.time() < deadline:
+        launched = time.time()
         proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(3.0, 6.0))
+        # Start-up (imports, data checks) takes seconds on a slow machine: kill at a random moment
+        # after the run has started logging, i.e. among its steps and checkpoint writes.
+        while proc.poll() is None and not (os.path.exists(log) and os.path.getmtime(log) >= launched):
+            if time.time() - launched > 60:
+                pytest.fail("training did not start logging within 60 s")
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.5, 3.0))
         if proc.poll() is not None:
             pytest.fail(f"training exited by itself with code {proc.returncode}")
         proc.send_signal(signal.SIGKILL)

@@ -4,11 +4,8 @@ The rules and their order reproduce the reference front end (itself from keithit
 quirks included: "1990s" becomes "nineteen ninetys", years 1001-2999 are read in pairs,
 and "$1.2.3" is left as a dollar amount of an unexpected form.
 """
+import functools
 import re
-
-import inflect
-
-_inflect = inflect.engine()
 
 _comma_number_re = re.compile(r"([0-9][0-9\,]+[0-9])")
 _decimal_number_re = re.compile(r"([0-9]+\.[0-9]+)")
@@ -16,6 +13,14 @@ _pounds_re = re.compile(r"£([0-9\,]*[0-9]+)")
 _dollars_re = re.compile(r"\$([0-9\.\,]*[0-9]+)")
 _ordinal_re = re.compile(r"[0-9]+(st|nd|rd|th)")
 _number_re = re.compile(r"[0-9]+")
+
+
+@functools.lru_cache(maxsize=1)
+def _inflect():
+    """The inflect engine, imported on first use: importing inflect takes over a second (typeguard
+    instruments it), which every process that cleans text without digits would otherwise pay."""
+    import inflect
+    return inflect.engine()
 
 
 def _remove_commas(m: re.Match) -> str:
@@ -47,7 +52,7 @@ def _expand_dollars(m: re.Match) -> str:
 
 
 def _expand_ordinal(m: re.Match) -> str:
-    return _inflect.number_to_words(m.group(0))
+    return _inflect().number_to_words(m.group(0))
 
 
 def _expand_number(m: re.Match) -> str:
@@ -56,11 +61,11 @@ def _expand_number(m: re.Match) -> str:
         if num == 2000:
             return "two thousand"
         if 2000 < num < 2010:
-            return "two thousand " + _inflect.number_to_words(num % 100)
+            return "two thousand " + _inflect().number_to_words(num % 100)
         if num % 100 == 0:
-            return _inflect.number_to_words(num // 100) + " hundred"
-        return _inflect.number_to_words(num, andword="", zero="oh", group=2).replace(", ", " ")
-    return _inflect.number_to_words(num, andword="")
+            return _inflect().number_to_words(num // 100) + " hundred"
+        return _inflect().number_to_words(num, andword="", zero="oh", group=2).replace(", ", " ")
+    return _inflect().number_to_words(num, andword="")
 
 
 def normalize_numbers(text: str) -> str:
