@@ -360,7 +360,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      seed=args.seed, drop_last=True)
         batching = dict(batch_size=args.batch_size, sampler=sampler, drop_last=True)
     train_loader = DataLoader(trainset, num_workers=args.num_workers, collate_fn=collate_fn,
-                              pin_memory=device.type == "cuda", persistent_workers=False,
+                              pin_memory=device.type == "cuda",
+                              # workers live across epochs (so do their --cache-mels caches), unless the
+                              # dataset takes a per-epoch seed (WaveGlow's segments) that workers would miss
+                              persistent_workers=args.num_workers > 0 and not hasattr(trainset, "set_epoch"),
                               generator=torch.Generator().manual_seed(args.seed),  # keeps the global RNG untouched
                               **batching)
     if len(train_loader) == 0:

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -50,6 +50,15 @@ def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
     return float(10 * torch.log10(reference.double().pow(2).sum() / noise.clamp_min(1e-30)))
 
 
+def decoder_variants(device: torch.device) -> List[Tuple[str, Optional[torch.dtype], bool]]:
+    """(name, fast-weight dtype or None for the plain path, static buffers / CUDA graphs) to time."""
+    low = torch.float16 if device.type == "cuda" else torch.bfloat16
+    low_name = "fp16" if device.type == "cuda" else "bf16"
+    static_name = "graphs" if device.type == "cuda" else "static"
+    return [("plain", None, False), ("fast fp32", torch.float32, False), (f"fast {low_name}", low, False),
+            (f"{static_name} fp32", torch.float32, True), (f"{static_name} {low_name}", low, True)]
+
+
 def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
     torch.manual_seed(0)
     model = Tacotron2(max_decoder_steps=steps, decoder_no_early_stopping=True).to(device).eval()
@@ -62,11 +71,8 @@ def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
             enc = timed(lambda: model.encode(text, lengths), device, repeats)
             memory = model.encode(text, lengths)
         ref_out = None
-        for variant in ("plain", "fast fp32", "fast bf16"):
-            if variant == "plain":
-                model.set_fast_inference(None)
-            else:
-                model.set_fast_inference(torch.float32 if variant == "fast fp32" else torch.bfloat16)
+        for variant, dtype, static in decoder_variants(device):
+            model.set_fast_inference(dtype, static=static)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t = timed(lambda: model.decoder.infer(memory, lengths), device, repeats)

@@ -16,6 +16,7 @@ from common.layers import ConvNorm, LinearNorm
 from common.linear import linear
 from common.recurrent_grad import DeferredLSTMCell
 from common.utils import mask_from_lengths
+from tacotron2.static_decoder import StaticDecoder
 
 
 # (x (B, in), (h, c) (B, H) each) -> new (h, c): nn.LSTMCell or a stand-in with the same math
@@ -226,17 +227,22 @@ class Decoder(nn.Module):
         self.linear_projection = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, frame_dim)
         self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
         self.fast: Optional[FastDecoderWeights] = None
+        self.static: Optional[StaticDecoder] = None
         # Teacher-forced training sums the LSTM weight gradients once per sequence (same values,
         # several times faster on a CPU); False gives plain autograd, for comparison.
         self.deferred_weight_grads = True
 
     @torch.no_grad()
-    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32) -> None:
+    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
+                           steps_per_check: int = 16) -> None:
         """Prepare (or with None drop) fused weights for `infer`; call again after changing weights.
 
-        bfloat16 halves the weight traffic that bounds a decoder step at small batch; the LSTM
-        states, softmax and outputs stay in float32.
+        bfloat16 (or float16 on a GPU) halves the weight traffic that bounds a decoder step at
+        small batch; the LSTM states, softmax and outputs stay in float32. `static` decodes over
+        preallocated buffers with a host check every `steps_per_check` steps, as CUDA graphs on a
+        GPU (tacotron2/static_decoder.py).
         """
+        self.static = None
         if dtype is None:
             self.fast = None
             return
@@ -251,6 +257,8 @@ class Decoder(nn.Module):
             proj_W=torch.cat([self.linear_projection.linear_layer.weight, self.gate_layer.linear_layer.weight]).to(dtype),
             proj_b=torch.cat([self.linear_projection.linear_layer.bias, self.gate_layer.linear_layer.bias]).to(dtype),
             prenet=[layer.linear_layer.weight.to(dtype) for layer in self.prenet.layers])
+        if static:
+            self.static = StaticDecoder(self, steps_per_check)
 
     def _prenet_fast(self, x: torch.Tensor) -> torch.Tensor:
         active = self.prenet.always_dropout or self.training
@@ -314,10 +322,9 @@ class Decoder(nn.Module):
         gate = self.gate_layer(hidden_context)
         return frames, gate, DecoderState(att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
 
-    def _frames_to_mels(self, frames: List[torch.Tensor]) -> torch.Tensor:
-        """Per-step (B, n_mel * r) outputs -> (B, n_mel, steps * r)."""
-        mels = torch.stack(frames, dim=1)  # (B, steps, n_mel * r)
-        mels = mels.reshape(mels.size(0), -1, self.n_mel_channels)  # (B, steps * r, n_mel)
+    def _frames_to_mels(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-step outputs (B, steps, n_mel * r) -> (B, n_mel, steps * r)."""
+        mels = frames.reshape(frames.size(0), -1, self.n_mel_channels)  # (B, steps * r, n_mel)
         return mels.transpose(1, 2)  # -> (B, n_mel, steps * r)
 
     def forward(self, memory: torch.Tensor, decoder_inputs: torch.Tensor, memory_lengths: torch.Tensor
@@ -353,7 +360,7 @@ class Decoder(nn.Module):
             frames.append(frame)
             gates.append(gate.squeeze(1))
             alignments.append(state.attention_weights)
-        return self._frames_to_mels(frames), torch.stack(gates, dim=1), torch.stack(alignments, dim=1)
+        return self._frames_to_mels(torch.stack(frames, dim=1)), torch.stack(gates, dim=1), torch.stack(alignments, dim=1)
 
     @torch.no_grad()
     def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> DecoderOutput:
@@ -364,8 +371,11 @@ class Decoder(nn.Module):
         Decoding ends when every item has stopped (unless early stopping is off) or after
         max_decoder_steps steps, with a warning naming the items that never stopped.
         """
+        if self.static is not None and self.fast is not None and not self.training:
+            out = self.static.infer(memory, memory_lengths)
+            return self._decoder_output(out["frames"], out["gates"], out["alignments"], out["running_steps"],
+                                        out["not_finished"])
         B = memory.size(0)
-        r = self.n_frames_per_step
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
         if self.fast is not None and not self.training:
@@ -374,7 +384,7 @@ class Decoder(nn.Module):
         else:
             step, prenet = self.decode, self.prenet
         state = self.initial_state(memory)
-        frame = memory.new_zeros(B, self.n_mel_channels * r)
+        frame = memory.new_zeros(B, self.n_mel_channels * self.n_frames_per_step)
         running_steps = torch.zeros(B, dtype=torch.int32, device=memory.device)
         not_finished = torch.ones(B, dtype=torch.int32, device=memory.device)
         frames, gates, alignments = [], [], []
@@ -389,15 +399,21 @@ class Decoder(nn.Module):
                 break
             if len(frames) == self.max_decoder_steps:
                 break
+        return self._decoder_output(torch.stack(frames, dim=1), torch.stack(gates, dim=1),
+                                    torch.stack(alignments, dim=1), running_steps, not_finished)
+
+    def _decoder_output(self, frames: torch.Tensor, gates: torch.Tensor, alignments: torch.Tensor,
+                        running_steps: torch.Tensor, not_finished: torch.Tensor) -> DecoderOutput:
+        """Greedy decoding's per-step outputs (B, steps, ...) and stop counters -> DecoderOutput."""
+        r = self.n_frames_per_step
         reached_max = not_finished.bool()
-        if len(frames) == self.max_decoder_steps and bool(reached_max.any()):
+        if frames.size(1) == self.max_decoder_steps and bool(reached_max.any()):
             items = reached_max.nonzero().flatten().tolist()
             warnings.warn(f"reached max_decoder_steps={self.max_decoder_steps} for batch items {items}: "
-                          f"their speech may be cut off", stacklevel=3)
+                          f"their speech may be cut off", stacklevel=4)
         # For r > 1 the stop group's frames up to its last one are kept (r = 1: none of it).
         mel_lengths = running_steps * r + (~reached_max).int() * (r - 1)
-        return DecoderOutput(self._frames_to_mels(frames), torch.stack(gates, dim=1),
-                             torch.stack(alignments, dim=1), mel_lengths, reached_max)
+        return DecoderOutput(self._frames_to_mels(frames), gates, alignments, mel_lengths, reached_max)
 
 
 class InferenceOutput(NamedTuple):
@@ -449,9 +465,10 @@ class Tacotron2(nn.Module):
         self.encoder.mask_padding_in_convs = enabled
         self.batch_invariant = enabled
 
-    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32) -> None:
+    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
+                           steps_per_check: int = 16) -> None:
         """Use the decoder's fused inference path (see Decoder.set_fast_inference); None: the plain path."""
-        self.decoder.set_fast_inference(dtype)
+        self.decoder.set_fast_inference(dtype, static, steps_per_check)
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""

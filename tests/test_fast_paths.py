@@ -75,6 +75,88 @@ def test_fast_decoder_equals_plain(r):
     assert rel < 0.05
 
 
+def _gated_model(gate_bias: float, max_steps: int = 37):
+    """A tiny model whose (scaled) stop gate fires at different steps for different items under prenet dropout."""
+    torch.manual_seed(0)
+    model = Tacotron2(**{**TINY_TACOTRON2, "max_decoder_steps": max_steps}).eval()
+    with torch.no_grad():
+        model.decoder.gate_layer.linear_layer.weight.mul_(20)
+        model.decoder.gate_layer.linear_layer.bias.fill_(gate_bias)
+    return model, torch.randint(12, 60, (4, 11)), torch.tensor([11, 8, 5, 9])
+
+
+@pytest.mark.parametrize("gate_bias,steps_per_check", [(1.2, 5), (0.9, 5), (1.2, 1), (0.9, 64)])
+def test_static_decoder_equals_the_step_loop(gate_bias, steps_per_check):
+    """Preallocated buffers and a host check every K steps give the loop's outputs exactly, dropout draws included."""
+    model, text, lengths = _gated_model(gate_bias)
+    outs = []
+    for static in (False, True):
+        model.set_fast_inference(torch.float32, static=static, steps_per_check=steps_per_check)
+        torch.manual_seed(3)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outs.append(model.generate(text, lengths))
+        outs[-1] = (outs[-1], [str(w.message) for w in caught])
+    (loop, loop_warnings), (static, static_warnings) = outs
+    assert len(set(loop.mel_lengths.tolist())) >= 3  # the items stop at different steps
+    if gate_bias == 1.2:  # every item stops early: decoding ends before max_decoder_steps
+        assert not loop.reached_max.any() and loop.gate_outputs.size(1) < 37
+    else:
+        assert loop.reached_max.tolist() == [True, False, False, False] and loop.gate_outputs.size(1) == 37
+    for a, b in zip(loop, static):
+        assert a.shape == b.shape and torch.equal(a, b)
+    assert loop_warnings == static_warnings
+
+
+def test_static_decoder_reuses_sessions_and_pads_text_to_buckets():
+    model, text, lengths = _gated_model(1.2)
+    model.set_prenet_dropout(False)
+    model.set_fast_inference(torch.float32)
+    loop = model.generate(text, lengths)
+    model.set_fast_inference(torch.float32, static=True, steps_per_check=4)
+    model.decoder.static.length_bucket = 8  # 11 symbols decode over 16 positions, 5 of them masked
+    first = model.generate(text, lengths)
+    second = model.generate(text[:, :9], lengths.clamp(max=9))  # 9 -> the same 16-position session
+    assert len(model.decoder.static.sessions) == 1
+    assert first.alignments.shape == loop.alignments.shape and torch.equal(first.mel_lengths, loop.mel_lengths)
+    for a, b in zip(loop, first):
+        if a.is_floating_point():
+            assert torch.allclose(a, b, atol=1e-5)
+    assert second.alignments.size(2) == 9
+    model.set_fast_inference(torch.float32, static=True)  # weights prepared again: no stale sessions
+    assert len(model.decoder.static.sessions) == 0
+
+
+def test_fast_decoder_in_float16_weights():
+    """The GPU --amp-run decoder: float16 weights, float32 states; run here on the CPU's float16 kernels."""
+    model, text, lengths = _gated_model(-5.0, max_steps=12)  # never stops: compare all 12 steps
+    model.set_prenet_dropout(False)
+    model.set_fast_inference(torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = model.generate(text, lengths).mel_outputs
+        model.set_fast_inference(torch.float16, static=True, steps_per_check=4)
+        half = model.generate(text, lengths).mel_outputs
+    assert half.dtype == torch.float32 and half.shape == ref.shape
+    assert (half - ref).abs().max() < 0.02 * ref.abs().max()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graph_decoder_equals_eager_on_gpu():
+    model, text, lengths = _gated_model(1.2)
+    model = model.cuda()
+    model.set_prenet_dropout(False)
+    text, lengths = text.cuda(), lengths.cuda()
+    model.set_fast_inference(torch.float32)
+    eager = model.generate(text, lengths)
+    model.set_fast_inference(torch.float32, static=True, steps_per_check=8)
+    graphed = model.generate(text, lengths)
+    session = next(iter(model.decoder.static.sessions.values()))
+    assert session.graph is not None  # captured, not the eager fallback
+    assert torch.equal(eager.mel_lengths, graphed.mel_lengths)
+    assert torch.allclose(eager.mel_outputs_postnet, graphed.mel_outputs_postnet, atol=1e-4)
+
+
 def test_fast_decoder_is_not_used_in_training():
     torch.manual_seed(0)
     model = Tacotron2(**TINY_TACOTRON2)

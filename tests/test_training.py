@@ -258,3 +258,20 @@ def test_log_interval_keeps_one_line_per_step(corpus, tmp_path):
     with pytest.raises(SystemExit):
         train.parse_args(["-m", "Tacotron2", "-o", out, "-lr", "1e-3", "--epochs", "1", "-bs", "2",
                           "--training-files", "x", "--log-interval", "0"])
+
+
+def test_cached_mels_are_computed_once_with_workers(corpus, tmp_path, monkeypatch):
+    """--cache-mels with --num-workers: the workers (and their caches) outlive the epoch."""
+    from tacotron2.data_function import TextMelLoader
+    calls = tmp_path / "mel_calls.txt"
+    real = TextMelLoader.get_mel
+
+    def logged(self, entry):  # the workers are forked: each call appends a line to a shared file
+        with open(calls, "a") as f:
+            f.write(entry.path + "\n")
+        return real(self, entry)
+    monkeypatch.setattr(TextMelLoader, "get_mel", logged)
+    assert train.main(train_argv(corpus, "Tacotron2", str(tmp_path / "o"), "--num-workers", "1", "--cache-mels",
+                                 "--validation-files", "", epochs=3, bs=4)) == 0
+    paths = calls.read_text().split()
+    assert len(paths) > 4 and len(paths) == len(set(paths)), f"{len(paths)} mel computations, {len(set(paths))} files"
