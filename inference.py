@@ -141,7 +141,7 @@ class Synthesizer:
     def __init__(self, tacotron2: torch.nn.Module, waveglow: Optional[torch.nn.Module], device: torch.device,
                  amp: bool = False, sigma: float = 0.9, denoising_strength: float = 0.01, hop_length: int = 256,
                  sampling_rate: int = 22050, griffin_lim_iters: int = 60, chunk_frames: int = 200,
-                 overlap_frames: int = 8) -> None:
+                 overlap_frames: int = 8, batch_size: int = 1) -> None:
         self.device = device
         self.chunk_frames = chunk_frames
         self.overlap_frames = overlap_frames
@@ -153,23 +153,28 @@ class Synthesizer:
         self.hop_length = hop_length
         self.griffin_lim_iters = griffin_lim_iters
         self.half = amp and device.type == "cuda"
+        self.fast_paths: Dict[str, Dict[str, float]] = {}  # the timed candidates of each choice made on a CPU
         if device.type == "cuda":
             # fused decoder steps over static buffers, replayed as CUDA graphs (16 steps a launch, one
             # host check per 16 steps); float16 weights with --amp-run, states and softmax in float32
             self.tacotron2.set_fast_inference(torch.float16 if amp else torch.float32, static=True)
         else:
-            # fused decoder steps; with --amp-run on CPU in bf16 (2.9x faster per step at batch 1, mel error
-            # about 5e-4 against fp32 with random default-size weights: see scripts/benchmark.py). The
-            # static-buffer loop is ~5 % slower than the plain one on a CPU (no launches to save there).
-            self.tacotron2.set_fast_inference(torch.bfloat16 if amp else torch.float32)
+            # fused decoder steps, with whichever products (aten or oneDNN) and, with --amp-run, whichever
+            # of bf16 and fp32 weights run faster on this CPU (bf16 mel error about 5e-4 against fp32 with
+            # random default-size weights: see scripts/benchmark.py); the choice is timed, common/timing.py
+            timings = self.tacotron2.decoder.tune_fast_inference(
+                batch_size, [torch.bfloat16, torch.float32] if amp else [torch.float32])
+            self.fast_paths["decoder_ms_per_step"] = {k: round(1e3 * v, 3) for k, v in timings.items()}
         if waveglow is not None:
             waveglow.remove_weightnorm()
             if self.half:
                 waveglow.half()
             else:
-                # CPU --amp-run: bf16 coupling networks (measured SNR against fp32 above 30 dB, see README);
-                # the 1x1 inverses and the affine coupling stay in float32
-                waveglow.set_fast_inference(torch.bfloat16 if amp else torch.float32)
+                # the plain path or prepared weights, float32 or (--amp-run) bf16 coupling networks, whichever
+                # is fastest on this CPU (bf16 SNR against fp32 above 30 dB, see README); the 1x1 inverses
+                # and the affine coupling stay in float32
+                timings = waveglow.tune_fast_inference([None, torch.float32] + ([torch.bfloat16] if amp else []))
+                self.fast_paths["waveglow_coupling_ms"] = {k: round(1e3 * v, 2) for k, v in timings.items()}
             self.denoiser = Denoiser(waveglow).to(device) if denoising_strength > 0 else None
         else:
             mel_cfg = dict(filter_length=1024, hop_length=hop_length, win_length=1024,
@@ -178,6 +183,14 @@ class Synthesizer:
             self.gl_stft = STFT(1024, hop_length, 1024).to(device)
         if self.half:
             self.tacotron2.half()
+
+    def chosen_fast_paths(self) -> Dict[str, str]:
+        """The candidate each timed choice kept, e.g. {"decoder_ms_per_step": "bfloat16/aten"}."""
+        return {part: min(timings, key=timings.get) for part, timings in self.fast_paths.items()}
+
+    def report_fast_paths(self) -> None:
+        for part, chosen in self.chosen_fast_paths().items():
+            print(f"fast path: {part} {self.fast_paths[part]}: using {chosen}", file=sys.stderr)
 
     @torch.no_grad()
     def mels(self, text: torch.Tensor, lengths: torch.Tensor):
@@ -251,7 +264,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tacotron2.set_prenet_dropout(not args.deterministic)
     synth = Synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
                         denoising_strength=args.denoising_strength, hop_length=args.stft_hop_length,
-                        sampling_rate=args.sampling_rate, griffin_lim_iters=args.griffin_lim_iters)
+                        sampling_rate=args.sampling_rate, griffin_lim_iters=args.griffin_lim_iters,
+                        batch_size=args.batch_size or len(phrases))
+    synth.report_fast_paths()
     try:
         os.makedirs(args.output, exist_ok=True)
     except OSError as e:

@@ -67,7 +67,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def build(args, device):
+def build(args, device: torch.device, batch_size: int = 1) -> "inference.Synthesizer":
     if args.tacotron2:
         t2, _ = inference.load_model(args.tacotron2, "Tacotron2", device)
     else:
@@ -82,7 +82,8 @@ def build(args, device):
             wg = models.get_model("WaveGlow", cfg, device).eval()
     if args.max_decoder_steps:
         t2.decoder.max_decoder_steps = args.max_decoder_steps
-    return inference.Synthesizer(t2, wg, device, amp=args.amp_run, sampling_rate=args.sampling_rate)
+    return inference.Synthesizer(t2, wg, device, amp=args.amp_run, sampling_rate=args.sampling_rate,
+                                 batch_size=batch_size)
 
 
 def main(argv=None) -> int:
@@ -91,7 +92,8 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     try:
         phrases = inference.read_phrases(args.input, ["english_cleaners"])
-        synth = build(args, device)
+        synth = build(args, device, batch_size=len(phrases))
+        synth.report_fast_paths()
     except (inference.InputError, inference.CheckpointError) as e:
         sys.exit(f"error: {e}")
     logger = RunLogger(args.log_file) if args.log_file else None
@@ -110,7 +112,10 @@ def main(argv=None) -> int:
                                                 "tacotron2_latency": result["tacotron2_latency"],
                                                 "waveglow_latency": result["vocoder_latency"]})
     stats = latency_stats(latencies, samples, mels, args.sampling_rate)
-    precision = ("FP16" if device.type == "cuda" else "BF16") if args.amp_run else "FP32"
+    # on a CPU --amp-run allows bf16 where it is timed faster (inference.Synthesizer)
+    low = "FP16" if device.type == "cuda" else "BF16"
+    uses_low = device.type == "cuda" or any("bfloat16" in c for c in synth.chosen_fast_paths().values())
+    precision = low if args.amp_run and uses_low else "FP32"
     row = {"batch_size": len(phrases), "input_length": int(np.mean([len(p.text) for p in phrases])),
            "precision": precision, **stats}
     print(format_table([row]))

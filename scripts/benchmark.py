@@ -13,7 +13,6 @@ output's SNR against float32.
 import argparse
 import os
 import sys
-import time
 import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -21,28 +20,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.timing import median_seconds  # noqa: E402
 from common.train_step import make_adam  # noqa: E402
 from loss_functions import get_loss_function  # noqa: E402
 from tacotron2.model import Tacotron2  # noqa: E402
 from waveglow.model import WaveGlow  # noqa: E402
 
 WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
-
-
-def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
-    """Median seconds of fn() over repeats, after warm-up."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
 
 
 def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
@@ -56,7 +40,8 @@ def decoder_variants(device: torch.device) -> List[Tuple[str, Optional[torch.dty
     low_name = "fp16" if device.type == "cuda" else "bf16"
     static_name = "graphs" if device.type == "cuda" else "static"
     return [("plain", None, False), ("fast fp32", torch.float32, False), (f"fast {low_name}", low, False),
-            (f"{static_name} fp32", torch.float32, True), (f"{static_name} {low_name}", low, True)]
+            (f"{static_name} fp32", torch.float32, True), (f"{static_name} {low_name}", low, True),
+            ("tuned", low, False)]
 
 
 def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
@@ -68,20 +53,26 @@ def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
         text = torch.randint(12, 60, (batch, 128), device=device)
         lengths = torch.full((batch,), 128, device=device)
         with torch.no_grad():
-            enc = timed(lambda: model.encode(text, lengths), device, repeats)
+            enc = median_seconds(lambda: model.encode(text, lengths), device, repeats)
             memory = model.encode(text, lengths)
         ref_out = None
         for variant, dtype, static in decoder_variants(device):
-            model.set_fast_inference(dtype, static=static)
+            chosen = ""
+            if variant == "tuned":  # what inference.py --amp-run does: time the candidates, keep the fastest
+                timings = model.decoder.tune_fast_inference(batch, [torch.float32, dtype])
+                chosen = f"; kept {min(timings, key=timings.get)}"
+            else:
+                model.set_fast_inference(dtype, static=static)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t = timed(lambda: model.decoder.infer(memory, lengths), device, repeats)
+                t = median_seconds(lambda: model.decoder.infer(memory, lengths), device, repeats)
                 out = model.decoder.infer(memory, lengths).mel_outputs
             if ref_out is None:
                 ref_out = out
             rows.append({"group": f"Tacotron 2 decoder, batch {batch}", "variant": variant,
                          "value": 1000 * t / steps, "unit": "ms/step", "lower_is_better": True,
-                         "note": f"encoder {1000 * enc:.1f} ms; max|diff| vs plain {float((out - ref_out).abs().max()):.2e}"})
+                         "note": f"encoder {1000 * enc:.1f} ms; max|diff| vs plain "
+                                 f"{float((out - ref_out).abs().max()):.2e}{chosen}"})
         model.set_fast_inference(None)
     return rows
 
@@ -105,18 +96,24 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
         mel = (real_mel(wav, frames) if wav else torch.randn(1, 80, frames) - 5).to(device)
         noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, frames * 256 // 8)]
         ref = None
-        for variant in ("plain", "fast fp32", "fast bf16"):
-            model.set_fast_inference(None if variant == "plain" else
-                                     (torch.float32 if variant == "fast fp32" else torch.bfloat16))
+        low, low_name = (torch.float16, "fp16") if device.type == "cuda" else (torch.bfloat16, "bf16")
+        for variant, dtype in (("plain", None), ("fast fp32", torch.float32), (f"fast {low_name}", low),
+                               ("tuned", None)):
+            chosen = ""
+            if variant == "tuned":  # as inference.py --amp-run on a CPU
+                timings = model.tune_fast_inference([None, torch.float32, low])
+                chosen = f"; kept {min(timings, key=timings.get)}"
+            else:
+                model.set_fast_inference(dtype)
             with torch.no_grad():
-                t = timed(lambda: model.infer(mel, sigma=0.6, noise=noise), device, repeats)
+                t = median_seconds(lambda: model.infer(mel, sigma=0.6, noise=noise), device, repeats)
                 audio = model.infer(mel, sigma=0.6, noise=noise)
             ref = audio if ref is None else ref
             samples = audio.numel()
             rows.append({"group": f"WaveGlow WN {c} inference, batch 1, {frames} frames", "variant": variant,
                          "value": samples / t, "unit": "samples/s", "lower_is_better": False,
                          "note": f"{samples / t * WAVEGLOW_FLOP_PER_SAMPLE.get(c, 0) / 1e9:.0f} GFLOP/s; "
-                                 f"SNR vs plain {snr_db(ref, audio):.1f} dB"})
+                                 f"SNR vs plain {snr_db(ref, audio):.1f} dB{chosen}"})
         model.set_fast_inference(None)
     return rows
 
@@ -149,7 +146,7 @@ def training_rows(device, repeats: int) -> List[Dict[str, object]]:
     group = "Tacotron 2 training, batch 8, 400 frames"
     for variant, deferred, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
         t2.decoder.deferred_weight_grads = deferred
-        t = timed(_train_step_fn(t2, crit, x, (mels, gate), device, amp, fused=deferred), device, repeats)
+        t = median_seconds(_train_step_fn(t2, crit, x, (mels, gate), device, amp, fused=deferred), device, repeats)
         rows.append({"group": group, "variant": variant, "value": B * T_out / t, "unit": "mels/s",
                      "lower_is_better": False, "note": "deferred LSTM weight grads, fused Adam" if deferred else ""})
     wg = WaveGlow(WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256}).to(device).train()
@@ -157,7 +154,7 @@ def training_rows(device, repeats: int) -> List[Dict[str, object]]:
     wmel = torch.randn(2, 80, 8000 // 256 + 1, device=device) - 5
     wcrit = get_loss_function("WaveGlow", None, sigma=1.0)
     for variant, fused, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
-        t = timed(_train_step_fn(wg, wcrit, (wmel, audio), audio, device, amp, fused), device, repeats)
+        t = median_seconds(_train_step_fn(wg, wcrit, (wmel, audio), audio, device, amp, fused), device, repeats)
         rows.append({"group": "WaveGlow WN 256 training, batch 2, segment 8000", "variant": variant,
                      "value": audio.numel() / t, "unit": "samples/s", "lower_is_better": False,
                      "note": "fused Adam" if fused else ""})

@@ -6,14 +6,15 @@ Shapes: B batch, T_in text length, T_out mel frames, n_mel mel channels, r frame
 """
 import math
 import warnings
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from common.layers import ConvNorm, LinearNorm
-from common.linear import linear
+from common.linear import ONEDNN_AVAILABLE, linear
+from common.timing import fastest
 from common.recurrent_grad import DeferredLSTMCell
 from common.utils import mask_from_lengths
 from tacotron2.static_decoder import StaticDecoder
@@ -193,6 +194,7 @@ class FastDecoderWeights(NamedTuple):
     proj_W: torch.Tensor  # (n_mel * r + 1, H_dec + E)
     proj_b: torch.Tensor
     prenet: List[torch.Tensor]
+    onednn: bool  # products through oneDNN rather than aten (common/linear.py) where it applies
 
 
 def _lstm_pointwise(gates: torch.Tensor, cell: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -234,13 +236,13 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
-                           steps_per_check: int = 16) -> None:
+                           steps_per_check: int = 16, onednn: bool = True) -> None:
         """Prepare (or with None drop) fused weights for `infer`; call again after changing weights.
 
         bfloat16 (or float16 on a GPU) halves the weight traffic that bounds a decoder step at
         small batch; the LSTM states, softmax and outputs stay in float32. `static` decodes over
         preallocated buffers with a host check every `steps_per_check` steps, as CUDA graphs on a
-        GPU (tacotron2/static_decoder.py).
+        GPU (tacotron2/static_decoder.py). `onednn`: see common/linear.py.
         """
         self.static = None
         if dtype is None:
@@ -256,15 +258,49 @@ class Decoder(nn.Module):
             v=al.v.linear_layer.weight[0].float(),
             proj_W=torch.cat([self.linear_projection.linear_layer.weight, self.gate_layer.linear_layer.weight]).to(dtype),
             proj_b=torch.cat([self.linear_projection.linear_layer.bias, self.gate_layer.linear_layer.bias]).to(dtype),
-            prenet=[layer.linear_layer.weight.to(dtype) for layer in self.prenet.layers])
+            prenet=[layer.linear_layer.weight.to(dtype) for layer in self.prenet.layers], onednn=onednn)
         if static:
             self.static = StaticDecoder(self, steps_per_check)
+
+    @torch.no_grad()
+    def tune_fast_inference(self, batch_size: int, dtypes: Sequence[torch.dtype], text_length: int = 128,
+                            steps: int = 10) -> Dict[str, float]:
+        """Prepare the fastest fused path among `dtypes` x {aten, oneDNN} products on this machine.
+
+        Each candidate decodes `steps` steps on random memory of (batch_size, text_length); the
+        winner stays prepared (not static: on a CPU the plain loop is the faster, see static_decoder.py).
+        Returns each candidate's seconds per step, keyed like "bfloat16/onednn".
+        """
+        device = self.linear_projection.linear_layer.weight.device
+        E = self.attention_layer.memory_layer.linear_layer.in_features
+        memory = torch.randn(batch_size, text_length, E, generator=torch.Generator().manual_seed(0)).to(device)
+        pad_mask = torch.zeros(batch_size, text_length, dtype=torch.bool, device=device)
+        processed_t = self.attention_layer.memory_layer(memory).transpose(1, 2).contiguous()  # (B, A, T_in)
+        frame = memory.new_zeros(batch_size, self.n_mel_channels * self.n_frames_per_step)
+        backends = [False, True] if device.type == "cpu" and ONEDNN_AVAILABLE else [False]
+        prepared: Dict[str, FastDecoderWeights] = {}
+        for dtype in dtypes:
+            self.set_fast_inference(dtype)
+            for onednn in backends:
+                prepared[f"{str(dtype).replace('torch.', '')}/{'onednn' if onednn else 'aten'}"] = \
+                    self.fast._replace(onednn=onednn)
+
+        def runner(weights: FastDecoderWeights) -> Callable[[], None]:
+            def run() -> None:
+                self.fast = weights
+                state = self.initial_state(memory)
+                for _ in range(steps):
+                    _, _, state = self._decode_fast(self._prenet_fast(frame), state, memory, processed_t, pad_mask)
+            return run
+        best, seconds = fastest({name: runner(w) for name, w in prepared.items()}, device)
+        self.fast = prepared[best]
+        return {name: s / steps for name, s in seconds.items()}
 
     def _prenet_fast(self, x: torch.Tensor) -> torch.Tensor:
         active = self.prenet.always_dropout or self.training
         x = x.to(self.fast.prenet[0].dtype)
         for w in self.fast.prenet:
-            x = F.dropout(F.relu(linear(x, w)), p=self.prenet.p_dropout, training=active)
+            x = F.dropout(F.relu(linear(x, w, onednn=self.fast.onednn)), p=self.prenet.p_dropout, training=active)
         return x
 
     def _decode_fast(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
@@ -274,17 +310,17 @@ class Decoder(nn.Module):
         f = self.fast
         dt = f.att_W.dtype
         x = torch.cat((prenet_out.to(dt), state.attention_context.to(dt), state.attention_hidden.to(dt)), 1)
-        att_h, att_c = _lstm_pointwise(linear(x, f.att_W, f.att_b), state.attention_cell)
+        att_h, att_c = _lstm_pointwise(linear(x, f.att_W, f.att_b, f.onednn), state.attention_cell)
         weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
         location = F.conv1d(weights_cat, f.loc_W, padding=f.loc_W.size(2) // 2)  # (B, A, T_in)
-        query = linear(att_h.to(dt), f.query_W).float()  # (B, A)
+        query = linear(att_h.to(dt), f.query_W, onednn=f.onednn).float()  # (B, A)
         hidden = torch.tanh(query[:, :, None] + location + processed_memory_t)  # (B, A, T_in)
         energies = torch.matmul(f.v, hidden).masked_fill(pad_mask, float("-inf"))  # (A,) x (B, A, T) -> (B, T)
         weights = F.softmax(energies, dim=1)
         context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, E)
         x = torch.cat((att_h.to(dt), context.to(dt), state.decoder_hidden.to(dt)), 1)
-        dec_h, dec_c = _lstm_pointwise(linear(x, f.dec_W, f.dec_b), state.decoder_cell)
-        out = linear(torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W, f.proj_b).float()
+        dec_h, dec_c = _lstm_pointwise(linear(x, f.dec_W, f.dec_b, f.onednn), state.decoder_cell)
+        out = linear(torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W, f.proj_b, f.onednn).float()
         new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.attention_weights_cum + weights, context)
         return out[:, :-1], out[:, -1:], new_state
 
@@ -466,9 +502,9 @@ class Tacotron2(nn.Module):
         self.batch_invariant = enabled
 
     def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
-                           steps_per_check: int = 16) -> None:
+                           steps_per_check: int = 16, onednn: bool = True) -> None:
         """Use the decoder's fused inference path (see Decoder.set_fast_inference); None: the plain path."""
-        self.decoder.set_fast_inference(dtype, static, steps_per_check)
+        self.decoder.set_fast_inference(dtype, static, steps_per_check, onednn)
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""

@@ -273,3 +273,47 @@ def test_cpu_linear_equals_torch_linear(dtype):
     w.requires_grad_(True)
     linear(x, w, b).float().sum().backward()
     assert torch.allclose(w.grad.float(), x.float().sum(0, keepdim=True).expand(17, 33), atol=1e-2 * x.abs().max().item() * 5)
+
+
+def test_fastest_keeps_the_quicker_candidate():
+    import time
+    from common.timing import fastest
+    best, seconds = fastest({"slow": lambda: time.sleep(0.02), "quick": lambda: None}, torch.device("cpu"))
+    assert best == "quick" and seconds["slow"] >= 0.02 > seconds["quick"]
+    with pytest.raises(ValueError):
+        fastest({}, torch.device("cpu"))
+
+
+def test_decoder_tuning_keeps_the_fastest_candidate_and_its_outputs():
+    from common.linear import ONEDNN_AVAILABLE
+    model, text, lengths = _gated_model(1.2)
+    model.set_prenet_dropout(False)
+    timings = model.decoder.tune_fast_inference(4, [torch.float32, torch.bfloat16], text_length=11, steps=3)
+    backends = ["aten", "onednn"] if ONEDNN_AVAILABLE else ["aten"]
+    assert set(timings) == {f"{d}/{b}" for d in ("float32", "bfloat16") for b in backends}
+    best = min(timings, key=timings.get)
+    fast = model.decoder.fast
+    assert f"{str(fast.att_W.dtype).replace('torch.', '')}/{'onednn' if fast.onednn else 'aten'}" == best
+    tuned = model.generate(text, lengths)
+    model.set_fast_inference(fast.att_W.dtype, onednn=fast.onednn)
+    explicit = model.generate(text, lengths)
+    for a, b in zip(tuned, explicit):
+        assert torch.equal(a, b)
+
+
+def test_waveglow_tuning_keeps_the_fastest_candidate_and_its_outputs():
+    model = _waveglow()
+    model.remove_weightnorm()
+    timings = model.tune_fast_inference([None, torch.float32, torch.bfloat16], frames=4)
+    best = min(timings, key=timings.get)
+    assert set(timings) == {"plain", "float32", "bfloat16"}
+    assert (model._fast is None) == (best == "plain")
+    if best != "plain":
+        assert model._fast_dtype == getattr(torch, best) and model._fast[0].end[0].dtype == getattr(torch, best)
+    mel = torch.randn(1, 20, 6)
+    noise = [torch.randn(s) for s in model.noise_shapes(1, 6 * 32)]
+    with torch.no_grad():
+        tuned = model.infer(mel, 0.5, noise=noise)
+        model.set_fast_inference(None if best == "plain" else getattr(torch, best))
+        explicit = model.infer(mel, 0.5, noise=noise)
+    assert torch.equal(tuned, explicit)

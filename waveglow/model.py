@@ -4,11 +4,13 @@ Attribute names follow the published checkpoints (`upsample`, `WN.{k}.in_layers.
 `convinv.{k}.conv.weight`, ...). Shapes: B batch, n_mel mel channels, F mel frames,
 L samples, G = n_group, L / G groups.
 """
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from common.timing import fastest
 
 
 class WeightNormConv1d(nn.Module):
@@ -223,6 +225,38 @@ class WaveGlow(nn.Module):
                 W_inverse=inv.inverse_weight().detach()))
         self._fast = fast
         self._fast_dtype = dtype
+
+    @torch.no_grad()
+    def tune_fast_inference(self, dtypes: Sequence[Optional[torch.dtype]], frames: int = 24) -> Dict[str, float]:
+        """Keep the fastest inference path among `dtypes` (None: the plain path) on this machine.
+
+        Times the coupling network of the flow that `infer` runs first on random inputs of `frames`
+        mel frames (the other flows have the same shapes). Which wins depends on the processor
+        (common/timing.py). Returns each candidate's seconds, keyed by dtype name or "plain".
+        """
+        device = self.upsample.weight.device
+        k = self.n_flows - 1
+        n_groups = frames * self.upsample.stride[0] // self.n_group
+        generator = torch.Generator().manual_seed(0)
+        audio_0 = torch.randn(1, self.n_remaining_channels // 2, n_groups, generator=generator).to(device)
+        spect = torch.randn(1, self.upsample.in_channels * self.n_group, n_groups, generator=generator).to(device)
+        prepared = {}
+        for dtype in dtypes:
+            self.set_fast_inference(dtype)
+            prepared["plain" if dtype is None else str(dtype).replace("torch.", "")] = (self._fast, dtype)
+
+        def runner(fast: Optional[List[FastWN]], dtype: Optional[torch.dtype]) -> Callable[[], object]:
+            if fast is None:
+                return lambda: self.WN[k]((audio_0, spect))
+            rows = _as_rows(spect, dtype)
+
+            def run() -> torch.Tensor:
+                self._fast, self._fast_dtype = fast, dtype
+                return self._coupling_fast(k, audio_0, rows)
+            return run
+        best, seconds = fastest({name: runner(*p) for name, p in prepared.items()}, device)
+        self._fast, self._fast_dtype = prepared[best][0], prepared[best][1] or torch.float32
+        return seconds
 
     def _coupling_fast(self, k: int, audio_0: torch.Tensor, spect: torch.Tensor) -> torch.Tensor:
         """WN[k] on the prepared weights.
