@@ -227,7 +227,7 @@ class WaveGlow(nn.Module):
         self._fast_dtype = dtype
 
     @torch.no_grad()
-    def tune_fast_inference(self, dtypes: Sequence[Optional[torch.dtype]], frames: int = 24) -> Dict[str, float]:
+    def tune_fast_inference(self, dtypes: Sequence[Optional[torch.dtype]], frames: int = 12) -> Dict[str, float]:
         """Keep the fastest inference path among `dtypes` (None: the plain path) on this machine.
 
         Times the coupling network of the flow that `infer` runs first on random inputs of `frames`
