@@ -309,7 +309,7 @@ def test_waveglow_tuning_keeps_the_fastest_candidate_and_its_outputs():
     assert set(timings) == {"plain", "float32", "bfloat16"}
     assert (model._fast is None) == (best == "plain")
     if best != "plain":
-        assert model._fast_dtype == getattr(torch, best) and model._fast[0].end[0].dtype == getattr(torch, best)
+        assert model._fast.dtype == getattr(torch, best) and model._fast.flows[0].end[0].dtype == getattr(torch, best)
     mel = torch.randn(1, 20, 6)
     noise = [torch.randn(s) for s in model.noise_shapes(1, 6 * 32)]
     with torch.no_grad():
@@ -317,3 +317,18 @@ def test_waveglow_tuning_keeps_the_fastest_candidate_and_its_outputs():
         model.set_fast_inference(None if best == "plain" else getattr(torch, best))
         explicit = model.infer(mel, 0.5, noise=noise)
     assert torch.equal(tuned, explicit)
+
+
+@pytest.mark.parametrize("kernel,stride", [(1024, 256), (12, 4), (5, 5)])
+def test_upsampling_as_one_product_equals_the_transposed_convolution(kernel, stride):
+    torch.manual_seed(0)
+    model = WaveGlow(**{**TINY_WAVEGLOW}).eval()
+    model.upsample = torch.nn.ConvTranspose1d(20, 20, kernel, stride=stride)
+    mel = torch.randn(2, 20, 9)
+    with torch.no_grad():
+        plain = model.upsample(mel)
+        model.set_fast_inference(torch.float32)
+        from waveglow.model import _upsample_as_product
+        fast = _upsample_as_product(mel, model._fast.upsample_W, model.upsample.bias, stride)
+    assert fast.shape == plain.shape == (2, 20, 8 * stride + kernel)
+    assert torch.allclose(fast, plain, atol=1e-5)
