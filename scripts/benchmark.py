@@ -29,6 +29,13 @@ from waveglow.model import WaveGlow  # noqa: E402
 WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
 
 
+def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048) -> float:
+    """GFLOP/s of an n x n x n matrix product: a practical peak for this device and dtype."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    return 2 * n ** 3 / median_seconds(lambda: a @ b, device, repeats=5) / 1e9
+
+
 def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
     noise = (reference.double() - test.double()).pow(2).sum()
     return float(10 * torch.log10(reference.double().pow(2).sum() / noise.clamp_min(1e-30)))
@@ -200,6 +207,9 @@ def main() -> None:
     device = torch.device(args.device)
     repeats = 1 if args.quick else 3
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+    low = torch.float16 if device.type == "cuda" else torch.bfloat16
+    print(f"matrix-product peak (2048^3): float32 {gemm_gflops(device, torch.float32):,.0f} GFLOP/s, "
+          f"{str(low).replace('torch.', '')} {gemm_gflops(device, low):,.0f} GFLOP/s")
     rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats)
     rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256], wav=args.wav)
     if not args.skip_training:
