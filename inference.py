@@ -26,6 +26,7 @@ from common.layers import TacotronSTFT
 from common.stft import STFT
 from tacotron2.arg_parser import config_from_state_dict as tacotron2_config_from_state_dict
 from tacotron2.text import EmptyTextError, text_to_sequence
+from tacotron2.text.segment import split_text
 from waveglow.arg_parser import config_from_state_dict as waveglow_config_from_state_dict
 from waveglow.denoiser import Denoiser
 
@@ -40,6 +41,8 @@ class Phrase(NamedTuple):
     index: int  # 0-based line number: the output is audio_<index>
     text: str
     sequence: List[int]
+    part: int = 0  # which piece of a split line (--max-phrase-chars); the pieces' audio is joined
+    parts: int = 1
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -57,7 +60,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("-sr", "--sampling-rate", default=22050, type=int, help="sampling rate")
     parser.add_argument("--stft-hop-length", type=int, default=256, help="STFT hop length (samples per mel frame)")
     parser.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
-                        help="fp16 on CUDA; on CPU bf16 for WaveGlow's coupling networks (SNR > 30 dB vs fp32)")
+                        help="fp16 on CUDA; on a CPU bf16 weights wherever they are timed faster than fp32")
     parser.add_argument("--include-warmup", action="store_true", help="run one warm-up synthesis before timing")
     parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
@@ -70,11 +73,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="prenet dropout off (same text, same audio); the paper keeps it on")
     parser.add_argument("--seed", type=int, default=None, help="seed the random generators")
     parser.add_argument("--plot", action="store_true", help="write alignment and mel pictures per phrase")
+    parser.add_argument("--max-phrase-chars", type=int, default=0,
+                        help="speak a longer line as pieces of at most this many characters, cut at sentence "
+                             "and clause ends, joined in one wav (0: never split; ~180 suits LJSpeech models)")
+    parser.add_argument("--pause", type=float, default=0.15, help="seconds of silence between the pieces of a line")
     return parser.parse_args(argv)
 
 
-def read_phrases(path: str, cleaners: List[str]) -> List[Phrase]:
-    """Lines of a UTF-8 file -> phrases; blank lines are skipped with a note, unspeakable ones are errors."""
+def read_phrases(path: str, cleaners: List[str], max_chars: int = 0) -> List[Phrase]:
+    """Lines of a UTF-8 file -> phrases; blank lines are skipped with a note, unspeakable ones are errors.
+
+    max_chars > 0: a longer line becomes several phrases (pieces of one line, see `split_text`).
+    """
     if not os.path.isfile(path):
         raise InputError(f"{path}: phrase file not found")
     with open(path, "rb") as f:
@@ -89,13 +99,16 @@ def read_phrases(path: str, cleaners: List[str]) -> List[Phrase]:
         if not line.strip():
             print(f"note: {path}:{i + 1}: empty line skipped", file=sys.stderr)
             continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                seq = text_to_sequence(line.strip(), cleaners)
-        except EmptyTextError as e:
-            raise InputError(f"{path}:{i + 1}: {e}") from e
-        phrases.append(Phrase(i, line.strip(), seq))
+        pieces = split_text(line, max_chars) if max_chars > 0 else [line.strip()]
+        for part, piece in enumerate(pieces):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    seq = text_to_sequence(piece, cleaners)
+            except EmptyTextError as e:
+                where = f" (piece {part + 1} of {len(pieces)}: {piece!r})" if len(pieces) > 1 else ""
+                raise InputError(f"{path}:{i + 1}: {e}{where}") from e
+            phrases.append(Phrase(i, piece, seq, part, len(pieces)))
     if not phrases:
         raise InputError(f"{path}: no phrases")
     return phrases
@@ -252,7 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if vocoder == "waveglow" and not args.waveglow:
         sys.exit("error: --vocoder waveglow needs --waveglow CKPT")
     try:
-        phrases = read_phrases(args.input, args.text_cleaners)
+        phrases = read_phrases(args.input, args.text_cleaners, args.max_phrase_chars)
         tacotron2, _ = load_model(args.tacotron2, "Tacotron2", device)
         waveglow = load_model(args.waveglow, "WaveGlow", device)[0] if vocoder == "waveglow" else None
     except (InputError, CheckpointError) as e:
@@ -279,6 +292,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             synth(phrases[:1])
     batch_size = args.batch_size or len(phrases)
     totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
+    pieces: List[torch.Tensor] = []  # audio of the current line's pieces so far
+    pause = torch.zeros(int(args.pause * args.sampling_rate))
     for start in range(0, len(phrases), batch_size):
         batch = phrases[start:start + batch_size]
         with warnings.catch_warnings():
@@ -288,14 +303,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if bool(result["reached_max"][b]):
                 print(f"warning: {args.input}:{phrase.index + 1}: reached max_decoder_steps="
                       f"{tacotron2.decoder.max_decoder_steps} without stopping; the audio may be cut off "
-                      f"(split the phrase or raise --max-decoder-steps)", file=sys.stderr)
+                      f"(split long lines with --max-phrase-chars 180, or raise --max-decoder-steps)",
+                      file=sys.stderr)
             wav = result["audio"][b]
-            save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"), wav, args.sampling_rate)
+            pieces += [pause, wav] if pieces else [wav]
+            if phrase.part == phrase.parts - 1:  # the line's last piece: write the line
+                save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"), torch.cat(pieces),
+                         args.sampling_rate)
+                pieces = []
             if args.plot:
                 steps = int(result["mel_lengths"][b]) // tacotron2.n_frames_per_step + 1
+                name = f"alignment_{phrase.index}" + (f"_{phrase.part}" if phrase.parts > 1 else "")
                 plot_alignment(result["alignments"][b, :steps, :len(phrase.sequence)],
                                result["mels"][b, :, :int(result["mel_lengths"][b])],
-                               os.path.join(args.output, f"alignment_{phrase.index}{args.suffix}.png"), phrase.text)
+                               os.path.join(args.output, f"{name}{args.suffix}.png"), phrase.text)
             totals["samples"] += wav.numel()
         totals["mels"] += int(result["mel_lengths"].sum())
         for key in ("tacotron2_latency", "vocoder_latency", "latency"):

@@ -1,6 +1,7 @@
 """inference.py end to end on tiny random-weight checkpoints."""
 import os
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -159,3 +160,35 @@ def test_latency_script_prints_the_full_table(checkpoints, tmp_path, capsys):
     assert float(cells[3]) > 0 and float(cells[10].replace(",", "")) > 0
     from common.dllog import read_log
     assert len([r for r in read_log(log) if r["step"] != "summary"]) == 3
+
+
+def test_long_lines_are_spoken_in_pieces_joined_in_one_wav(checkpoints, tmp_path):
+    pieces = ["The first sentence ends here.", "A second one, with a clause.", "And the third."]
+    long_line = " ".join(pieces)
+    common = ["--tacotron2", checkpoints["Tacotron2"], "--griffin-lim-iters", "2", "--deterministic", "-bs", "2"]
+    split_out, alone_out = tmp_path / "split", tmp_path / "alone"
+    assert inference.main(common + ["-i", _phrases(tmp_path, ["Hi.", long_line]), "-o", str(split_out),
+                                    "--max-phrase-chars", "30", "--pause", "0.1"]) == 0
+    (tmp_path / "p").mkdir()
+    assert inference.main(common + ["-i", _phrases(tmp_path / "p", pieces), "-o", str(alone_out)]) == 0
+    assert sorted(os.listdir(split_out)) == ["audio_0.wav", "audio_1.wav", "nvlog.json"]  # one wav per line
+    joined, sr = sf.read(str(split_out / "audio_1.wav"), dtype="float32")
+    alone = [sf.read(str(alone_out / f"audio_{i}.wav"), dtype="float32")[0] for i in range(3)]
+    pause = np.zeros(int(0.1 * sr), dtype=np.float32)
+    expected = np.concatenate([alone[0], pause, alone[1], pause, alone[2]])
+    assert joined.shape == expected.shape and np.allclose(joined, expected, atol=1e-4)
+
+
+def test_split_text_prefers_sentence_then_clause_ends():
+    from tacotron2.text.segment import split_text
+    text = "One two three. Four five, six seven; eight nine ten eleven twelve thirteen.  Fourteen!"
+    for max_chars in (15, 30, 60):
+        pieces = split_text(text, max_chars)
+        assert " ".join(pieces) == " ".join(text.split())
+        assert all(len(p) <= max_chars for p in pieces)
+    assert split_text(text, 30) == ["One two three. Four five,", "six seven;",
+                                    "eight nine ten eleven twelve", "thirteen. Fourteen!"]
+    assert split_text(text, 200) == [" ".join(text.split())]
+    assert split_text("x" * 20 + " y", 5) == ["x" * 20, "y"]  # a word longer than the limit stays whole
+    with pytest.raises(ValueError):
+        split_text(text, 0)
