@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 import warnings
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -33,7 +33,7 @@ def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048) -> floa
     """GFLOP/s of an n x n x n matrix product: a practical peak for this device and dtype."""
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    return 2 * n ** 3 / median_seconds(lambda: a @ b, device, repeats=5) / 1e9
+    return 2 * n ** 3 / median_seconds(lambda: a @ b, device, repeats=5, warmup=3) / 1e9
 
 
 def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
