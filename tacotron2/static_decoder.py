@@ -16,17 +16,20 @@ included): decoding just runs up to K - 1 steps past the last stop, which are cu
 import math
 import warnings
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import torch
 
 from common.utils import mask_from_lengths
 
+if TYPE_CHECKING:  # the decoder module imports this one
+    from tacotron2.model import Decoder
+
 
 class _Session:
     """Buffers (and on CUDA the captured graph) for one (B, T_in) shape."""
 
-    def __init__(self, decoder, B: int, T_in: int, E: int, A: int, device: torch.device, steps_per_check: int,
+    def __init__(self, decoder: "Decoder", B: int, T_in: int, E: int, A: int, device: torch.device, steps_per_check: int,
                  capture: bool) -> None:
         self.decoder = decoder
         self.k = steps_per_check
@@ -119,7 +122,7 @@ class StaticDecoder:
     within float rounding). Create a new one whenever the fast weights are prepared again.
     """
 
-    def __init__(self, decoder, steps_per_check: int = 16, length_bucket: Optional[int] = None,
+    def __init__(self, decoder: "Decoder", steps_per_check: int = 16, length_bucket: Optional[int] = None,
                  max_sessions: int = 8) -> None:
         if decoder.fast is None:
             raise ValueError("StaticDecoder needs the decoder's fast weights: call set_fast_inference(dtype) first")
