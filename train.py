@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
@@ -30,7 +30,7 @@ from common.audio import AudioConfig
 from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model_weights, save_training_checkpoint,
                                state_dict_from_checkpoint, unwrap_model)
 from common.dllog import RunLogger
-from common.sampler import BucketBatchSampler
+from common.sampler import BucketBatchSampler, ResumableBatchSampler
 from common.train_step import PendingSteps, as_log_fields, loss_scale, make_adam, optimizer_step, restore_fused
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
@@ -353,19 +353,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     collate_fn = data_functions.get_collate_function(model_name, args)
     batch_to_device = data_functions.get_batch_to_device(model_name)
     if args.bucket_batches and hasattr(trainset, "lengths"):
-        sampler = BucketBatchSampler(trainset.lengths, args.batch_size, info.world_size, info.rank, seed=args.seed)
-        batching = dict(batch_sampler=sampler)
+        batches = BucketBatchSampler(trainset.lengths, args.batch_size, info.world_size, info.rank, seed=args.seed)
     else:
-        sampler = DistributedSampler(trainset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                     seed=args.seed, drop_last=True)
-        batching = dict(batch_size=args.batch_size, sampler=sampler, drop_last=True)
-    train_loader = DataLoader(trainset, num_workers=args.num_workers, collate_fn=collate_fn,
+        batches = BatchSampler(DistributedSampler(trainset, num_replicas=info.world_size, rank=info.rank,
+                                                  shuffle=True, seed=args.seed, drop_last=True),
+                               args.batch_size, drop_last=True)
+    sampler = ResumableBatchSampler(batches)
+    train_loader = DataLoader(trainset, num_workers=args.num_workers, collate_fn=collate_fn, batch_sampler=sampler,
                               pin_memory=device.type == "cuda",
                               # workers live across epochs (so do their --cache-mels caches), unless the
                               # dataset takes a per-epoch seed (WaveGlow's segments) that workers would miss
                               persistent_workers=args.num_workers > 0 and not hasattr(trainset, "set_epoch"),
-                              generator=torch.Generator().manual_seed(args.seed),  # keeps the global RNG untouched
-                              **batching)
+                              generator=torch.Generator().manual_seed(args.seed))  # keeps the global RNG untouched
     if len(train_loader) == 0:
         raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
                          f"{args.batch_size} on {info.world_size} process(es); lower --batch-size")
@@ -403,11 +402,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             progress = tqdm(total=n_batches, initial=start_batch if epoch == start_epoch else 0,
                             desc=f"epoch {epoch}", disable=not info.is_main, leave=False, file=sys.stdout)
             pending.restart_clock()
-            for i, raw in enumerate(train_loader):
+            first = start_batch if epoch == start_epoch else 0  # batches trained before an interruption
+            sampler.skip = first  # the loader does not even load them
+            for i, raw in enumerate(train_loader, start=first):
                 if i >= n_batches:
                     break
-                if epoch == start_epoch and i < start_batch:
-                    continue  # already trained before the interruption
                 batch = batch_to_device(raw, device)
                 optimizer.zero_grad(set_to_none=True)
                 if hasattr(criterion, "set_iteration"):  # losses with a schedule (guided attention)

@@ -1,5 +1,5 @@
-"""Length-bucketed, distributed batch sampling: batches of similar lengths waste less padding."""
-from typing import Iterator, List, Sequence
+"""Batch sampling: length-bucketed distributed batches (less padding), and resuming mid-epoch."""
+from typing import Iterable, Iterator, List, Sequence
 
 import torch
 
@@ -44,3 +44,31 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self._all_batches()) // self.num_replicas
+
+
+class ResumableBatchSampler(torch.utils.data.Sampler):
+    """Yields a batch sampler's batches, leaving out the first `skip` of the next epoch.
+
+    A run resumed at batch k of an epoch goes on with the same batches as the interrupted run without
+    loading the k it has already trained on (the data loader never sees them). `len` stays the whole
+    epoch's; `skip` is cleared after one epoch.
+    """
+
+    def __init__(self, batches: Iterable[List[int]]) -> None:
+        self.batches = batches
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.batches, "set_epoch"):
+            self.batches.set_epoch(epoch)
+        elif hasattr(getattr(self.batches, "sampler", None), "set_epoch"):
+            self.batches.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[List[int]]:
+        skip, self.skip = self.skip, 0
+        for i, batch in enumerate(self.batches):
+            if i >= skip:
+                yield batch
+
+    def __len__(self) -> int:
+        return len(self.batches)

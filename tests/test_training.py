@@ -159,7 +159,7 @@ def test_sigkill_mid_epoch_leaves_a_loadable_checkpoint(corpus, tmp_path):
     assert train.main(train_argv(corpus, "Tacotron2", out, "--resume-from-last", epochs=ckpt["epoch"] + 2)) == 0
 
 
-def test_sigterm_saves_and_resume_continues_exactly(corpus, tmp_path):
+def test_sigterm_saves_and_resume_continues_exactly(corpus, tmp_path, monkeypatch):
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     assert train.main(train_argv(corpus, "Tacotron2", straight, epochs=2)) == 0
     proc = subprocess.Popen([sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", split, epochs=2),
@@ -174,8 +174,17 @@ def test_sigterm_saves_and_resume_continues_exactly(corpus, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "resume with --resume-from-last" in err
     interrupted = load_checkpoint_file(os.path.join(split, "checkpoint_Tacotron2_last.pt"))
-    assert (interrupted["resume_epoch"], interrupted["resume_batch"]) != (2, 0)
+    resume_epoch, resume_batch = interrupted["resume_epoch"], interrupted["resume_batch"]
+    assert (resume_epoch, resume_batch) != (2, 0)
+    from tacotron2.data_function import TextMelLoader
+    loaded = []
+    real = TextMelLoader.get_mel
+    monkeypatch.setattr(TextMelLoader, "get_mel", lambda self, entry: loaded.append(entry.where) or real(self, entry))
     assert train.main(train_argv(corpus, "Tacotron2", split, "--resume-from-last", epochs=2)) == 0
+    # the batches trained before the interruption are not even loaded again
+    n_batches = len(open(os.path.join(corpus, "filelists", "espeak_audio_text_train_filelist.txt")).readlines()) // 4
+    train_loads = [w for w in loaded if "train_filelist" in w]
+    assert len(train_loads) == 4 * (n_batches * (2 - resume_epoch) - resume_batch)
     a = load_checkpoint_file(os.path.join(straight, "checkpoint_Tacotron2_last.pt"))["state_dict"]
     b = load_checkpoint_file(os.path.join(split, "checkpoint_Tacotron2_last.pt"))["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
