@@ -149,3 +149,17 @@ def test_bucket_sampler_covers_items_once_with_similar_lengths():
     assert again == batches[0]
     ranks[0].set_epoch(1)
     assert list(ranks[0]) != batches[0]
+
+
+def test_resumable_batch_sampler_skips_once_and_forwards_the_epoch():
+    from torch.utils.data import BatchSampler, DistributedSampler
+    from common.sampler import ResumableBatchSampler
+    inner = BatchSampler(DistributedSampler(range(20), num_replicas=1, rank=0, shuffle=True, seed=3), 4, True)
+    sampler = ResumableBatchSampler(inner)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.skip = 3
+    assert len(sampler) == 5 and list(sampler) == full[3:]
+    assert list(sampler) == full  # the skip applies to one epoch only
+    sampler.set_epoch(3)
+    assert list(sampler) != full  # the epoch reached the shuffling sampler
