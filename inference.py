@@ -24,6 +24,7 @@ from common.dllog import RunLogger
 from common.plotting import plot_alignment
 from common.layers import TacotronSTFT
 from common.stft import STFT
+from common.timing import sync
 from tacotron2.arg_parser import config_from_state_dict as tacotron2_config_from_state_dict
 from tacotron2.text import EmptyTextError, text_to_sequence
 from tacotron2.text.segment import split_text
@@ -141,11 +142,6 @@ def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Te
     for b, p in enumerate(phrases):
         text[b, :len(p.sequence)] = torch.tensor(p.sequence)
     return text.to(device), lengths.to(device)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class Synthesizer:
@@ -275,10 +271,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.gate_threshold is not None:
         tacotron2.decoder.gate_threshold = args.gate_threshold
     tacotron2.set_prenet_dropout(not args.deterministic)
+    batch_size = args.batch_size or len(phrases)
     synth = Synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
                         denoising_strength=args.denoising_strength, hop_length=args.stft_hop_length,
                         sampling_rate=args.sampling_rate, griffin_lim_iters=args.griffin_lim_iters,
-                        batch_size=args.batch_size or len(phrases))
+                        batch_size=batch_size)
     synth.report_fast_paths()
     try:
         os.makedirs(args.output, exist_ok=True)
@@ -290,7 +287,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             synth(phrases[:1])
-    batch_size = args.batch_size or len(phrases)
     totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
     pieces: List[torch.Tensor] = []  # audio of the current line's pieces so far
     pause = torch.zeros(int(args.pause * args.sampling_rate))

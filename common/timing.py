@@ -32,6 +32,11 @@ def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int 
     return sorted(times)[len(times) // 2]
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """"float32", "bfloat16", ...: how timed candidates are named."""
+    return str(dtype).replace("torch.", "")
+
+
 def fastest(candidates: Mapping[str, Callable[[], object]], device: torch.device, repeats: int = 3
             ) -> Tuple[str, Dict[str, float]]:
     """The name of the fastest candidate and every candidate's median seconds."""

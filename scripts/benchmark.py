@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.timing import median_seconds  # noqa: E402
+from common.timing import dtype_name, median_seconds  # noqa: E402
 from common.train_step import make_adam  # noqa: E402
 from loss_functions import get_loss_function  # noqa: E402
 from tacotron2.model import Tacotron2  # noqa: E402
@@ -209,7 +209,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     low = torch.float16 if device.type == "cuda" else torch.bfloat16
     print(f"matrix-product peak (2048^3): float32 {gemm_gflops(device, torch.float32):,.0f} GFLOP/s, "
-          f"{str(low).replace('torch.', '')} {gemm_gflops(device, low):,.0f} GFLOP/s")
+          f"{dtype_name(low)} {gemm_gflops(device, low):,.0f} GFLOP/s")
     rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats)
     rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256], wav=args.wav)
     if not args.skip_training:

@@ -14,7 +14,7 @@ from torch import nn
 
 from common.layers import ConvNorm, LinearNorm
 from common.linear import ONEDNN_AVAILABLE, linear
-from common.timing import fastest
+from common.timing import dtype_name, fastest
 from common.recurrent_grad import DeferredLSTMCell
 from common.utils import mask_from_lengths
 from tacotron2.static_decoder import StaticDecoder
@@ -282,7 +282,7 @@ class Decoder(nn.Module):
         for dtype in dtypes:
             self.set_fast_inference(dtype)
             for onednn in backends:
-                prepared[f"{str(dtype).replace('torch.', '')}/{'onednn' if onednn else 'aten'}"] = \
+                prepared[f"{dtype_name(dtype)}/{'onednn' if onednn else 'aten'}"] = \
                     self.fast._replace(onednn=onednn)
 
         def runner(weights: FastDecoderWeights) -> Callable[[], None]:

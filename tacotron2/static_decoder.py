@@ -157,9 +157,10 @@ class StaticDecoder:
         running_steps (B,) and not_finished (B,), as `Decoder.infer` accumulates them.
         """
         dec = self.decoder
-        processed_memory = dec.attention_layer.memory_layer(memory.float())  # (B, T_in, A), once per batch
+        memory = memory.float()
+        processed_memory = dec.attention_layer.memory_layer(memory)  # (B, T_in, A), once per batch
         session = self._session(memory, processed_memory.size(2))
-        session.reset(memory.float(), processed_memory.float(), memory_lengths)
+        session.reset(memory, processed_memory.float(), memory_lengths)
         steps = 0
         while steps < dec.max_decoder_steps:
             session.run_chunk()

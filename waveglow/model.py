@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.timing import fastest
+from common.timing import dtype_name, fastest
 
 
 class WeightNormConv1d(nn.Module):
@@ -187,6 +187,19 @@ def _upsample_as_product(spect: torch.Tensor, W: torch.Tensor, bias: torch.Tenso
     return blocks.reshape(B, C, -1) + bias[:, None]
 
 
+def _upsample_product_weight(upsample: nn.ConvTranspose1d) -> Optional[torch.Tensor]:
+    """The (n * C_in, C_out * stride) float32 weight `_upsample_as_product` takes; None where the kernel is
+    not a whole number of strides or the convolution pads."""
+    w = upsample.weight.detach().float()  # (C_in, C_out, n * stride)
+    C_in, C_out, K = w.shape
+    stride = upsample.stride[0]
+    if K % stride or upsample.padding[0]:
+        return None
+    # row block j, column block (c, s) = w[:, c, j * stride + s]
+    return w.view(C_in, C_out, K // stride, stride).permute(2, 0, 1, 3).reshape(K // stride * C_in,
+                                                                                C_out * stride).contiguous()
+
+
 def _prepared(conv: nn.Module, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
     """(weight (out, in, 1, k) channels-last, bias) of a conv1d, cast to dtype."""
     weight = conv.weight() if isinstance(conv, WeightNormConv1d) else conv.weight
@@ -248,15 +261,7 @@ class WaveGlow(nn.Module):
                 cond=[_prepared(c, dtype) for c in wn.cond_layers],
                 end=_prepared(wn.end, dtype),
                 W_inverse=inv.inverse_weight().detach()))
-        w = self.upsample.weight.detach().float()  # (C_in, C_out, n * stride)
-        C_in, C_out, K = w.shape
-        stride = self.upsample.stride[0]
-        upsample_W = None
-        if K % stride == 0 and self.upsample.padding[0] == 0:
-            upsample_W = w.view(C_in, C_out, K // stride, stride).permute(2, 0, 1, 3).reshape(K // stride * C_in,
-                                                                                               C_out * stride)
-            upsample_W = upsample_W.contiguous()
-        self._fast = FastWaveGlow(flows, upsample_W, dtype)
+        self._fast = FastWaveGlow(flows, _upsample_product_weight(self.upsample), dtype)
 
     @torch.no_grad()
     def tune_fast_inference(self, dtypes: Sequence[Optional[torch.dtype]], frames: int = 12) -> Dict[str, float]:
@@ -275,7 +280,7 @@ class WaveGlow(nn.Module):
         prepared = {}
         for dtype in dtypes:
             self.set_fast_inference(dtype)
-            prepared["plain" if dtype is None else str(dtype).replace("torch.", "")] = self._fast
+            prepared["plain" if dtype is None else dtype_name(dtype)] = self._fast
 
         def runner(fast: Optional[FastWaveGlow]) -> Callable[[], object]:
             if fast is None:
