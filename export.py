@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 import warnings
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -60,8 +60,10 @@ class _WaveGlowInfer(nn.Module):
 class ScriptedTacotron2:
     """Greedy synthesis with the exported TorchScript parts (batch of texts, lengths)."""
 
-    def __init__(self, folder: str, max_decoder_steps: int = 2000, gate_threshold: float = 0.5) -> None:
-        load = lambda name: torch.jit.load(os.path.join(folder, name))  # noqa: E731
+    def __init__(self, folder: str, max_decoder_steps: int = 2000, gate_threshold: float = 0.5,
+                 device: Optional[torch.device] = None) -> None:
+        # parts traced on a GPU run there only; device None: where they were traced
+        load = lambda name: torch.jit.load(os.path.join(folder, name), map_location=device)  # noqa: E731
         self.encoder, self.step, self.postnet = (load(f"tacotron2_{n}.pt") for n in ("encoder", "decoder_step",
                                                                                       "postnet"))
         meta = torch.load(os.path.join(folder, "tacotron2_meta.pt"), weights_only=True)
@@ -73,15 +75,16 @@ class ScriptedTacotron2:
     def __call__(self, text: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         memory, processed = self.encoder(text, lengths)
         B, T_in, E = memory.shape
-        pad_mask = torch.arange(T_in)[None, :] >= lengths[:, None]
+        lengths = lengths.to(memory.device)
+        pad_mask = torch.arange(T_in, device=memory.device)[None, :] >= lengths[:, None]
         z = lambda n: memory.new_zeros(B, n)  # noqa: E731
         s = self.sizes
         state = [z(s["attention_rnn_dim"]), z(s["attention_rnn_dim"]), z(s["decoder_rnn_dim"]),
                  z(s["decoder_rnn_dim"]), z(T_in), z(T_in), z(E)]
         frame = z(s["frame_dim"])
         frames: List[torch.Tensor] = []
-        not_finished = torch.ones(B, dtype=torch.int32)
-        mel_lengths = torch.zeros(B, dtype=torch.int32)
+        not_finished = torch.ones(B, dtype=torch.int32, device=memory.device)
+        mel_lengths = torch.zeros(B, dtype=torch.int32, device=memory.device)
         while True:
             frame, gate, *state = self.step(frame, *state, memory, processed, pad_mask)
             frames.append(frame)
@@ -96,22 +99,25 @@ class ScriptedTacotron2:
 
 
 def export_tacotron2(model: Tacotron2, folder: str) -> None:
+    """Trace the parts on the model's device: the files run there (a GPU's only on a GPU)."""
     model = model.eval()
     model.set_prenet_dropout(False)
     model.set_batch_invariant(False)
+    device = model.embedding.weight.device
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        text = torch.randint(12, 60, (2, 23))
-        lengths = torch.tensor([23, 17])
+        text = torch.randint(12, 60, (2, 23), device=device)
+        lengths = torch.tensor([23, 17], device=device)
         enc = torch.jit.trace(_Encoder(model), (text, lengths), check_trace=False)
         memory, processed = enc(text, lengths)
         B, T_in, E = memory.shape
         d = model.decoder
         state = model.decoder.initial_state(memory)
         frame = memory.new_zeros(B, d.n_mel_channels * d.n_frames_per_step)
-        pad_mask = torch.arange(T_in)[None, :] >= lengths[:, None]
+        pad_mask = torch.arange(T_in, device=device)[None, :] >= lengths[:, None]
         step = torch.jit.trace(_DecoderStep(model), (frame, *state, memory, processed, pad_mask), check_trace=False)
-        post = torch.jit.trace(model.postnet, (torch.randn(2, d.n_mel_channels, 30),), check_trace=False)
+        post = torch.jit.trace(model.postnet, (torch.randn(2, d.n_mel_channels, 30, device=device),),
+                               check_trace=False)
     enc.save(os.path.join(folder, "tacotron2_encoder.pt"))
     step.save(os.path.join(folder, "tacotron2_decoder_step.pt"))
     post.save(os.path.join(folder, "tacotron2_postnet.pt"))
@@ -121,11 +127,13 @@ def export_tacotron2(model: Tacotron2, folder: str) -> None:
 
 
 def export_waveglow(model: WaveGlow, folder: str, sigma: float = 0.6, onnx: bool = False) -> None:
+    """Trace on the model's device (the TorchScript file runs there); ONNX from the same graph."""
     model = model.eval()
     model.remove_weightnorm()
     model.set_fast_inference(None)
-    mel = torch.randn(1, model.upsample.in_channels, 8)
-    noise = [torch.randn(s) for s in model.noise_shapes(1, 8 * 32)]
+    device = model.upsample.weight.device
+    mel = torch.randn(1, model.upsample.in_channels, 8, device=device)
+    noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, 8 * 32)]
     wrapper = _WaveGlowInfer(model, sigma)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -147,13 +155,18 @@ def main(argv: Sequence[str] = None) -> int:
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--onnx", action="store_true", help="also write waveglow.onnx")
     parser.add_argument("-s", "--sigma-infer", type=float, default=0.9)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where the exported TorchScript files will run (they are traced there)")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: --device cuda: no CUDA device here")
+    device = torch.device(args.device)
     os.makedirs(args.output, exist_ok=True)
     try:
         if args.tacotron2:
-            export_tacotron2(inference.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))[0], args.output)
+            export_tacotron2(inference.load_model(args.tacotron2, "Tacotron2", device)[0], args.output)
         if args.waveglow:
-            export_waveglow(inference.load_model(args.waveglow, "WaveGlow", torch.device("cpu"))[0], args.output,
+            export_waveglow(inference.load_model(args.waveglow, "WaveGlow", device)[0], args.output,
                             args.sigma_infer, args.onnx)
     except inference.CheckpointError as e:
         sys.exit(f"error: {e}")

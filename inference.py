@@ -62,7 +62,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--stft-hop-length", type=int, default=256, help="STFT hop length (samples per mel frame)")
     parser.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
                         help="fp16 on CUDA; on a CPU bf16 weights wherever they are timed faster than fp32")
-    parser.add_argument("--include-warmup", action="store_true", help="run one warm-up synthesis before timing")
+    parser.add_argument("--include-warmup", action="store_true",
+                        help="run one warm-up synthesis at the real batch size before timing (on a GPU: cuDNN "
+                             "choices and CUDA-graph capture happen there, not in the timed run)")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                        help="on a GPU, decode without CUDA graphs (same static steps, launched one by one): "
+                             "for drivers where graph capture or replay misbehaves")
     parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     parser.add_argument("-bs", "--batch-size", type=int, default=0, help="phrases per batch (0: all in one batch)")
@@ -150,7 +155,7 @@ class Synthesizer:
     def __init__(self, tacotron2: torch.nn.Module, waveglow: Optional[torch.nn.Module], device: torch.device,
                  amp: bool = False, sigma: float = 0.9, denoising_strength: float = 0.01, hop_length: int = 256,
                  sampling_rate: int = 22050, griffin_lim_iters: int = 60, chunk_frames: int = 200,
-                 overlap_frames: int = 8, batch_size: int = 1) -> None:
+                 overlap_frames: int = 8, batch_size: int = 1, cuda_graphs: bool = True) -> None:
         self.device = device
         self.chunk_frames = chunk_frames
         self.overlap_frames = overlap_frames
@@ -166,7 +171,8 @@ class Synthesizer:
         if device.type == "cuda":
             # fused decoder steps over static buffers, replayed as CUDA graphs (16 steps a launch, one
             # host check per 16 steps); float16 weights with --amp-run, states and softmax in float32
-            self.tacotron2.set_fast_inference(torch.float16 if amp else torch.float32, static=True)
+            self.tacotron2.set_fast_inference(torch.float16 if amp else torch.float32, static=True,
+                                              cuda_graphs=cuda_graphs)
         else:
             # fused decoder steps, with whichever products (aten or oneDNN) and, with --amp-run, whichever
             # of bf16 and fp32 weights run faster on this CPU (bf16 mel error about 5e-4 against fp32 with
@@ -275,7 +281,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     synth = Synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
                         denoising_strength=args.denoising_strength, hop_length=args.stft_hop_length,
                         sampling_rate=args.sampling_rate, griffin_lim_iters=args.griffin_lim_iters,
-                        batch_size=batch_size)
+                        batch_size=batch_size, cuda_graphs=args.cuda_graphs)
     synth.report_fast_paths()
     try:
         os.makedirs(args.output, exist_ok=True)
@@ -283,15 +289,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.exit(f"error: cannot create output folder {args.output!r}: {e}")
     logger = RunLogger(os.path.join(args.output, args.log_file))
     logger.metadata({k: v for k, v in vars(args).items()})
-    if args.include_warmup:
+    batches = [phrases[start:start + batch_size] for start in range(0, len(phrases), batch_size)]
+    if args.include_warmup:  # one batch of each shape, so that nothing is prepared inside the timed runs
+        shapes = {}
+        for batch in batches:
+            shapes.setdefault((len(batch), max(len(p.sequence) for p in batch)), batch)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            synth(phrases[:1])
+            for batch in shapes.values():
+                synth(batch)
     totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
     pieces: List[torch.Tensor] = []  # audio of the current line's pieces so far
     pause = torch.zeros(int(args.pause * args.sampling_rate))
-    for start in range(0, len(phrases), batch_size):
-        batch = phrases[start:start + batch_size]
+    for batch in batches:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported per phrase below, by line
             result = synth(batch)

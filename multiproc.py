@@ -1,6 +1,9 @@
 """Start one training process per GPU (or --nproc-per-node N on CPU with gloo):
 `python -m multiproc train.py ARGS...`.
 
+Ctrl-C (or SIGTERM to this launcher) is passed on to every worker once: each finishes its step,
+saves a checkpoint and exits; a second Ctrl-C stops them at once.
+
 It sets the variables torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) and
 watches the workers: when one fails, the others are stopped and its exit code is returned, so a
 dead rank never leaves the rest hanging. For several machines use torchrun directly.
@@ -8,17 +11,23 @@ dead rank never leaves the rest hanging. For several machines use torchrun direc
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from typing import List
 
+from common.dist_utils import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+def _worker_setup() -> None:
+    """In the worker, before it runs: a new session, and on Linux SIGTERM when the launcher dies (a
+    launcher killed with SIGKILL cannot forward anything; the workers then save and stop by themselves)."""
+    os.setsid()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def default_nproc() -> int:
@@ -42,7 +51,11 @@ def main(argv: List[str]) -> int:
     for rank in range(nproc):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
                    LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        workers.append(subprocess.Popen([sys.executable, args.script] + args.script_args, env=env))
+        # each worker in a session of its own: a Ctrl-C in the terminal reaches this launcher only, which
+        # forwards it once (in the terminal's process group every worker would get it twice: from the
+        # terminal and from us, and the second SIGINT stops a worker at once, without a checkpoint)
+        workers.append(subprocess.Popen([sys.executable, args.script] + args.script_args, env=env,
+                                        preexec_fn=_worker_setup))
 
     def forward_signal(signum, frame):
         for w in workers:

@@ -9,11 +9,10 @@ import json
 import os
 import random
 import shutil
-import signal
 import sys
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,13 +24,17 @@ from tqdm import tqdm
 import data_functions
 import loss_functions
 import models
-from common import dist_utils
+from common import dist_utils, resume
+from common.amp import amp_settings, autocast
 from common.audio import AudioConfig
-from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model_weights, save_training_checkpoint,
-                               state_dict_from_checkpoint, unwrap_model)
+from common.checkpoint import (CheckpointError, load_model_weights, save_training_checkpoint, state_dict_from_checkpoint,
+                               unwrap_model)
 from common.dllog import RunLogger
+from common.preemption import Preemption
+from common.rng import checkpoint_rng_states, restore_rng_states, rng_states
 from common.sampler import BucketBatchSampler, ResumableBatchSampler
-from common.train_step import PendingSteps, as_log_fields, loss_scale, make_adam, optimizer_step, restore_fused
+from common.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
+                               optimizer_step, restore_fused)
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
     "--rank": "use torchrun / multiproc (RANK env var)", "--world-size": "use torchrun / multiproc",
@@ -106,6 +109,9 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     training.add_argument("--max-steps-per-epoch", type=int, default=0, help="cut epochs short (benchmarks, tests)")
     training.add_argument("--check-replicas", action="store_true",
                           help="after every step verify that all ranks hold identical weights (debugging)")
+    training.add_argument("--force-distributed", action="store_true",
+                          help="make a process group and DDP even for one process (runs the multi-GPU code path, "
+                               "NCCL collectives included, on one GPU)")
     training.add_argument("--dist-timeout", type=float, default=600.0,
                           help="seconds a rank waits for the others before failing")
 
@@ -190,69 +196,6 @@ def lr_at(epoch: int, learning_rate: float, anneal_steps: Optional[List[int]], a
     return learning_rate * anneal_factor ** p
 
 
-def rng_states() -> Dict[str, Any]:
-    """Every RNG this process uses, for exact resumption."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, py_state, gauss_next = random.getstate()
-    states = {"random_rng_state": torch.get_rng_state(),
-              "numpy_rng_state": {"keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
-                                  "cached_gaussian": float(cached)},
-              "python_rng_state": {"version": version, "state": list(py_state), "gauss_next": gauss_next}}
-    if torch.cuda.is_available():
-        states["cuda_rng_state_all"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def gather_rng_states(info: dist_utils.DistInfo) -> Dict[str, Any]:
-    """Every rank's RNG states, gathered to all ranks (stored in the checkpoint by rank 0)."""
-    mine = rng_states()
-    if info.world_size == 1:
-        return {"rank_rng_states": [mine], **mine}
-    gathered: List[Any] = [None] * info.world_size
-    torch.distributed.all_gather_object(gathered, mine)
-    return {"rank_rng_states": gathered, **gathered[0]}
-
-
-def restore_rng_states(ckpt: Dict[str, Any], rank: int) -> None:
-    states = ckpt.get("rank_rng_states")
-    mine = states[rank] if states and rank < len(states) else ckpt
-    if "random_rng_state" in mine:
-        torch.set_rng_state(mine["random_rng_state"])
-    if "numpy_rng_state" in mine:
-        s = mine["numpy_rng_state"]
-        np.random.set_state(("MT19937", np.array(s["keys"], dtype=np.uint32), s["pos"], s["has_gauss"],
-                             s["cached_gaussian"]))
-    if "python_rng_state" in mine:
-        s = mine["python_rng_state"]
-        random.setstate((s["version"], tuple(s["state"]), s["gauss_next"]))
-    if torch.cuda.is_available() and mine.get("cuda_rng_state_all"):
-        torch.cuda.set_rng_state_all(mine["cuda_rng_state_all"])
-
-
-class Preemption:
-    """Turns SIGTERM/SIGINT into a flag checked after each step (the step finishes, then we save)."""
-
-    def __init__(self) -> None:
-        self.signal: Optional[int] = None
-        self._old = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.signal = signum
-
-    def requested(self, time_up: bool = False) -> bool:
-        """True on every rank when any rank got a signal (or ran out of time): all stop at the same step."""
-        flag = torch.tensor([1.0 if self.signal is not None or time_up else 0.0])
-        return bool(dist_utils.all_reduce_sum(flag).item() > 0)
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
 def check_output_dir(output: str, model: torch.nn.Module) -> None:
     """Fail before training when the output directory cannot hold checkpoints."""
     try:
@@ -271,34 +214,9 @@ def check_output_dir(output: str, model: torch.nn.Module) -> None:
                          f"{need / 2**20:.0f} MiB")
 
 
-def amp_settings(amp: bool, device: torch.device, amp_dtype: str = "auto"):
-    """(autocast dtype or None, GradScaler).
-
-    fp16 always comes with dynamic loss scaling (a scaler that backs off on inf/NaN gradients);
-    bf16 has float32's range and needs none. auto = fp16 on CUDA, bf16 on CPU.
-    """
-    if not amp:
-        return None, torch.amp.GradScaler(device.type, enabled=False)
-    if amp_dtype == "fp16" or (amp_dtype == "auto" and device.type == "cuda"):
-        return torch.float16, torch.amp.GradScaler(device.type)
-    return torch.bfloat16, torch.amp.GradScaler(device.type, enabled=False)
-
-
-def load_resume_checkpoint(path: str, model_name: str) -> Dict[str, Any]:
-    ckpt = load_checkpoint_file(path)
-    missing = [k for k in ("optimizer", "epoch") if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: cannot resume: the checkpoint holds no {' or '.join(missing)} "
-                              "(published checkpoints carry weights only). Use --warm-start "
-                              f"{path} to fine-tune from its weights with a fresh optimizer.")
-    if ckpt.get("model_name", model_name) != model_name:
-        raise CheckpointError(f"{path}: a {ckpt['model_name']} checkpoint cannot resume {model_name} training")
-    return ckpt
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    info = dist_utils.init_distributed(cpu=args.cpu, timeout_s=args.dist_timeout)
+    info = dist_utils.init_distributed(cpu=args.cpu, timeout_s=args.dist_timeout, force=args.force_distributed)
     device = info.device
     torch.backends.cudnn.enabled = args.cudnn_enabled
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
@@ -316,14 +234,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if info.is_main:
         check_output_dir(args.output, model)
     optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)
+    device_skip = device_skip_supported(optimizer)
     amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
 
     start_epoch, start_batch, iteration = 0, 0, 0
     last_path = os.path.join(args.output, f"checkpoint_{model_name}_last.pt")
-    resume_path = args.checkpoint_path or (last_path if args.resume_from_last and os.path.exists(last_path) else "")
+    resume_path = resume.resume_path(info, args.checkpoint_path, last_path, args.resume_from_last)
     try:
         if resume_path:
-            ckpt = load_resume_checkpoint(resume_path, model_name)
+            ckpt = resume.load_on_every_rank(info, resume_path, lambda p: resume.load_resume_checkpoint(p, model_name))
             if ckpt.get("config") and ckpt["config"] != model_config:
                 raise CheckpointError(f"{resume_path}: model config differs from the flags: checkpoint "
                                       f"{ckpt['config']} vs flags {model_config}")
@@ -335,9 +254,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             start_epoch = ckpt.get("resume_epoch", ckpt["epoch"] + 1)
             start_batch = ckpt.get("resume_batch", 0)
             iteration = ckpt.get("iteration", 0)
-            restore_rng_states(ckpt, info.rank)
+            restore_rng_states(ckpt, info.rank, device)
         elif args.warm_start:
-            ckpt = load_checkpoint_file(args.warm_start)
+            ckpt = resume.load_on_every_rank(info, args.warm_start)
             load_model_weights(model, state_dict_from_checkpoint(ckpt, args.warm_start), args.warm_start,
                                model_name, ignore=args.warm_start_ignore)
     except CheckpointError as e:
@@ -376,7 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logger.info(f"resumed from {resume_path}: epoch {start_epoch}, batch {start_batch}")
     elif args.warm_start:
         logger.info(f"warm start from {args.warm_start}")
-    if info.world_size > 1:
+    if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     preemption = Preemption()
@@ -411,16 +330,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 optimizer.zero_grad(set_to_none=True)
                 if hasattr(criterion, "set_iteration"):  # losses with a schedule (guided attention)
                     criterion.set_iteration(iteration)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                with autocast(device, amp_dtype):
                     y_pred = model(batch.x)
                     loss = criterion(y_pred, batch.y)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip_thresh)
                 # nonzero on every rank when any rank's loss or gradient is not finite; stays on the device
-                bad = dist_utils.all_reduce_sum((~(torch.isfinite(grad_norm) & torch.isfinite(loss.detach())))
-                                                .float().reshape(1))[0]
-                optimizer_step(optimizer, scaler, bad)
+                # 1 on every rank when any rank's loss or gradient is not finite (0 or 1: fused Adam
+                # subtracts the flag from its step counts); stays on the device
+                bad = info.all_reduce_max((~(torch.isfinite(grad_norm) & torch.isfinite(loss.detach())))
+                                          .float().reshape(1))[0]
+                optimizer_step(optimizer, scaler, bad, device_skip)
                 iteration += 1
                 if args.check_replicas:
                     check_replicas_in_sync(model, info, iteration)
@@ -429,7 +350,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 due_checkpoint = bool(args.iters_per_checkpoint) and iteration % args.iters_per_checkpoint == 0
                 if not (len(pending) >= args.log_interval or due_checkpoint or i + 1 == n_batches):
                     continue
-                for step in pending.flush(info.world_size):  # the one host read of these steps' figures
+                for step in pending.flush(info):  # the one host read of these steps' figures
                     if step.finite:
                         epoch_loss += step.loss
                         epoch_steps += 1
@@ -448,7 +369,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if stop_reason:
                     break
                 time_up = bool(args.max_minutes) and time.perf_counter() - run_start > 60 * args.max_minutes
-                preempted = preemption.requested(time_up)
+                preempted = preemption.requested(info, time_up)
                 if preempted or due_checkpoint:
                     save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler,
                                     completed_epoch=epoch - 1, iteration=iteration,
@@ -494,13 +415,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 @torch.no_grad()
 def check_replicas_in_sync(model: torch.nn.Module, info: dist_utils.DistInfo, iteration: int) -> None:
     """Raise if any rank's weights differ from rank 0's (exact comparison of a float64 checksum)."""
-    flat = torch.cat([p.detach().double().flatten().cpu() for p in model.parameters()])
-    mine = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, dtype=torch.float64)).sum()])
-    if info.world_size == 1:
-        return
-    mine = mine.to(info.device)
-    gathered = [torch.zeros_like(mine) for _ in range(info.world_size)]
-    torch.distributed.all_gather(gathered, mine)
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
+    mine = torch.stack([flat.sum(), (flat * weights).sum()])
+    gathered = info.all_gather(mine)
     if any(not torch.equal(g, gathered[0]) for g in gathered):
         raise RuntimeError(f"iteration {iteration}: ranks hold different weights: {[g.tolist() for g in gathered]}")
 
@@ -513,13 +431,14 @@ def validate(model, criterion, valset, collate_fn, batch_to_device, args, info, 
     sampler = DistributedSampler(valset, num_replicas=info.world_size, rank=info.rank, shuffle=False)
     loader = DataLoader(valset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate_fn,
                         num_workers=args.num_workers)
-    total = torch.zeros(2)
+    total = torch.zeros(2, device=info.device)  # (sum of batch losses, batches), summed on the device
     for raw in loader:
         batch = batch_to_device(raw, info.device)
-        with torch.autocast(info.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(info.device, amp_dtype):
             loss = criterion(model(batch.x), batch.y)
-        total += torch.stack([loss.detach().float().cpu(), torch.tensor(1.0)])
-    total = dist_utils.all_reduce_sum(total)
+        total[0] += loss.detach().float()
+        total[1] += 1
+    total = info.all_reduce_sum(total)
     model.train(was_training)
     return (total[0] / total[1].clamp_min(1)).item()
 
@@ -527,7 +446,7 @@ def validate(model, criterion, valset, collate_fn, batch_to_device, args, info, 
 def save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler, *, completed_epoch: int,
                     iteration: int, resume_epoch: int, resume_batch: int, numbered: bool) -> None:
     """Rank 0 writes checkpoint_<Model>_last.pt (and _<epoch>.pt when numbered); all ranks give RNG states."""
-    states = gather_rng_states(info)
+    states = checkpoint_rng_states(info.all_gather_object(rng_states(info.device)))
     states.update({"resume_epoch": resume_epoch, "resume_batch": resume_batch})
     if not info.is_main:
         return

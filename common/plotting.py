@@ -8,9 +8,9 @@ def alignment_figure(alignment: torch.Tensor, mel: torch.Tensor, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 1, figsize=(8, 6))
-    axes[0].imshow(alignment.float().T.numpy(), aspect="auto", origin="lower", interpolation="none")
+    axes[0].imshow(alignment.detach().float().cpu().T.numpy(), aspect="auto", origin="lower", interpolation="none")
     axes[0].set(xlabel="decoder step", ylabel="encoder step", title=title[:80])
-    axes[1].imshow(mel.float().numpy(), aspect="auto", origin="lower", interpolation="none")
+    axes[1].imshow(mel.detach().float().cpu().numpy(), aspect="auto", origin="lower", interpolation="none")
     axes[1].set(xlabel="frame", ylabel="mel channel")
     fig.tight_layout()
     return fig

@@ -6,8 +6,10 @@ import torch
 
 class BucketBatchSampler(torch.utils.data.Sampler):
     """Shuffles the items each epoch (seed + epoch), sorts runs of `bucket` batches by length, cuts them
-    into batches, shuffles the batches and deals them round-robin to the ranks (every rank gets the
-    same number). Deterministic for (seed, epoch), so resuming reproduces it.
+    into batches, and deals each step's batches to the ranks from neighbouring batches of one sorted run:
+    under DDP a step waits for its slowest rank, so the ranks' batches of one step have similar lengths.
+    The steps are shuffled; every rank gets the same number. Deterministic for (seed, epoch), so resuming
+    reproduces it.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, num_replicas: int = 1, rank: int = 0,
@@ -24,7 +26,8 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> List[List[int]]:
+    def _steps(self) -> List[List[List[int]]]:
+        """The epoch's steps, each a list of one batch per rank."""
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.lengths), generator=g).tolist()
         span = self.batch_size * self.bucket
@@ -34,16 +37,16 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
-        perm = torch.randperm(len(batches), generator=g).tolist()
-        batches = [batches[i] for i in perm]
-        usable = len(batches) - len(batches) % self.num_replicas
-        return batches[:usable]
+        n = self.num_replicas
+        steps = [batches[i:i + n] for i in range(0, len(batches) - len(batches) % n, n)]  # neighbours, sorted
+        perm = torch.randperm(len(steps), generator=g).tolist()
+        return [steps[i] for i in perm]
 
     def __iter__(self) -> Iterator[List[int]]:
-        return iter(self._all_batches()[self.rank::self.num_replicas])
+        return iter([step[self.rank] for step in self._steps()])
 
     def __len__(self) -> int:
-        return len(self._all_batches()) // self.num_replicas
+        return len(self._steps())
 
 
 class ResumableBatchSampler(torch.utils.data.Sampler):

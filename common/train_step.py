@@ -20,37 +20,80 @@ def make_adam(params, lr: float, weight_decay: float, device: torch.device, fuse
 
 
 def restore_fused(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """`load_state_dict` copies the saved groups' flags: keep the fused kernel for older checkpoints."""
-    if device.type in ("cuda", "cpu"):
-        for group in optimizer.param_groups:
-            group["fused"], group["foreach"] = True, None
+    """`load_state_dict` copies the saved groups' flags: keep the fused kernel for older checkpoints.
+
+    The fused kernel reads each parameter's step counter on the parameter's device, as float32;
+    a state saved by a plain Adam keeps its counters on the CPU, so they are moved too.
+    """
+    if device.type not in ("cuda", "cpu"):
+        return
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = True, None
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if state and torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(p.device, torch.float32)
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, bad: torch.Tensor) -> None:
-    """Update the weights unless `bad` (0-d, nonzero: a loss or gradient was not finite), then update the scaler.
+def device_skip_supported(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `optimizer.step()` honours a device-side skip flag (`found_inf`) on this torch.
+
+    Fused optimizers take one through private attributes that GradScaler sets (`_step_supports_amp_scaling`,
+    `found_inf`, `grad_scale`). Those are not public API, so rather than trust them this runs the same
+    call on a one-element copy of the optimizer with the flag set and checks that nothing moved.
+    """
+    if not getattr(optimizer, "_step_supports_amp_scaling", False):
+        return False
+    group = optimizer.param_groups[0]
+    p = torch.zeros(1, device=group["params"][0].device, requires_grad=True)
+    p.grad = torch.ones_like(p)
+    try:
+        probe = type(optimizer)([p], **{k: v for k, v in group.items() if k != "params"})
+        _step_with_flag(probe, torch.ones((), device=p.device))
+        step = probe.state[p].get("step", torch.zeros(()))
+        return bool(p.detach().eq(0).all()) and float(step) == 0.0
+    except (TypeError, RuntimeError, AttributeError):
+        return False
+
+
+def _step_with_flag(optimizer: torch.optim.Optimizer, bad: torch.Tensor) -> None:
+    optimizer.found_inf = bad
+    optimizer.grad_scale = None
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf, optimizer.grad_scale
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, bad: torch.Tensor,
+                   device_skip: bool) -> None:
+    """Update the weights unless `bad` (0-d, 0 or 1 on every rank: a loss or gradient was not finite),
+    then update the scaler.
 
     With a float16 GradScaler the scaler decides from its own inf check (and lowers the scale);
-    otherwise a fused optimizer skips on the device, and only other optimizers read `bad` on the host.
+    otherwise, where `device_skip` (see `device_skip_supported`), a fused optimizer skips on the device,
+    and elsewhere `bad` is read on the host (one sync per step).
     """
     if scaler.is_enabled():
         scaler.step(optimizer)
-    elif getattr(optimizer, "_step_supports_amp_scaling", False):
-        optimizer.found_inf = bad.float().reshape(())
-        optimizer.grad_scale = None
-        try:
-            optimizer.step()
-        finally:
-            del optimizer.found_inf, optimizer.grad_scale
+    elif device_skip:
+        # the fused kernels subtract found_inf from the step counters: it must be exactly 0 or 1
+        _step_with_flag(optimizer, bad.float().clamp(max=1.0).reshape(()))
     elif not bool(bad):
         optimizer.step()
     scaler.update()
 
 
 def loss_scale(scaler: torch.amp.GradScaler, device: torch.device) -> torch.Tensor:
-    """The current loss scale as a device tensor (1 without a scaler), read without a sync."""
-    if scaler.is_enabled() and hasattr(scaler, "_get_scale_async") and scaler._get_scale_async() is not None:
-        return scaler._get_scale_async().detach().float().reshape(())
-    return torch.ones((), device=device)
+    """The current loss scale as a 0-d tensor on `device` (1 without a scaler), read without a sync where
+    torch offers it (the private `_get_scale_async`); otherwise through the public, syncing `get_scale`."""
+    if not scaler.is_enabled():
+        return torch.ones((), device=device)
+    get_async = getattr(scaler, "_get_scale_async", None)
+    scale = get_async() if callable(get_async) else None
+    if isinstance(scale, torch.Tensor):
+        return scale.detach().float().reshape(()).to(device)
+    return torch.full((), float(scaler.get_scale()), device=device)
 
 
 class StepFigures(NamedTuple):
@@ -77,17 +120,18 @@ class PendingSteps:
 
     def add(self, epoch: int, batch: int, loss: torch.Tensor, grad_norm: torch.Tensor, bad: torch.Tensor,
             items: torch.Tensor, scale: torch.Tensor) -> None:
-        # loss, grad_norm, bad, items: 0-d tensors on the training device
+        # loss, grad_norm, bad, items, scale: 0-d tensors on the training device
         values = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().reshape(()),
                               bad.float().reshape(()), items.float().reshape(()), scale.float().reshape(())])
         self._rows.append((epoch, batch, values))
 
-    def flush(self, world_size: int) -> List[StepFigures]:
+    def flush(self, info: dist_utils.DistInfo) -> List[StepFigures]:
         """Read every pending step in one transfer (summed over ranks: a collective, so every rank calls it)."""
         if not self._rows:
             return []
+        world_size = info.world_size
         values = torch.stack([v for _, _, v in self._rows])  # (steps, 5)
-        values = dist_utils.all_reduce_sum(values).cpu()
+        values = info.all_reduce_sum(values).cpu()
         now = time.perf_counter()
         seconds = (now - self._since) / len(self._rows)
         self._since = now

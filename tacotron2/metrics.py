@@ -62,38 +62,39 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
     """Per-sentence metrics of greedy synthesis against the teacher mels.
 
     By default the prenet dropout stays on, as at inference (a model trained with it can behave
-    differently without it); the draws come from a generator seeded with `seed`, and the global
-    RNG state is restored afterwards so that training continues unchanged.
+    differently without it); the draws come from the generators seeded with `seed`, and every global
+    generator (the CPU's and the model's GPU's) is left as it was, so that training continues unchanged.
     """
     model.eval()
     was_dropout = model.decoder.prenet.always_dropout
     model.set_prenet_dropout(prenet_dropout)
-    rng_state = torch.get_rng_state()
-    torch.manual_seed(seed)
+    device = next(model.parameters()).device
     r = model.n_frames_per_step
     rows = []
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    for i in range(n):
-        text, teacher, _ = dataset[i]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = model.generate(text[None].long(), torch.tensor([len(text)]))
-        length = int(out.mel_lengths[0])
-        steps = max(1, -(-max(length, 1) // r))
-        align = out.alignments[0, :steps, :len(text)]
-        mel = out.mel_outputs_postnet[0, :, :max(length, 1)]
-        entry = dataset.entries[i]
-        row = {"id": os.path.splitext(os.path.basename(entry.path))[0], "text": entry.fields[0],
-               "diagonality": diagonality(align), "focus": focus(align),
-               "stop_ratio": length / teacher.size(1), "mcd_dtw": mcd_dtw(mel.numpy(), teacher.numpy()),
-               "reached_max": bool(out.reached_max[0]), "frames": length, "teacher_frames": int(teacher.size(1))}
-        if keep_tensors:
-            row.update(alignment=align, mel=mel)
-        rows.append(row)
-        if plot_dir:
-            plot_alignment(align, mel, os.path.join(plot_dir, f"alignment_{row['id']}.png"), row["text"])
+    # the draws come from the generators of the model's device, forked: training continues unchanged
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for i in range(n):
+            text, teacher, _ = dataset[i]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = model.generate(text[None].long().to(device), torch.tensor([len(text)], device=device))
+            length = int(out.mel_lengths[0])
+            steps = max(1, -(-max(length, 1) // r))
+            align = out.alignments[0, :steps, :len(text)].float().cpu()
+            mel = out.mel_outputs_postnet[0, :, :max(length, 1)].float().cpu()
+            entry = dataset.entries[i]
+            row = {"id": os.path.splitext(os.path.basename(entry.path))[0], "text": entry.fields[0],
+                   "diagonality": diagonality(align), "focus": focus(align),
+                   "stop_ratio": length / teacher.size(1), "mcd_dtw": mcd_dtw(mel.numpy(), teacher.numpy()),
+                   "reached_max": bool(out.reached_max[0]), "frames": length, "teacher_frames": int(teacher.size(1))}
+            if keep_tensors:
+                row.update(alignment=align, mel=mel)
+            rows.append(row)
+            if plot_dir:
+                plot_alignment(align, mel, os.path.join(plot_dir, f"alignment_{row['id']}.png"), row["text"])
     model.set_prenet_dropout(was_dropout)
-    torch.set_rng_state(rng_state)
     return rows
 
 

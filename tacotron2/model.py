@@ -230,19 +230,21 @@ class Decoder(nn.Module):
         self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
         self.fast: Optional[FastDecoderWeights] = None
         self.static: Optional[StaticDecoder] = None
-        # Teacher-forced training sums the LSTM weight gradients once per sequence (same values,
-        # several times faster on a CPU); False gives plain autograd, for comparison.
-        self.deferred_weight_grads = True
+        # Teacher-forced training can sum the LSTM weight gradients once per sequence (same values,
+        # several times faster on a CPU, but it keeps every step's gate gradient: ~1.7 GB at batch
+        # 128 x 870 frames on a GPU). None: on a CPU only; True/False force it (comparisons).
+        self.deferred_weight_grads: Optional[bool] = None
 
     @torch.no_grad()
     def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
-                           steps_per_check: int = 16, onednn: bool = True) -> None:
+                           steps_per_check: int = 16, onednn: bool = True, cuda_graphs: bool = True) -> None:
         """Prepare (or with None drop) fused weights for `infer`; call again after changing weights.
 
         bfloat16 (or float16 on a GPU) halves the weight traffic that bounds a decoder step at
         small batch; the LSTM states, softmax and outputs stay in float32. `static` decodes over
         preallocated buffers with a host check every `steps_per_check` steps, as CUDA graphs on a
-        GPU (tacotron2/static_decoder.py). `onednn`: see common/linear.py.
+        GPU (tacotron2/static_decoder.py; `cuda_graphs=False` runs those steps without graphs).
+        `onednn`: see common/linear.py.
         """
         self.static = None
         if dtype is None:
@@ -260,7 +262,7 @@ class Decoder(nn.Module):
             proj_b=torch.cat([self.linear_projection.linear_layer.bias, self.gate_layer.linear_layer.bias]).to(dtype),
             prenet=[layer.linear_layer.weight.to(dtype) for layer in self.prenet.layers], onednn=onednn)
         if static:
-            self.static = StaticDecoder(self, steps_per_check)
+            self.static = StaticDecoder(self, steps_per_check, cuda_graphs=cuda_graphs)
 
     @torch.no_grad()
     def tune_fast_inference(self, batch_size: int, dtypes: Sequence[torch.dtype], text_length: int = 128,
@@ -387,7 +389,9 @@ class Decoder(nn.Module):
         processed_memory = self.attention_layer.memory_layer(memory)
         state = self.initial_state(memory)
         cells = None
-        if self.deferred_weight_grads and torch.is_grad_enabled() and self.decoder_rnn.weight_ih.requires_grad:
+        deferred = (memory.device.type == "cpu" if self.deferred_weight_grads is None
+                    else self.deferred_weight_grads)
+        if deferred and torch.is_grad_enabled() and self.decoder_rnn.weight_ih.requires_grad:
             cells = (DeferredLSTMCell(self.attention_rnn, memory.device.type),
                      DeferredLSTMCell(self.decoder_rnn, memory.device.type))
         frames, gates, alignments = [], [], []
@@ -502,9 +506,9 @@ class Tacotron2(nn.Module):
         self.batch_invariant = enabled
 
     def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
-                           steps_per_check: int = 16, onednn: bool = True) -> None:
+                           steps_per_check: int = 16, onednn: bool = True, cuda_graphs: bool = True) -> None:
         """Use the decoder's fused inference path (see Decoder.set_fast_inference); None: the plain path."""
-        self.decoder.set_fast_inference(dtype, static, steps_per_check, onednn)
+        self.decoder.set_fast_inference(dtype, static, steps_per_check, onednn, cuda_graphs)
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""

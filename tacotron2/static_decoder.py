@@ -89,11 +89,16 @@ class _Session:
                 self._step()
 
     def _capture(self) -> None:
-        """Warm up on a side stream (cuBLAS handles, allocator), then record K steps as one graph."""
-        current = torch.cuda.current_stream(self.memory.device)
-        side = torch.cuda.Stream(self.memory.device)
+        """Warm up on a side stream (cuBLAS handles, allocator), then record K steps as one graph.
+
+        The warm-up's dropout draws are given back (the generator is forked around it), and capture
+        itself draws nothing: the first replay takes the draws an eager run would have taken.
+        """
+        device = self.memory.device
+        current = torch.cuda.current_stream(device)
+        side = torch.cuda.Stream(device)
         side.wait_stream(current)
-        with torch.cuda.stream(side):
+        with torch.random.fork_rng(devices=[device]), torch.cuda.stream(side):
             self._steps()  # K steps fit: capacity >= K
         current.wait_stream(side)
         self.t.zero_()
@@ -123,7 +128,7 @@ class StaticDecoder:
     """
 
     def __init__(self, decoder: "Decoder", steps_per_check: int = 16, length_bucket: Optional[int] = None,
-                 max_sessions: int = 8) -> None:
+                 max_sessions: int = 8, cuda_graphs: bool = True) -> None:
         if decoder.fast is None:
             raise ValueError("StaticDecoder needs the decoder's fast weights: call set_fast_inference(dtype) first")
         if steps_per_check < 1:
@@ -132,18 +137,23 @@ class StaticDecoder:
         self.steps_per_check = steps_per_check
         self.length_bucket = length_bucket
         self.max_sessions = max_sessions
+        self.cuda_graphs = cuda_graphs  # False: the same static steps, launched eagerly (driver trouble)
         self.sessions: "OrderedDict[Tuple, _Session]" = OrderedDict()
 
     def _session(self, memory: torch.Tensor, A: int) -> _Session:
         B, T_in, E = memory.shape
         bucket = self.length_bucket or (32 if memory.device.type == "cuda" else 1)
         T_pad = math.ceil(T_in / bucket) * bucket
-        key = (B, T_pad, str(memory.device))
+        dec = self.decoder
+        # a captured graph holds the buffers' sizes and the step's Python constants: a change of any makes
+        # another session
+        key = (B, T_pad, str(memory.device), dec.max_decoder_steps, dec.gate_threshold, dec.prenet.always_dropout,
+               dec.early_stopping)
         if key in self.sessions:
             self.sessions.move_to_end(key)
             return self.sessions[key]
         session = _Session(self.decoder, B, T_pad, E, A, memory.device, self.steps_per_check,
-                           capture=memory.device.type == "cuda")
+                           capture=memory.device.type == "cuda" and self.cuda_graphs)
         self.sessions[key] = session
         while len(self.sessions) > self.max_sessions:
             self.sessions.popitem(last=False)

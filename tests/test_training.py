@@ -138,7 +138,7 @@ def test_failing_rank_stops_the_others(corpus, tmp_path):
     out = str(tmp_path / "fail")
     env = dict(os.environ, TACOTRON2_TEST_FAIL_RANK="1")
     start = time.time()
-    res = _run(["-m", "multiproc", "--nproc-per-node", "2", "tests/fail_rank.py"] +
+    res = _run(["-m", "multiproc", "--nproc-per-node", "2", "tests/rank_faults.py"] +
                train_argv(corpus, "Tacotron2", out, epochs=1, bs=2), env=env, timeout=120)
     assert res.returncode != 0
     assert "rank 1 exited" in res.stderr and "injected failure on rank 1" in res.stderr
@@ -236,12 +236,17 @@ def test_optimizer_step_skips_on_the_device_flag(bad_value):
     layer, opt, bad = _adam_and_grads(bad_value)
     assert opt.param_groups[0]["fused"]
     before = [p.detach().clone() for p in layer.parameters()]
-    optimizer_step(opt, torch.amp.GradScaler("cpu", enabled=False), bad)
+    optimizer_step(opt, torch.amp.GradScaler("cpu", enabled=False), bad, device_skip=True)
     changed = [not torch.equal(b, p) for b, p in zip(before, layer.parameters())]
     assert changed == [bad_value == 0.0] * 2
     # a skipped step does not count as a step either (Adam's bias correction stays in step)
     assert all(float(s["step"]) == (1.0 if bad_value == 0.0 else 0.0) for s in opt.state.values())
     assert not hasattr(opt, "found_inf")
+
+
+def _single_process():
+    from common.dist_utils import DistInfo
+    return DistInfo(0, 0, 1, torch.device("cpu"))
 
 
 def test_pending_steps_read_once_per_flush():
@@ -251,8 +256,8 @@ def test_pending_steps_read_once_per_flush():
         pending.add(0, b, torch.tensor(loss), torch.tensor(2.0 * b), torch.tensor(bad), torch.tensor(100 + b),
                     torch.tensor(1.0))
     assert len(pending) == 3
-    steps = pending.flush(world_size=1)
-    assert len(pending) == 0 and pending.flush(1) == []
+    steps = pending.flush(_single_process())
+    assert len(pending) == 0 and pending.flush(_single_process()) == []
     assert [s.batch for s in steps] == [0, 1, 2] and [s.finite for s in steps] == [True, False, True]
     assert steps[0].loss == 1.5 and steps[2].grad_norm == 4.0 and [s.items for s in steps] == [100, 101, 102]
     assert steps[0].seconds == steps[2].seconds > 0

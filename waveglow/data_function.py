@@ -61,7 +61,7 @@ def batch_to_device(batch, device: torch.device) -> Batch:
     mel, audio = batch
     nb = device.type == "cuda"
     mel, audio = mel.to(device, non_blocking=nb), audio.to(device, non_blocking=nb)
-    return Batch((mel, audio), audio, torch.tensor(audio.numel()))
+    return Batch((mel, audio), audio, torch.tensor(audio.numel(), device=device))
 
 
 def get_data_loader(dataset_path: str, filelist: str, args: argparse.Namespace) -> MelAudioLoader:

@@ -62,6 +62,7 @@ class Invertible1x1Conv(nn.Module):
             W[:, 0] = -W[:, 0]
         with torch.no_grad():
             self.conv.weight.copy_(W.view(c, c, 1))
+        self._inverse: Optional[Tuple[tuple, torch.Tensor]] = None  # (the weight it was computed from, W^-1)
 
     def forward(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(B, c, L/G) -> (W z, log|det W| * B * L/G), the log-determinant in float32."""
@@ -71,8 +72,18 @@ class Invertible1x1Conv(nn.Module):
         return self.conv(z), log_det_W
 
     def inverse_weight(self) -> torch.Tensor:
-        """W^-1 as a (c, c, 1) kernel, computed in float32 from the current weights."""
-        return self.conv.weight.squeeze(2).float().inverse().unsqueeze(2)
+        """W^-1 as a (c, c, 1) kernel, in float32, of the current weights.
+
+        Kept while the weight is unchanged (same storage, dtype and version counter: an optimizer step,
+        `load_state_dict` or `.half()` all change one of them), so inference does not invert the matrix
+        on every call, which is a host-device sync on CUDA.
+        """
+        w = self.conv.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        if self._inverse is None or self._inverse[0] != key:
+            with torch.no_grad():
+                self._inverse = (key, w.detach().squeeze(2).float().inverse().unsqueeze(2))
+        return self._inverse[1]
 
     def infer(self, z: torch.Tensor, W_inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Inverse pass, (B, c, L/G) -> (B, c, L/G)."""

@@ -1,0 +1,29 @@
+"""Mixed precision in one place: which autocast type a run uses, its loss scaler, and the autocast context.
+
+fp16 always comes with dynamic loss scaling (a GradScaler that backs off on inf/NaN gradients);
+bf16 has float32's range and needs none. `--amp-dtype auto` means fp16 on CUDA, bf16 on a CPU.
+"""
+import contextlib
+from typing import ContextManager, Optional, Tuple
+
+import torch
+
+AUTOCAST_DEVICE_TYPES = ("cuda", "cpu")
+
+
+def amp_settings(amp: bool, device: torch.device,
+                 amp_dtype: str = "auto") -> Tuple[Optional[torch.dtype], torch.amp.GradScaler]:
+    """(autocast dtype or None for float32, GradScaler: enabled only for fp16)."""
+    scaler_device = device.type if device.type in AUTOCAST_DEVICE_TYPES else "cpu"
+    if not amp:
+        return None, torch.amp.GradScaler(scaler_device, enabled=False)
+    if amp_dtype == "fp16" or (amp_dtype == "auto" and device.type == "cuda"):
+        return torch.float16, torch.amp.GradScaler(scaler_device)
+    return torch.bfloat16, torch.amp.GradScaler(scaler_device, enabled=False)
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:
+    """torch.autocast for `dtype` on `device`, or nothing at all for float32 (dtype None)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -1,0 +1,37 @@
+"""Stopping a training run cleanly: SIGTERM / SIGINT (Ctrl-C) and time budgets become a flag that every rank
+reads at the same step, after which the run saves a checkpoint and exits.
+
+Under `python -m multiproc` the workers run in their own process group, so a Ctrl-C in the terminal
+reaches the launcher only, which forwards it once to each worker; a second Ctrl-C (forwarded too)
+stops a worker at once.
+"""
+import signal
+from typing import Optional
+
+import torch
+
+from common.dist_utils import DistInfo
+
+
+class Preemption:
+    """Turns SIGTERM/SIGINT into a flag checked after each step (the step finishes, then we save)."""
+
+    def __init__(self) -> None:
+        self.signal: Optional[int] = None
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signal = signum
+
+    def requested(self, info: DistInfo, time_up: bool = False) -> bool:
+        """True on every rank when any rank got a signal (or ran out of time): all stop at the same step."""
+        flag = torch.full((1,), 1.0 if self.signal is not None or time_up else 0.0, device=info.device)
+        return bool(info.all_reduce_max(flag).item() > 0)
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
