@@ -3,6 +3,7 @@
 Most GPU defects are tensors left on the host where CUDA (and NCCL) want them on the GPU. On a CPU-only
 machine the training loop runs on an emulated device (tests/device_emulator.py) that enforces CUDA's
 placement rules on real numbers; DistInfo's collectives refuse host tensors even in a single process.
+Several processes on one machine train with --cpu (gloo): one GPU cannot hold two NCCL ranks.
 """
 import os
 import signal
@@ -90,7 +91,7 @@ def test_nonfinite_gradient_on_one_of_two_ranks_is_skipped_on_both(corpus, tmp_p
     out = str(tmp_path / "nan")
     env = dict(os.environ, TACOTRON2_TEST_NAN_RANK="1", TACOTRON2_TEST_NAN_AT="1")
     res = _run(["-m", "multiproc", "--nproc-per-node", "2", "tests/rank_faults.py"] +
-               train_argv(corpus, "Tacotron2", out, "--check-replicas", epochs=1, bs=2), env=env)
+               train_argv(corpus, "Tacotron2", out, "--cpu", "--check-replicas", epochs=1, bs=2), env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     skipped = _ranks_skip_log(out)
     assert skipped[:3] == [0, 1, 1], skipped
@@ -112,7 +113,7 @@ def _wait_for_log_lines(path, n, proc, deadline_s=120):
 def test_ctrl_c_under_multiproc_saves_a_checkpoint_that_resumes(corpus, tmp_path):
     """A terminal's Ctrl-C goes to its whole process group; each worker must see it once."""
     out = str(tmp_path / "ctrlc")
-    argv = train_argv(corpus, "Tacotron2", out, "--log-interval", "1", epochs=100, bs=2)  # far from its end
+    argv = train_argv(corpus, "Tacotron2", out, "--cpu", "--log-interval", "1", epochs=100, bs=2)  # far from its end
     proc = subprocess.Popen([sys.executable, "-m", "multiproc", "--nproc-per-node", "2", "train.py"] + argv,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # a process group of its own, as a shell gives a job
@@ -128,7 +129,7 @@ def test_ctrl_c_under_multiproc_saves_a_checkpoint_that_resumes(corpus, tmp_path
     ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
     assert ckpt["resume_epoch"] < 100 and len(ckpt["rank_rng_states"]) == 2
     res = _run(["-m", "multiproc", "--nproc-per-node", "2", "train.py"] +
-               train_argv(corpus, "Tacotron2", out, "--resume-from-last", epochs=ckpt["resume_epoch"] + 1, bs=2))
+               train_argv(corpus, "Tacotron2", out, "--cpu", "--resume-from-last", epochs=ckpt["resume_epoch"] + 1, bs=2))
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"resumed from {os.path.join(out, 'checkpoint_Tacotron2_last.pt')}" in res.stdout
 
@@ -141,12 +142,13 @@ def test_resume_on_two_nodes_without_shared_storage(corpus, tmp_path):
 
     def run_two_nodes(*extra, epochs):
         port = dist_utils.free_port()
-        argv = train_argv(corpus, "Tacotron2", "out", "--check-replicas", *extra, epochs=epochs, bs=2)
+        argv = train_argv(corpus, "Tacotron2", "out", "--cpu", "--check-replicas", *extra, epochs=epochs, bs=2)
         procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                                    "--nproc-per-node", "1", "--node-rank", str(r), "--master-addr", "127.0.0.1",
                                    "--master-port", str(port), os.path.join(REPO, "train.py")] + argv,
                                   cwd=str(nodes[r]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)) for r in range(2)]
+                                  env=dict(os.environ, OMP_NUM_THREADS="1",
+                                           PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])))) for r in range(2)]
         try:
             outputs = [p.communicate(timeout=180)[0] for p in procs]
         finally:

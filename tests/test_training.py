@@ -111,7 +111,7 @@ def test_published_checkpoint_resume_points_to_warm_start(corpus, tmp_path):
 def test_two_gloo_processes_keep_identical_weights(corpus, tmp_path):
     out = str(tmp_path / "ddp")
     res = _run(["-m", "multiproc", "--nproc-per-node", "2", "train.py"] +
-               train_argv(corpus, "Tacotron2", out, "--check-replicas", epochs=1, bs=2))
+               train_argv(corpus, "Tacotron2", out, "--cpu", "--check-replicas", epochs=1, bs=2))
     assert res.returncode == 0, res.stderr[-3000:]
     ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
     assert len(ckpt["rank_rng_states"]) == 2
@@ -120,7 +120,7 @@ def test_two_gloo_processes_keep_identical_weights(corpus, tmp_path):
 def test_two_node_torchrun_on_loopback(corpus, tmp_path):
     out = str(tmp_path / "nodes")
     port = __import__("multiproc").free_port()
-    argv = train_argv(corpus, "Tacotron2", out, "--check-replicas", epochs=1, bs=2)
+    argv = train_argv(corpus, "Tacotron2", out, "--cpu", "--check-replicas", epochs=1, bs=2)
     procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
                                "1", "--node-rank", str(r), "--master-addr", "127.0.0.1", "--master-port", str(port),
                                "train.py"] + argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -139,7 +139,7 @@ def test_failing_rank_stops_the_others(corpus, tmp_path):
     env = dict(os.environ, TACOTRON2_TEST_FAIL_RANK="1")
     start = time.time()
     res = _run(["-m", "multiproc", "--nproc-per-node", "2", "tests/rank_faults.py"] +
-               train_argv(corpus, "Tacotron2", out, epochs=1, bs=2), env=env, timeout=120)
+               train_argv(corpus, "Tacotron2", out, "--cpu", epochs=1, bs=2), env=env, timeout=120)
     assert res.returncode != 0
     assert "rank 1 exited" in res.stderr and "injected failure on rank 1" in res.stderr
     assert time.time() - start < 90
