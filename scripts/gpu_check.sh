@@ -41,7 +41,7 @@ part() {  # part NAME TIMEOUT_S COMMAND...: run, time and record it; a failure d
 
 if [ "$CUDA" = 1 ]; then
     PARTS=${*:-env tests train dist checks infer latency export bench}
-    BS_T2=8; BS_WG=8; WORKERS=8; EPOCHS_T2=8; EPOCHS_WG=8; WN=256; SEG=8000; T2_CONFIG=""; WG_CONFIG=""
+    BS_T2=8; BS_WG=8; WORKERS=8; EPOCHS_T2=${EPOCHS_T2:-8}; EPOCHS_WG=${EPOCHS_WG:-8}; WN=256; SEG=8000; T2_CONFIG=""; WG_CONFIG=""
 else
     echo "gpu_check: no CUDA device here: running the CPU parts only (train, dist: a few steps, tiny models)."
     echo "gpu_check: run this on a machine with a GPU to prove the CUDA paths."
@@ -100,7 +100,7 @@ for p in $PARTS; do
         xdist=$($PY -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-8}")
         part tests 300 $PY -m pytest -q -x $xdist -p no:cacheprovider tests ;;
     train)
-        for prec in fp32 amp; do
+        for prec in ${PRECISIONS:-fp32 amp}; do
             flag=$([ $prec = amp ] && echo --amp-run)
             part "t2_$prec" 240 $PY train.py $(train_args Tacotron2 "$OUT/t2_$prec" $BS_T2 $EPOCHS_T2 --cache-mels \
                 --cudnn-enabled $flag)
@@ -121,11 +121,12 @@ for p in $PARTS; do
         [ -f "$WG_CKPT" ] && ckpts="$ckpts --waveglow $WG_CKPT"
         part checks 240 $PY -m scripts.gpu_checks $ckpts --out "$OUT" ;;
     infer)
-        for bs in 1 4; do for amp in --amp-run ""; do
+        for case in 1:--amp-run 4:--amp-run 1: 4:; do
+            bs=${case%%:*}; amp=${case#*:}
             part "infer_bs${bs}${amp:+_amp}" 120 $PY inference.py --tacotron2 "$T2_CKPT" --waveglow "$WG_CKPT" \
                 -i "phrases/phrase_4_64.txt" -o "$OUT/infer" --suffix "_bs${bs}${amp:+_amp}" -bs $bs $amp \
                 --include-warmup --max-decoder-steps 400 --log-file "$OUT/infer/nvlog_bs${bs}${amp:+_amp}.json"
-        done; done
+        done
         part infer_nographs 120 $PY inference.py --tacotron2 "$T2_CKPT" --waveglow "$WG_CKPT" -i phrases/phrase_4_64.txt \
             -o "$OUT/infer" --suffix _nographs -bs 4 --amp-run --no-cuda-graphs --max-decoder-steps 400 ;;
     latency)

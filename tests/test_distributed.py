@@ -148,7 +148,7 @@ def test_resume_on_two_nodes_without_shared_storage(corpus, tmp_path):
                                    "--master-port", str(port), os.path.join(REPO, "train.py")] + argv,
                                   cwd=str(nodes[r]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   env=dict(os.environ, OMP_NUM_THREADS="1",
-                                           PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])))) for r in range(2)]
+                                           PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))) for r in range(2)]
         try:
             outputs = [p.communicate(timeout=180)[0] for p in procs]
         finally:
