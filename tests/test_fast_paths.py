@@ -332,3 +332,37 @@ def test_upsampling_as_one_product_equals_the_transposed_convolution(kernel, str
         fast = _upsample_as_product(mel, model._fast.upsample_W, model.upsample.bias, stride)
     assert fast.shape == plain.shape == (2, 20, 8 * stride + kernel)
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_static_decoder_follows_later_changes_of_decoder_settings():
+    """A session holds buffers sized by max_decoder_steps and the step's constants (gate threshold, prenet
+    dropout): changing them after a first call must not reuse the old session."""
+    model, text, lengths = _gated_model(-5.0, max_steps=10)  # never stops: decodes max_decoder_steps
+    model.set_prenet_dropout(False)
+    model.set_fast_inference(torch.float32, static=True, steps_per_check=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert model.generate(text, lengths).gate_outputs.size(1) == 10
+        model.decoder.max_decoder_steps = 23
+        assert model.generate(text, lengths).gate_outputs.size(1) == 23
+        model.decoder.gate_threshold = -1.0  # sigmoid > -1 always: every item stops at its first step
+        assert model.generate(text, lengths).gate_outputs.size(1) == 1
+    assert len(model.decoder.static.sessions) == 3
+
+
+def test_waveglow_keeps_its_1x1_inverses_until_the_weights_change(monkeypatch):
+    """Inverting on every call is a host-device sync per flow on CUDA; a stale inverse would be wrong."""
+    model = _waveglow()
+    model.remove_weightnorm()
+    calls = []
+    real = torch.Tensor.inverse
+    monkeypatch.setattr(torch.Tensor, "inverse", lambda self: calls.append(1) or real(self))
+    mel = torch.randn(1, 20, 6)
+    noise = [torch.randn(s) for s in model.noise_shapes(1, 6 * 32)]
+    with torch.no_grad():
+        first = model.infer(mel, 0.6, noise=noise)
+        assert len(calls) == len(model.convinv)
+        assert torch.equal(model.infer(mel, 0.6, noise=noise), first) and len(calls) == len(model.convinv)
+        model.convinv[0].conv.weight.mul_(1.5)  # an optimizer step or load_state_dict writes in place
+        changed = model.infer(mel, 0.6, noise=noise)
+    assert len(calls) == len(model.convinv) + 1 and not torch.allclose(changed, first)

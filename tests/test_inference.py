@@ -192,3 +192,16 @@ def test_split_text_prefers_sentence_then_clause_ends():
     assert split_text("x" * 20 + " y", 5) == ["x" * 20, "y"]  # a word longer than the limit stays whole
     with pytest.raises(ValueError):
         split_text(text, 0)
+
+
+def test_warmup_runs_every_batch_shape_before_timing(checkpoints, tmp_path, monkeypatch):
+    """--include-warmup: CUDA-graph capture and cuDNN choices happen per shape; none may fall in a timed run."""
+    calls = []
+    real = inference.Synthesizer.__call__
+    monkeypatch.setattr(inference.Synthesizer, "__call__", lambda self, batch: calls.append(len(batch)) or
+                        real(self, batch))
+    lines = ["Hello world.", "The 3rd test costs $5.", "A longer sentence.", "Hi.", "One more line here."]
+    argv = ["--tacotron2", checkpoints["Tacotron2"], "-i", _phrases(tmp_path, lines), "-o", str(tmp_path / "o"),
+            "--griffin-lim-iters", "2", "-bs", "2", "--include-warmup"]
+    assert inference.main(argv) == 0
+    assert calls[:3] == [2, 2, 1] and calls[3:] == [2, 2, 1]  # batches of 2, 2 and 1: each shape warmed first
