@@ -39,6 +39,13 @@ def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float = 
     assert err <= tol, f"{name}: max error {err:.3g} > tolerance {tol:.3g}"
 
 
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A tiny espeak-ng corpus (tests/corpus.py), one per test module."""
+    from .corpus import build_tiny_corpus
+    return build_tiny_corpus(str(tmp_path_factory.mktemp("corpus")))
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

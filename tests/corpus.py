@@ -2,6 +2,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -35,3 +37,10 @@ def train_argv(corpus: str, model: str, out: str, *extra: str, epochs: int = 2, 
             "--training-files", os.path.join(corpus, "filelists", "espeak_audio_text_train_filelist.txt"),
             "--validation-files", os.path.join(corpus, "filelists", "espeak_audio_text_val_filelist.txt"),
             "--config-file", os.path.join(corpus, cfg), "--epochs-per-checkpoint", "1", *extra]
+
+
+def run_python(argv, timeout=240, env=None, **kw) -> subprocess.CompletedProcess:
+    """`python ARGV...` in the repository root, output captured as text."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable] + argv, cwd=repo, capture_output=True, text=True, timeout=timeout,
+                          env=env, **kw)

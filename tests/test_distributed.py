@@ -23,19 +23,10 @@ from common.sampler import BucketBatchSampler
 from common.train_step import device_skip_supported, loss_scale, make_adam, optimizer_step, restore_fused
 
 from .conftest import REPO
-from .corpus import build_tiny_corpus, train_argv
+from .corpus import run_python as _run
+from .corpus import train_argv
 from .device_emulator import DEVICE as EMULATED
 from .device_emulator import DeviceMismatch, emulated_device
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build_tiny_corpus(str(tmp_path_factory.mktemp("corpus")))
-
-
-def _run(argv, timeout=240, env=None, **kw):
-    return subprocess.run([sys.executable] + argv, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=env, **kw)
 
 
 def _on_emulated_device(monkeypatch):
@@ -135,7 +126,8 @@ def test_ctrl_c_under_multiproc_saves_a_checkpoint_that_resumes(corpus, tmp_path
 
 
 def test_resume_on_two_nodes_without_shared_storage(corpus, tmp_path):
-    """Only global rank 0 writes checkpoints: the other node has none, yet both must resume the same state."""
+    """Two torchrun nodes on loopback. Only global rank 0 writes checkpoints: the other node has none, yet
+    both must resume the same state."""
     nodes = [tmp_path / "node0", tmp_path / "node1"]
     for n in nodes:
         n.mkdir()

@@ -15,12 +15,7 @@ from common.checkpoint import load_checkpoint_file
 from common.dllog import read_log
 
 from .conftest import REPO
-from .corpus import build_tiny_corpus, train_argv
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build_tiny_corpus(str(tmp_path_factory.mktemp("corpus")))
+from .corpus import train_argv
 
 
 def _poisoned_loss(monkeypatch, bad_iterations):

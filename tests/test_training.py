@@ -15,17 +15,8 @@ from common.dllog import read_log
 from loss_functions import get_loss_function
 
 from .conftest import REPO, TINY_TACOTRON2, TINY_WAVEGLOW
-from .corpus import build_tiny_corpus, train_argv
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build_tiny_corpus(str(tmp_path_factory.mktemp("corpus")))
-
-
-def _run(argv, timeout=240, env=None, **kw):
-    return subprocess.run([sys.executable] + argv, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=env, **kw)
+from .corpus import run_python as _run
+from .corpus import train_argv
 
 
 @pytest.mark.parametrize("model_name,config", [("Tacotron2", TINY_TACOTRON2), ("WaveGlow", TINY_WAVEGLOW)])
@@ -115,23 +106,6 @@ def test_two_gloo_processes_keep_identical_weights(corpus, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
     assert len(ckpt["rank_rng_states"]) == 2
-
-
-def test_two_node_torchrun_on_loopback(corpus, tmp_path):
-    out = str(tmp_path / "nodes")
-    port = __import__("multiproc").free_port()
-    argv = train_argv(corpus, "Tacotron2", out, "--cpu", "--check-replicas", epochs=1, bs=2)
-    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
-                               "1", "--node-rank", str(r), "--master-addr", "127.0.0.1", "--master-port", str(port),
-                               "train.py"] + argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=dict(os.environ, OMP_NUM_THREADS="1")) for r in range(2)]
-    try:
-        outputs = [p.communicate(timeout=180)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
-    assert os.path.exists(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
 
 
 def test_failing_rank_stops_the_others(corpus, tmp_path):
