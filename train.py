@@ -3,6 +3,11 @@
 One process, `python -m multiproc train.py ...` (one process per GPU) or `torchrun ... train.py ...`.
 The loop knows no model: each model package provides flags, config, dataset, collate,
 batch-to-device and loss through the dispatchers in models.py, data_functions.py, loss_functions.py.
+
+Reading order: `main` (the epochs), `build_run` (everything before the first step), `train_epoch` and
+`train_step` (the steps), `finish_epoch` (validation, log, checkpoints). Checkpoint writing and resuming
+are in common/resume.py, collectives in common/dist_utils.py, AMP in common/amp.py, signals in
+common/preemption.py, the optimizer step and per-step figures in common/train_step.py.
 """
 import argparse
 import json
@@ -12,12 +17,13 @@ import shutil
 import sys
 import time
 import warnings
-from typing import List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
@@ -25,16 +31,15 @@ import data_functions
 import loss_functions
 import models
 from common import dist_utils, resume
+from common.dist_utils import check_replicas_in_sync
 from common.amp import amp_settings, autocast
 from common.audio import AudioConfig
-from common.checkpoint import (CheckpointError, load_model_weights, save_training_checkpoint, state_dict_from_checkpoint,
-                               unwrap_model)
+from common.checkpoint import CheckpointError, unwrap_model
 from common.dllog import RunLogger
 from common.preemption import Preemption
-from common.rng import checkpoint_rng_states, restore_rng_states, rng_states
 from common.sampler import BucketBatchSampler, ResumableBatchSampler
 from common.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
-                               optimizer_step, restore_fused)
+                               optimizer_step)
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
     "--rank": "use torchrun / multiproc (RANK env var)", "--world-size": "use torchrun / multiproc",
@@ -214,9 +219,63 @@ def check_output_dir(output: str, model: torch.nn.Module) -> None:
                          f"{need / 2**20:.0f} MiB")
 
 
+class Run(NamedTuple):
+    """What a training run is made of, built once by `build_run`."""
+    args: argparse.Namespace
+    info: dist_utils.DistInfo
+    model: torch.nn.Module  # wrapped in DDP under a process group
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: Optional[torch.dtype]  # None: float32
+    device_skip: bool  # the optimizer skips non-finite steps on the device (common.train_step)
+    criterion: Callable
+    trainset: Dataset
+    valset: Optional[Dataset]
+    collate_fn: Callable
+    batch_to_device: Callable
+    sampler: ResumableBatchSampler
+    loader: DataLoader
+    logger: RunLogger
+    checkpoints: resume.TrainingCheckpoints
+    preemption: Preemption
+    start_time: float
+
+
+@dataclass
+class TrainState:
+    """Where the run is; changes every step."""
+    epoch: int
+    batch: int  # batches of this epoch already trained (a run resumed mid-epoch starts past them)
+    iteration: int
+    skipped_total: int = 0
+    nonfinite_streak: int = 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     info = dist_utils.init_distributed(cpu=args.cpu, timeout_s=args.dist_timeout, force=args.force_distributed)
+    run, state = build_run(args, info)
+    stop_reason = None
+    try:
+        for epoch in range(state.epoch, args.epochs):
+            state.epoch = epoch
+            summary, stop_reason = train_epoch(run, state)
+            if stop_reason:
+                break
+            finish_epoch(run, state, summary)
+    finally:
+        run.preemption.restore()
+    run.logger.log("run", {"skipped_steps": state.skipped_total, "iterations": state.iteration})
+    run.logger.close()
+    dist_utils.cleanup()
+    if stop_reason:
+        print(f"train.py: stopped: {stop_reason}", file=sys.stderr)
+        return 1 if "non-finite" in stop_reason else 0
+    return 0
+
+
+def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run, TrainState]:
+    """Seeds, model, optimizer, checkpoint restore, data, logger: everything before the first step."""
     device = info.device
     torch.backends.cudnn.enabled = args.cudnn_enabled
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
@@ -234,35 +293,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if info.is_main:
         check_output_dir(args.output, model)
     optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)
-    device_skip = device_skip_supported(optimizer)
     amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
-
-    start_epoch, start_batch, iteration = 0, 0, 0
-    last_path = os.path.join(args.output, f"checkpoint_{model_name}_last.pt")
-    resume_path = resume.resume_path(info, args.checkpoint_path, last_path, args.resume_from_last)
+    checkpoints = resume.TrainingCheckpoints(args.output, model_name, model_config, info, dict(vars(args)))
     try:
-        if resume_path:
-            ckpt = resume.load_on_every_rank(info, resume_path, lambda p: resume.load_resume_checkpoint(p, model_name))
-            if ckpt.get("config") and ckpt["config"] != model_config:
-                raise CheckpointError(f"{resume_path}: model config differs from the flags: checkpoint "
-                                      f"{ckpt['config']} vs flags {model_config}")
-            load_model_weights(model, state_dict_from_checkpoint(ckpt, resume_path), resume_path, model_name)
-            optimizer.load_state_dict(ckpt["optimizer"])
-            restore_fused(optimizer, device)
-            if ckpt.get("scaler") and scaler.is_enabled():  # an fp32 run saves an empty scaler state
-                scaler.load_state_dict(ckpt["scaler"])
-            start_epoch = ckpt.get("resume_epoch", ckpt["epoch"] + 1)
-            start_batch = ckpt.get("resume_batch", 0)
-            iteration = ckpt.get("iteration", 0)
-            restore_rng_states(ckpt, info.rank, device)
-        elif args.warm_start:
-            ckpt = resume.load_on_every_rank(info, args.warm_start)
-            load_model_weights(model, state_dict_from_checkpoint(ckpt, args.warm_start), args.warm_start,
-                               model_name, ignore=args.warm_start_ignore)
+        position, restored = checkpoints.restore(model, optimizer, scaler, args.checkpoint_path,
+                                                 args.resume_from_last, args.warm_start, args.warm_start_ignore)
     except CheckpointError as e:
         raise SystemExit(f"error: {e}")
 
-    criterion = loss_functions.get_loss_function(model_name, args)
     try:
         trainset = data_functions.get_data_loader(model_name, args.dataset_path, args.training_files, args)
         valset = (data_functions.get_data_loader(model_name, args.dataset_path, args.validation_files, args)
@@ -270,7 +308,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     collate_fn = data_functions.get_collate_function(model_name, args)
-    batch_to_device = data_functions.get_batch_to_device(model_name)
     if args.bucket_batches and hasattr(trainset, "lengths"):
         batches = BucketBatchSampler(trainset.lengths, args.batch_size, info.world_size, info.rank, seed=args.seed)
     else:
@@ -278,149 +315,127 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                   shuffle=True, seed=args.seed, drop_last=True),
                                args.batch_size, drop_last=True)
     sampler = ResumableBatchSampler(batches)
-    train_loader = DataLoader(trainset, num_workers=args.num_workers, collate_fn=collate_fn, batch_sampler=sampler,
-                              pin_memory=device.type == "cuda",
-                              # workers live across epochs (so do their --cache-mels caches), unless the
-                              # dataset takes a per-epoch seed (WaveGlow's segments) that workers would miss
-                              persistent_workers=args.num_workers > 0 and not hasattr(trainset, "set_epoch"),
-                              generator=torch.Generator().manual_seed(args.seed))  # keeps the global RNG untouched
-    if len(train_loader) == 0:
+    loader = DataLoader(trainset, num_workers=args.num_workers, collate_fn=collate_fn, batch_sampler=sampler,
+                        pin_memory=device.type == "cuda",
+                        # workers live across epochs (so do their --cache-mels caches), unless the
+                        # dataset takes a per-epoch seed (WaveGlow's segments) that workers would miss
+                        persistent_workers=args.num_workers > 0 and not hasattr(trainset, "set_epoch"),
+                        generator=torch.Generator().manual_seed(args.seed))  # keeps the global RNG untouched
+    if len(loader) == 0:
         raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
                          f"{args.batch_size} on {info.world_size} process(es); lower --batch-size")
 
     logger = RunLogger(os.path.join(args.output, args.log_file), enabled=info.is_main,
                        tensorboard_dir=os.path.join(args.output, "tensorboard") if args.tensorboard else None)
     logger.metadata({k: v for k, v in vars(args).items()})
-    if resume_path:
-        logger.info(f"resumed from {resume_path}: epoch {start_epoch}, batch {start_batch}")
-    elif args.warm_start:
-        logger.info(f"warm start from {args.warm_start}")
+    if restored:
+        logger.info(restored)
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    run = Run(args, info, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
+              loss_functions.get_loss_function(model_name, args), trainset, valset, collate_fn,
+              data_functions.get_batch_to_device(model_name), sampler, loader, logger, checkpoints, Preemption(),
+              time.perf_counter())
+    return run, TrainState(position.epoch, position.batch, position.iteration)
 
-    preemption = Preemption()
-    run_start = time.perf_counter()
-    nonfinite_streak = 0
-    skipped_total = 0
+
+def train_step(run: Run, batch, iteration: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step; (loss, gradient norm, non-finite flag), all 0-d tensors left on the device."""
+    run.optimizer.zero_grad(set_to_none=True)
+    if hasattr(run.criterion, "set_iteration"):  # losses with a schedule (guided attention)
+        run.criterion.set_iteration(iteration)
+    with autocast(run.info.device, run.amp_dtype):
+        loss = run.criterion(run.model(batch.x), batch.y)
+    run.scaler.scale(loss).backward()
+    run.scaler.unscale_(run.optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.args.grad_clip_thresh)
+    # 1 on every rank when any rank's loss or gradient is not finite (0 or 1: fused Adam subtracts the
+    # flag from its step counts)
+    bad = run.info.all_reduce_max((~(torch.isfinite(grad_norm) & torch.isfinite(loss.detach())))
+                                  .float().reshape(1))[0]
+    optimizer_step(run.optimizer, run.scaler, bad, run.device_skip)
+    return loss, grad_norm, bad
+
+
+def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional[str]]:
+    """The epoch's steps from `state.batch` on; (epoch summary, reason to stop or None)."""
+    args, epoch = run.args, state.epoch
+    run.sampler.set_epoch(epoch)
+    run.loader.generator.manual_seed(args.seed + epoch)
+    if hasattr(run.trainset, "set_epoch"):
+        run.trainset.set_epoch(epoch)
+    lr = lr_at(epoch, args.learning_rate, args.anneal_steps, args.anneal_factor)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.model.train()
+    start = time.perf_counter()
+    loss_sum, items, steps, skipped = 0.0, 0, 0, 0
+    n_batches = min(len(run.loader), args.max_steps_per_epoch or len(run.loader))
+    progress = tqdm(total=n_batches, initial=state.batch, desc=f"epoch {epoch}", disable=not run.info.is_main,
+                    leave=False, file=sys.stdout)
     pending = PendingSteps()
+    run.sampler.skip = state.batch  # batches trained before an interruption: the loader does not even load them
     stop_reason = None
-    try:
-        for epoch in range(start_epoch, args.epochs):
-            sampler.set_epoch(epoch)
-            train_loader.generator.manual_seed(args.seed + epoch)
-            if hasattr(trainset, "set_epoch"):
-                trainset.set_epoch(epoch)
-            lr = lr_at(epoch, args.learning_rate, args.anneal_steps, args.anneal_factor)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            model.train()
-            epoch_start = time.perf_counter()
-            epoch_loss, epoch_items, epoch_steps, epoch_skipped = 0.0, 0, 0, 0
-            n_batches = len(train_loader) if not args.max_steps_per_epoch else min(len(train_loader),
-                                                                                     args.max_steps_per_epoch)
-            progress = tqdm(total=n_batches, initial=start_batch if epoch == start_epoch else 0,
-                            desc=f"epoch {epoch}", disable=not info.is_main, leave=False, file=sys.stdout)
+    for i, raw in enumerate(run.loader, start=state.batch):
+        if i >= n_batches:
+            break
+        batch = run.batch_to_device(raw, run.info.device)
+        loss, grad_norm, bad = train_step(run, batch, state.iteration)
+        state.iteration += 1
+        if args.check_replicas:
+            check_replicas_in_sync(run.model, run.info, state.iteration)
+        pending.add(epoch, i, loss, grad_norm, bad, batch.n_items, loss_scale(run.scaler, run.info.device))
+        progress.update(1)
+        due_checkpoint = bool(args.iters_per_checkpoint) and state.iteration % args.iters_per_checkpoint == 0
+        if not (len(pending) >= args.log_interval or due_checkpoint or i + 1 == n_batches):
+            continue
+        for step in pending.flush(run.info):  # the one host read of these steps' figures
+            finite = step.finite
+            loss_sum, steps = loss_sum + (step.loss if finite else 0.0), steps + finite
+            skipped, state.skipped_total = skipped + (not finite), state.skipped_total + (not finite)
+            state.nonfinite_streak = 0 if finite else state.nonfinite_streak + 1
+            items += step.items
+            run.logger.log((step.epoch, step.batch), as_log_fields(step, lr, state.skipped_total))
+            progress.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
+        if state.nonfinite_streak >= args.max_nonfinite_steps:
+            stop_reason = (f"{state.nonfinite_streak} consecutive steps with a non-finite loss or gradient: "
+                           "stopping instead of training on garbage (try without --amp-run, a lower "
+                           "learning rate, or check the data)")
+            break
+        time_up = bool(args.max_minutes) and time.perf_counter() - run.start_time > 60 * args.max_minutes
+        preempted = run.preemption.requested(run.info, time_up)
+        if preempted or due_checkpoint:
+            run.checkpoints.save(run.model, run.optimizer, run.scaler, completed_epoch=epoch - 1,
+                                 resume_at=resume.Position(epoch, i + 1, state.iteration), numbered=False)
             pending.restart_clock()
-            first = start_batch if epoch == start_epoch else 0  # batches trained before an interruption
-            sampler.skip = first  # the loader does not even load them
-            for i, raw in enumerate(train_loader, start=first):
-                if i >= n_batches:
-                    break
-                batch = batch_to_device(raw, device)
-                optimizer.zero_grad(set_to_none=True)
-                if hasattr(criterion, "set_iteration"):  # losses with a schedule (guided attention)
-                    criterion.set_iteration(iteration)
-                with autocast(device, amp_dtype):
-                    y_pred = model(batch.x)
-                    loss = criterion(y_pred, batch.y)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip_thresh)
-                # nonzero on every rank when any rank's loss or gradient is not finite; stays on the device
-                # 1 on every rank when any rank's loss or gradient is not finite (0 or 1: fused Adam
-                # subtracts the flag from its step counts); stays on the device
-                bad = info.all_reduce_max((~(torch.isfinite(grad_norm) & torch.isfinite(loss.detach())))
-                                          .float().reshape(1))[0]
-                optimizer_step(optimizer, scaler, bad, device_skip)
-                iteration += 1
-                if args.check_replicas:
-                    check_replicas_in_sync(model, info, iteration)
-                pending.add(epoch, i, loss, grad_norm, bad, batch.n_items, loss_scale(scaler, device))
-                progress.update(1)
-                due_checkpoint = bool(args.iters_per_checkpoint) and iteration % args.iters_per_checkpoint == 0
-                if not (len(pending) >= args.log_interval or due_checkpoint or i + 1 == n_batches):
-                    continue
-                for step in pending.flush(info):  # the one host read of these steps' figures
-                    if step.finite:
-                        epoch_loss += step.loss
-                        epoch_steps += 1
-                        nonfinite_streak = 0
-                    else:
-                        epoch_skipped += 1
-                        skipped_total += 1
-                        nonfinite_streak += 1
-                    epoch_items += step.items
-                    logger.log((step.epoch, step.batch), as_log_fields(step, lr, skipped_total))
-                    progress.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
-                if nonfinite_streak >= args.max_nonfinite_steps:
-                    stop_reason = (f"{nonfinite_streak} consecutive steps with a non-finite loss or gradient: "
-                                   "stopping instead of training on garbage (try without --amp-run, a lower "
-                                   "learning rate, or check the data)")
-                if stop_reason:
-                    break
-                time_up = bool(args.max_minutes) and time.perf_counter() - run_start > 60 * args.max_minutes
-                preempted = preemption.requested(info, time_up)
-                if preempted or due_checkpoint:
-                    save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler,
-                                    completed_epoch=epoch - 1, iteration=iteration,
-                                    resume_epoch=epoch, resume_batch=i + 1, numbered=False)
-                    pending.restart_clock()
-                if preempted:
-                    why = f"signal {preemption.signal}" if preemption.signal is not None else \
-                        f"--max-minutes {args.max_minutes} reached"
-                    stop_reason = f"{why}: saved {last_path}; resume with --resume-from-last"
-                    break
-            progress.close()
-            if stop_reason:
-                break
-            epoch_time = time.perf_counter() - epoch_start
-            summary = {"train_epoch_loss": epoch_loss / max(epoch_steps, 1),
-                       "train_epoch_items_per_sec": epoch_items / epoch_time, "train_epoch_time": epoch_time,
-                       "skipped_steps": epoch_skipped}
-            if valset is not None:
-                summary["val_loss"] = validate(model, criterion, valset, collate_fn, batch_to_device, args, info,
-                                               amp_dtype)
-                scorer = models.get_quality_metrics(model_name)
-                if args.val_metrics and scorer is not None and info.is_main:
-                    values, figures = scorer(unwrap_model(model), valset, args.val_metrics)
-                    summary.update(values)
-                    logger.figures(figures)
-                    model.train()
-            logger.log((epoch,), summary, echo=True)
-            start_batch = 0
-            save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler, completed_epoch=epoch,
-                            iteration=iteration, resume_epoch=epoch + 1, resume_batch=0,
-                            numbered=epoch % args.epochs_per_checkpoint == 0 or epoch == args.epochs - 1)
-    finally:
-        preemption.restore()
-    logger.log("run", {"skipped_steps": skipped_total, "iterations": iteration})
-    logger.close()
-    dist_utils.cleanup()
-    if stop_reason:
-        print(f"train.py: stopped: {stop_reason}", file=sys.stderr)
-        return 1 if "non-finite" in stop_reason else 0
-    return 0
+        if preempted:
+            why = (f"signal {run.preemption.signal}" if run.preemption.signal is not None
+                   else f"--max-minutes {args.max_minutes} reached")
+            stop_reason = f"{why}: saved {run.checkpoints.last_path}; resume with --resume-from-last"
+            break
+    progress.close()
+    seconds = time.perf_counter() - start
+    return {"train_epoch_loss": loss_sum / max(steps, 1), "train_epoch_items_per_sec": items / seconds,
+            "train_epoch_time": seconds, "skipped_steps": skipped}, stop_reason
 
 
-@torch.no_grad()
-def check_replicas_in_sync(model: torch.nn.Module, info: dist_utils.DistInfo, iteration: int) -> None:
-    """Raise if any rank's weights differ from rank 0's (exact comparison of a float64 checksum)."""
-    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
-    weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
-    mine = torch.stack([flat.sum(), (flat * weights).sum()])
-    gathered = info.all_gather(mine)
-    if any(not torch.equal(g, gathered[0]) for g in gathered):
-        raise RuntimeError(f"iteration {iteration}: ranks hold different weights: {[g.tolist() for g in gathered]}")
+def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None:
+    """Validation (loss, and with --val-metrics the model's quality metrics), the epoch's log line, checkpoints."""
+    args, epoch = run.args, state.epoch
+    if run.valset is not None:
+        summary["val_loss"] = validate(run.model, run.criterion, run.valset, run.collate_fn, run.batch_to_device,
+                                       args, run.info, run.amp_dtype)
+        scorer = models.get_quality_metrics(args.model_name)
+        if args.val_metrics and scorer is not None and run.info.is_main:
+            values, figures = scorer(unwrap_model(run.model), run.valset, args.val_metrics)
+            summary.update(values)
+            run.logger.figures(figures)
+            run.model.train()
+    run.logger.log((epoch,), summary, echo=True)
+    state.batch = 0
+    run.checkpoints.save(run.model, run.optimizer, run.scaler, completed_epoch=epoch,
+                         resume_at=resume.Position(epoch + 1, 0, state.iteration),
+                         numbered=epoch % args.epochs_per_checkpoint == 0 or epoch == args.epochs - 1)
 
 
 @torch.no_grad()
@@ -441,21 +456,6 @@ def validate(model, criterion, valset, collate_fn, batch_to_device, args, info, 
     total = info.all_reduce_sum(total)
     model.train(was_training)
     return (total[0] / total[1].clamp_min(1)).item()
-
-
-def save_checkpoint(args, info, model, model_name, model_config, optimizer, scaler, *, completed_epoch: int,
-                    iteration: int, resume_epoch: int, resume_batch: int, numbered: bool) -> None:
-    """Rank 0 writes checkpoint_<Model>_last.pt (and _<epoch>.pt when numbered); all ranks give RNG states."""
-    states = checkpoint_rng_states(info.all_gather_object(rng_states(info.device)))
-    states.update({"resume_epoch": resume_epoch, "resume_batch": resume_batch})
-    if not info.is_main:
-        return
-    kwargs = dict(model=model, model_name=model_name, config=model_config, epoch=completed_epoch,
-                  iteration=iteration, optimizer=optimizer, scaler=scaler, rng_states=states,
-                  train_args={k: v for k, v in vars(args).items()})
-    if numbered:
-        save_training_checkpoint(os.path.join(args.output, f"checkpoint_{model_name}_{completed_epoch}.pt"), **kwargs)
-    save_training_checkpoint(os.path.join(args.output, f"checkpoint_{model_name}_last.pt"), **kwargs)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,17 @@ class DistInfo(NamedTuple):
         return box[0]
 
 
+@torch.no_grad()
+def check_replicas_in_sync(model: torch.nn.Module, info: DistInfo, iteration: int) -> None:
+    """Raise if any rank's weights differ from rank 0's (exact comparison of a float64 checksum)."""
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
+    mine = torch.stack([flat.sum(), (flat * weights).sum()])
+    gathered = info.all_gather(mine)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f"iteration {iteration}: ranks hold different weights: {[g.tolist() for g in gathered]}")
+
+
 def init_distributed(cpu: bool = False, timeout_s: float = 600.0, force: bool = False) -> DistInfo:
     """Join the process group described by the environment (a single process when WORLD_SIZE is unset).
 

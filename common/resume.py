@@ -1,14 +1,20 @@
-"""Which checkpoint a training run starts from, decided once for all ranks, and read on every rank.
+"""A training run's checkpoints: which one it starts from (decided once for all ranks, read on every rank),
+and writing them.
 
 Only global rank 0 writes checkpoints. On several machines without shared storage the other nodes
 have none: rank 0's disk decides whether there is one to resume from, and when some rank cannot
 read the file itself, rank 0 reads it and sends it (through the process group).
 """
 import os
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, NamedTuple, Sequence, Tuple
 
-from common.checkpoint import CheckpointError, load_checkpoint_file
+import torch
+
+from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model_weights, save_training_checkpoint,
+                               state_dict_from_checkpoint)
 from common.dist_utils import DistInfo
+from common.rng import checkpoint_rng_states, restore_rng_states, rng_states
+from common.train_step import restore_fused
 
 
 def resume_path(info: DistInfo, checkpoint_path: str, last_path: str, resume_from_last: bool) -> str:
@@ -46,3 +52,70 @@ def load_resume_checkpoint(path: str, model_name: str) -> Dict[str, Any]:
     if ckpt.get("model_name", model_name) != model_name:
         raise CheckpointError(f"{path}: a {ckpt['model_name']} checkpoint cannot resume {model_name} training")
     return ckpt
+
+
+class Position(NamedTuple):
+    """Where training goes on from."""
+    epoch: int  # the next epoch to train
+    batch: int  # batches of that epoch already trained (mid-epoch checkpoints)
+    iteration: int  # optimizer steps taken so far
+
+
+class TrainingCheckpoints:
+    """A run's checkpoints: `checkpoint_<Model>_last.pt` (and `_<epoch>.pt`) in the output folder, written by
+    global rank 0 with every rank's RNG states, and read back on every rank to resume or warm-start."""
+
+    def __init__(self, output: str, model_name: str, config: Dict[str, Any], info: DistInfo,
+                 train_args: Dict[str, Any]) -> None:
+        self.output = output
+        self.model_name = model_name
+        self.config = config
+        self.info = info
+        self.train_args = train_args
+
+    @property
+    def last_path(self) -> str:
+        return os.path.join(self.output, f"checkpoint_{self.model_name}_last.pt")
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                checkpoint_path: str, resume_from_last: bool, warm_start: str = "",
+                warm_start_ignore: Sequence[str] = ()) -> Tuple[Position, str]:
+        """Load a resume checkpoint (model, optimizer, scaler, RNG) or warm-start weights; (position, what
+        was done, '' for a fresh start). Raises CheckpointError."""
+        path = resume_path(self.info, checkpoint_path, self.last_path, resume_from_last)
+        device = self.info.device
+        if path:
+            ckpt = load_on_every_rank(self.info, path, lambda p: load_resume_checkpoint(p, self.model_name))
+            if ckpt.get("config") and ckpt["config"] != self.config:
+                raise CheckpointError(f"{path}: model config differs from the flags: checkpoint "
+                                      f"{ckpt['config']} vs flags {self.config}")
+            load_model_weights(model, state_dict_from_checkpoint(ckpt, path), path, self.model_name)
+            optimizer.load_state_dict(ckpt["optimizer"])
+            restore_fused(optimizer, device)
+            if ckpt.get("scaler") and scaler.is_enabled():  # an fp32 run saves an empty scaler state
+                scaler.load_state_dict(ckpt["scaler"])
+            restore_rng_states(ckpt, self.info.rank, device)
+            position = Position(ckpt.get("resume_epoch", ckpt["epoch"] + 1), ckpt.get("resume_batch", 0),
+                                ckpt.get("iteration", 0))
+            return position, f"resumed from {path}: epoch {position.epoch}, batch {position.batch}"
+        if warm_start:
+            ckpt = load_on_every_rank(self.info, warm_start)
+            load_model_weights(model, state_dict_from_checkpoint(ckpt, warm_start), warm_start, self.model_name,
+                               ignore=list(warm_start_ignore))
+            return Position(0, 0, 0), f"warm start from {warm_start}"
+        return Position(0, 0, 0), ""
+
+    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, *,
+             completed_epoch: int, resume_at: Position, numbered: bool) -> None:
+        """Rank 0 writes the last checkpoint (and the numbered one); every rank gives its RNG states."""
+        states = checkpoint_rng_states(self.info.all_gather_object(rng_states(self.info.device)))
+        states.update({"resume_epoch": resume_at.epoch, "resume_batch": resume_at.batch})
+        if not self.info.is_main:
+            return
+        kwargs = dict(model=model, model_name=self.model_name, config=self.config, epoch=completed_epoch,
+                      iteration=resume_at.iteration, optimizer=optimizer, scaler=scaler, rng_states=states,
+                      train_args=self.train_args)
+        if numbered:
+            save_training_checkpoint(os.path.join(self.output, f"checkpoint_{self.model_name}_{completed_epoch}.pt"),
+                                     **kwargs)
+        save_training_checkpoint(self.last_path, **kwargs)
