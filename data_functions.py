@@ -1,25 +1,18 @@
-"""Data dispatch by model name: datasets, collate functions, batch-to-device."""
+"""Data dispatch by model name (the reference's function names): look-ups in the registry of models.py."""
 import argparse
-import importlib
 
-from models import MODEL_PACKAGES
-
-
-def _data_module(model_name: str):
-    if model_name not in MODEL_PACKAGES:
-        raise ValueError(f"unknown model {model_name!r}; choose from {sorted(MODEL_PACKAGES)}")
-    return importlib.import_module(f"{MODEL_PACKAGES[model_name]}.data_function")
+from models import package
 
 
 def get_data_loader(model_name: str, dataset_path: str, audiopaths_and_text: str, args: argparse.Namespace):
     """The dataset of `model_name` over a filelist (the reference's name for it)."""
-    return _data_module(model_name).get_data_loader(dataset_path, audiopaths_and_text, args)
+    return package(model_name).dataset(dataset_path, audiopaths_and_text, args)
 
 
 def get_collate_function(model_name: str, args: argparse.Namespace):
-    return _data_module(model_name).get_collate_function(args)
+    return package(model_name).collate(args)
 
 
 def get_batch_to_device(model_name: str):
     """A function collated batch, device -> Batch(x, y, n_items)."""
-    return _data_module(model_name).batch_to_device
+    return package(model_name).batch_to_device

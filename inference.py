@@ -25,13 +25,9 @@ from common.plotting import plot_alignment
 from common.layers import TacotronSTFT
 from common.stft import STFT
 from common.timing import sync
-from tacotron2.arg_parser import config_from_state_dict as tacotron2_config_from_state_dict
 from tacotron2.text import EmptyTextError, text_to_sequence
 from tacotron2.text.segment import split_text
-from waveglow.arg_parser import config_from_state_dict as waveglow_config_from_state_dict
 from waveglow.denoiser import Denoiser
-
-_CONFIG_FROM_WEIGHTS = {"Tacotron2": tacotron2_config_from_state_dict, "WaveGlow": waveglow_config_from_state_dict}
 
 
 class InputError(ValueError):
@@ -125,18 +121,18 @@ def load_model(path: str, model_name: str, device: torch.device) -> Tuple[torch.
     or read off its weights when it has none (never from defaults)."""
     ckpt = load_checkpoint_file(path)
     state_dict = state_dict_from_checkpoint(ckpt, path)
-    check_model_kind(state_dict, model_name, path)
+    check_model_kind(state_dict, model_name, path, models.SIGNATURE_KEYS)
     config = ckpt.get("config")
     if not isinstance(config, dict):
         try:
-            config = _CONFIG_FROM_WEIGHTS[model_name](state_dict)
+            config = models.package(model_name).config_from_weights(state_dict)
         except KeyError as e:
             raise CheckpointError(f"{path}: not a {model_name} checkpoint (no {e.args[0]!r} tensor)") from e
     try:
         model = models.get_model(model_name, config)
     except TypeError as e:
         raise CheckpointError(f"{path}: its config does not describe a {model_name}: {e}") from e
-    load_model_weights(model, state_dict, path, expected_model=model_name)
+    load_model_weights(model, state_dict, path)
     return model.to(device).eval(), config
 
 

@@ -1,28 +1,39 @@
-"""Model dispatch by name: one table of model packages, the reference's function names."""
+"""The registry of model packages, and the reference's model-dispatch function names as one-line look-ups.
+
+Each package declares itself once in its package.py (common/model_package.py says what it declares).
+"""
 import argparse
-import importlib
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-MODEL_PACKAGES = {"Tacotron2": "tacotron2", "WaveGlow": "waveglow"}
+from common.model_package import ModelPackage
+from tacotron2.package import PACKAGE as TACOTRON2
+from waveglow.package import PACKAGE as WAVEGLOW
+
+MODELS: Mapping[str, ModelPackage] = {p.name: p for p in (TACOTRON2, WAVEGLOW)}
+SIGNATURE_KEYS: Mapping[str, str] = {p.name: p.signature_key for p in MODELS.values()}
 
 
-def _package(model_name: str, module: str):
-    if model_name not in MODEL_PACKAGES:
-        raise ValueError(f"unknown model {model_name!r}; choose from {sorted(MODEL_PACKAGES)}")
-    return importlib.import_module(f"{MODEL_PACKAGES[model_name]}.{module}")
+def package(model_name: str) -> ModelPackage:
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose from {sorted(MODELS)}")
+    return MODELS[model_name]
 
 
 def model_parser(model_name: str, parser: argparse.ArgumentParser, add_help: bool = False) -> argparse.ArgumentParser:
     """Add the model's own flags to `parser`."""
-    mod = _package(model_name, "arg_parser")
-    return getattr(mod, f"parse_{MODEL_PACKAGES[model_name]}_args")(parser, add_help)
+    return package(model_name).add_flags(parser, add_help)
+
+
+def default_flags(model_name: str) -> argparse.Namespace:
+    """The model's own flags at their defaults."""
+    return model_parser(model_name, argparse.ArgumentParser(add_help=False)).parse_args([])
 
 
 def get_model_config(model_name: str, args: argparse.Namespace) -> Dict[str, Any]:
     """Constructor dict of the model, built from parsed flags."""
-    return _package(model_name, "arg_parser").config_from_args(args)
+    return package(model_name).config_from_args(args)
 
 
 def get_model(model_name: str, model_config: Dict[str, Any], device: torch.device = torch.device("cpu"),
@@ -32,8 +43,7 @@ def get_model(model_name: str, model_config: Dict[str, Any], device: torch.devic
     With `uniform_initialize_bn_weight`, BatchNorm weights are drawn from U[0, 1) as the
     reference's training does.
     """
-    cls = getattr(_package(model_name, "model"), model_name)
-    model = cls(**model_config)
+    model = package(model_name).model_class(**model_config)
     if uniform_initialize_bn_weight:
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.affine:
@@ -41,9 +51,6 @@ def get_model(model_name: str, model_config: Dict[str, Any], device: torch.devic
     return model.to(device)
 
 
-def get_quality_metrics(model_name: str):
-    """The model's `score(model, dataset, n) -> {metric: value}` for validation, or None."""
-    try:
-        return getattr(_package(model_name, "metrics"), "score", None)
-    except ModuleNotFoundError:
-        return None
+def get_quality_metrics(model_name: str) -> Optional[Any]:
+    """The model's `score(model, dataset, n) -> ({metric: value}, {name: figure})` for validation, or None."""
+    return package(model_name).quality_metrics

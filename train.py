@@ -36,6 +36,7 @@ from common.amp import amp_settings, autocast
 from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, unwrap_model
 from common.dllog import RunLogger
+from common.model_package import ModelPackage
 from common.preemption import Preemption
 from common.sampler import BucketBatchSampler, ResumableBatchSampler
 from common.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
@@ -64,7 +65,7 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-o", "--output", type=str, required=True, help="directory for checkpoints and logs")
     parser.add_argument("-d", "--dataset-path", type=str, default="./", help="root of the dataset's files")
-    parser.add_argument("-m", "--model-name", type=str, required=True, choices=sorted(models.MODEL_PACKAGES),
+    parser.add_argument("-m", "--model-name", type=str, required=True, choices=sorted(models.MODELS),
                         help="model to train")
     parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
     parser.add_argument("--tensorboard", action="store_true",
@@ -161,7 +162,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     pre.add_argument("-m", "--model-name", default=None)
     pre.add_argument("--config-file", default=None)
     known, _ = pre.parse_known_args(argv)
-    model_name = known.model_name if known.model_name in models.MODEL_PACKAGES else None
+    model_name = known.model_name if known.model_name in models.MODELS else None
     parser = build_parser(model_name)
     if known.config_file:
         if not os.path.isfile(known.config_file):
@@ -223,6 +224,7 @@ class Run(NamedTuple):
     """What a training run is made of, built once by `build_run`."""
     args: argparse.Namespace
     info: dist_utils.DistInfo
+    package: ModelPackage  # what the model declares (flags, data, loss, metrics)
     model: torch.nn.Module  # wrapped in DDP under a process group
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -294,7 +296,8 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
         check_output_dir(args.output, model)
     optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)
     amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
-    checkpoints = resume.TrainingCheckpoints(args.output, model_name, model_config, info, dict(vars(args)))
+    checkpoints = resume.TrainingCheckpoints(args.output, model_name, model_config, info, dict(vars(args)),
+                                             models.SIGNATURE_KEYS)
     try:
         position, restored = checkpoints.restore(model, optimizer, scaler, args.checkpoint_path,
                                                  args.resume_from_last, args.warm_start, args.warm_start_ignore)
@@ -308,8 +311,10 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     collate_fn = data_functions.get_collate_function(model_name, args)
-    if args.bucket_batches and hasattr(trainset, "lengths"):
-        batches = BucketBatchSampler(trainset.lengths, args.batch_size, info.world_size, info.rank, seed=args.seed)
+    package = models.package(model_name)
+    if args.bucket_batches and package.item_lengths is not None:
+        batches = BucketBatchSampler(package.item_lengths(trainset), args.batch_size, info.world_size, info.rank,
+                                     seed=args.seed)
     else:
         batches = BatchSampler(DistributedSampler(trainset, num_replicas=info.world_size, rank=info.rank,
                                                   shuffle=True, seed=args.seed, drop_last=True),
@@ -319,7 +324,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
                         pin_memory=device.type == "cuda",
                         # workers live across epochs (so do their --cache-mels caches), unless the
                         # dataset takes a per-epoch seed (WaveGlow's segments) that workers would miss
-                        persistent_workers=args.num_workers > 0 and not hasattr(trainset, "set_epoch"),
+                        persistent_workers=args.num_workers > 0 and not package.dataset_per_epoch,
                         generator=torch.Generator().manual_seed(args.seed))  # keeps the global RNG untouched
     if len(loader) == 0:
         raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
@@ -332,7 +337,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
         logger.info(restored)
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    run = Run(args, info, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
+    run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
               loss_functions.get_loss_function(model_name, args), trainset, valset, collate_fn,
               data_functions.get_batch_to_device(model_name), sampler, loader, logger, checkpoints, Preemption(),
               time.perf_counter())
@@ -342,7 +347,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
 def train_step(run: Run, batch, iteration: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimizer step; (loss, gradient norm, non-finite flag), all 0-d tensors left on the device."""
     run.optimizer.zero_grad(set_to_none=True)
-    if hasattr(run.criterion, "set_iteration"):  # losses with a schedule (guided attention)
+    if run.package.loss_per_iteration:  # a loss with a schedule (guided attention)
         run.criterion.set_iteration(iteration)
     with autocast(run.info.device, run.amp_dtype):
         loss = run.criterion(run.model(batch.x), batch.y)
@@ -362,7 +367,7 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
     args, epoch = run.args, state.epoch
     run.sampler.set_epoch(epoch)
     run.loader.generator.manual_seed(args.seed + epoch)
-    if hasattr(run.trainset, "set_epoch"):
+    if run.package.dataset_per_epoch:
         run.trainset.set_epoch(epoch)
     lr = lr_at(epoch, args.learning_rate, args.anneal_steps, args.anneal_factor)
     for group in run.optimizer.param_groups:
@@ -425,7 +430,7 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
     if run.valset is not None:
         summary["val_loss"] = validate(run.model, run.criterion, run.valset, run.collate_fn, run.batch_to_device,
                                        args, run.info, run.amp_dtype)
-        scorer = models.get_quality_metrics(args.model_name)
+        scorer = run.package.quality_metrics
         if args.val_metrics and scorer is not None and run.info.is_main:
             values, figures = scorer(unwrap_model(run.model), run.valset, args.val_metrics)
             summary.update(values)

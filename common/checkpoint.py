@@ -9,13 +9,9 @@ and RNG states. We add `model_name` and `iteration`. Loaders need only `state_di
 import os
 import pickle
 import tempfile
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 import torch
-
-# Keys by which a state dict betrays its model, for "wrong model" messages.
-_SIGNATURE_KEYS = {"Tacotron2": "embedding.weight", "WaveGlow": "upsample.weight"}
-
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used, with the reason and the file named."""
@@ -106,30 +102,23 @@ def state_dict_from_checkpoint(ckpt: Dict[str, Any], path: str) -> Dict[str, tor
     return normalize_state_dict(state_dict)
 
 
-def guess_model_name(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
-    for name, key in _SIGNATURE_KEYS.items():
-        if key in state_dict:
-            return name
-    return None
-
-
-def check_model_kind(state_dict: Dict[str, torch.Tensor], expected_model: str, source: str) -> None:
-    """Raise when the weights clearly belong to the other model."""
-    found = guess_model_name(state_dict)
+def check_model_kind(state_dict: Dict[str, torch.Tensor], expected_model: str, source: str,
+                     signature_keys: Mapping[str, str]) -> None:
+    """Raise when the weights clearly belong to another model: `signature_keys` maps each model's name to a
+    state-dict key only its weights have (models.SIGNATURE_KEYS)."""
+    found = next((name for name, key in signature_keys.items() if key in state_dict), None)
     if found is not None and found != expected_model:
         raise CheckpointError(f"{source}: this is a {found} checkpoint, but a {expected_model} was expected")
 
 
 def load_model_weights(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], source: str,
-                       expected_model: Optional[str] = None, ignore: Iterable[str] = ()) -> None:
+                       ignore: Iterable[str] = ()) -> None:
     """Strictly load weights, with an error naming missing, unexpected and mis-shaped tensors.
 
     Keys starting with any prefix in `ignore` are skipped on both sides (warm starts that
     replace a layer, e.g. the embedding for a new symbol set).
     """
     model = unwrap_model(model)
-    if expected_model is not None:
-        check_model_kind(state_dict, expected_model, source)
     ignore = tuple(ignore)
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(ignore)} if ignore else model.state_dict()
     given = {k: v for k, v in state_dict.items() if not k.startswith(ignore)} if ignore else state_dict

@@ -6,12 +6,12 @@ have none: rank 0's disk decides whether there is one to resume from, and when s
 read the file itself, rank 0 reads it and sends it (through the process group).
 """
 import os
-from typing import Any, Callable, Dict, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Sequence, Tuple
 
 import torch
 
-from common.checkpoint import (CheckpointError, load_checkpoint_file, load_model_weights, save_training_checkpoint,
-                               state_dict_from_checkpoint)
+from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
+                               save_training_checkpoint, state_dict_from_checkpoint)
 from common.dist_utils import DistInfo
 from common.rng import checkpoint_rng_states, restore_rng_states, rng_states
 from common.train_step import restore_fused
@@ -66,7 +66,8 @@ class TrainingCheckpoints:
     global rank 0 with every rank's RNG states, and read back on every rank to resume or warm-start."""
 
     def __init__(self, output: str, model_name: str, config: Dict[str, Any], info: DistInfo,
-                 train_args: Dict[str, Any]) -> None:
+                 train_args: Dict[str, Any], signature_keys: Mapping[str, str]) -> None:
+        self.signature_keys = signature_keys  # model name -> a key only its weights have (models.SIGNATURE_KEYS)
         self.output = output
         self.model_name = model_name
         self.config = config
@@ -89,7 +90,7 @@ class TrainingCheckpoints:
             if ckpt.get("config") and ckpt["config"] != self.config:
                 raise CheckpointError(f"{path}: model config differs from the flags: checkpoint "
                                       f"{ckpt['config']} vs flags {self.config}")
-            load_model_weights(model, state_dict_from_checkpoint(ckpt, path), path, self.model_name)
+            self._load_weights(model, ckpt, path)
             optimizer.load_state_dict(ckpt["optimizer"])
             restore_fused(optimizer, device)
             if ckpt.get("scaler") and scaler.is_enabled():  # an fp32 run saves an empty scaler state
@@ -100,10 +101,14 @@ class TrainingCheckpoints:
             return position, f"resumed from {path}: epoch {position.epoch}, batch {position.batch}"
         if warm_start:
             ckpt = load_on_every_rank(self.info, warm_start)
-            load_model_weights(model, state_dict_from_checkpoint(ckpt, warm_start), warm_start, self.model_name,
-                               ignore=list(warm_start_ignore))
+            self._load_weights(model, ckpt, warm_start, ignore=warm_start_ignore)
             return Position(0, 0, 0), f"warm start from {warm_start}"
         return Position(0, 0, 0), ""
+
+    def _load_weights(self, model: torch.nn.Module, ckpt: Dict[str, Any], path: str, ignore: Sequence[str] = ()):
+        state_dict = state_dict_from_checkpoint(ckpt, path)
+        check_model_kind(state_dict, self.model_name, path, self.signature_keys)
+        load_model_weights(model, state_dict, path, ignore=ignore)
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, *,
              completed_epoch: int, resume_at: Position, numbered: bool) -> None:

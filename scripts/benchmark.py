@@ -143,7 +143,7 @@ def training_rows(device, repeats: int) -> List[Dict[str, object]]:
     rows = []
     torch.manual_seed(0)
     t2 = Tacotron2().to(device).train()
-    crit = get_loss_function("Tacotron2", None)
+    crit = get_loss_function("Tacotron2")
     B, T_in, T_out = 8, 100, 400
     text = torch.randint(12, 60, (B, T_in), device=device)
     mels = torch.randn(B, 80, T_out, device=device) - 5
@@ -159,7 +159,7 @@ def training_rows(device, repeats: int) -> List[Dict[str, object]]:
     wg = WaveGlow(WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256}).to(device).train()
     audio = torch.rand(2, 8000, device=device) * 0.2 - 0.1
     wmel = torch.randn(2, 80, 8000 // 256 + 1, device=device) - 5
-    wcrit = get_loss_function("WaveGlow", None, sigma=1.0)
+    wcrit = get_loss_function("WaveGlow")
     for variant, fused, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
         t = median_seconds(_train_step_fn(wg, wcrit, (wmel, audio), audio, device, amp, fused), device, repeats)
         rows.append({"group": "WaveGlow WN 256 training, batch 2, segment 8000", "variant": variant,

@@ -55,7 +55,7 @@ def load(path: str, name: str, config: Dict = None) -> torch.nn.Module:
     if path:
         ckpt = load_checkpoint_file(path)
         model = models.get_model(name, ckpt["config"])
-        load_model_weights(model, state_dict_from_checkpoint(ckpt, path), path, name)
+        load_model_weights(model, state_dict_from_checkpoint(ckpt, path), path)
     else:
         torch.manual_seed(0)
         model = models.get_model(name, config or {})
@@ -231,7 +231,7 @@ def check_export(t2, wg, out: str) -> str:
 def check_deferred(batch: int = 64, frames: int = 600) -> str:
     torch.manual_seed(0)
     model = models.get_model("Tacotron2", {}, DEVICE).train()
-    crit = get_loss_function("Tacotron2", None)
+    crit = get_loss_function("Tacotron2")
     text = torch.randint(12, 60, (batch, 150), device=DEVICE)
     mels = torch.randn(batch, 80, frames, device=DEVICE) - 5
     gate = torch.zeros(batch, frames, device=DEVICE)

@@ -44,3 +44,21 @@ def run_python(argv, timeout=240, env=None, **kw) -> subprocess.CompletedProcess
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return subprocess.run([sys.executable] + argv, cwd=repo, capture_output=True, text=True, timeout=timeout,
                           env=env, **kw)
+
+
+class PoisonedLoss:
+    """A training loss made non-finite on the steps `poison(i)` picks (i counts training calls from 0), as an
+    fp16 overflow would; everything else (e.g. `set_iteration`) is the wrapped loss's."""
+
+    def __init__(self, criterion, poison, value: float = float("inf")) -> None:
+        self.criterion, self.poison, self.value, self.calls = criterion, poison, value, 0
+
+    def __call__(self, y_pred, y):
+        loss = self.criterion(y_pred, y)
+        if not loss.requires_grad:  # validation
+            return loss
+        self.calls += 1
+        return loss * self.value if self.poison(self.calls - 1) else loss
+
+    def __getattr__(self, name):
+        return getattr(self.criterion, name)

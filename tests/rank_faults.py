@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import loss_functions  # noqa: E402
 import train  # noqa: E402
+from tests.corpus import PoisonedLoss  # noqa: E402
 
 if "TACOTRON2_TEST_FAIL_RANK" in os.environ:
     _check = train.check_replicas_in_sync
@@ -28,16 +29,8 @@ if "TACOTRON2_TEST_NAN_RANK" in os.environ:
     nan_rank, nan_at = int(os.environ["TACOTRON2_TEST_NAN_RANK"]), int(os.environ.get("TACOTRON2_TEST_NAN_AT", "1"))
 
     def factory(*args, **kwargs):
-        criterion, calls = _factory(*args, **kwargs), [0]
-
-        def poisoned(y_pred, y):
-            loss = criterion(y_pred, y)
-            if loss.requires_grad:
-                calls[0] += 1
-                if calls[0] - 1 == nan_at and int(os.environ["RANK"]) == nan_rank:
-                    return loss * float("nan")
-            return loss
-        return poisoned
+        return PoisonedLoss(_factory(*args, **kwargs), lambda i: i == nan_at and int(os.environ["RANK"]) == nan_rank,
+                            float("nan"))
 
     loss_functions.get_loss_function = factory
 

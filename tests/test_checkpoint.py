@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-from common.checkpoint import (CheckpointError, atomic_save, load_checkpoint_file, load_model_weights,
+import models
+from common.checkpoint import (CheckpointError, atomic_save, check_model_kind, load_checkpoint_file, load_model_weights,
                                state_dict_from_checkpoint)
 from tacotron2.model import Tacotron2
 from waveglow.model import WaveGlow
@@ -25,7 +26,7 @@ def test_published_tacotron2_checkpoint_loads_through_the_single_loader(tmp_path
     torch.save(_published_structure(golden["state_dict"], golden["config"], prefix), path)
     ckpt = load_checkpoint_file(path)
     model = Tacotron2(**ckpt["config"])
-    load_model_weights(model, state_dict_from_checkpoint(ckpt, path), path, expected_model="Tacotron2")
+    load_model_weights(model, state_dict_from_checkpoint(ckpt, path), path)
     for k, v in golden["state_dict"].items():
         assert torch.equal(model.state_dict()[k], v), k
 
@@ -54,8 +55,7 @@ def test_misfit_weights_are_named():
 
 def test_wrong_model_is_named():
     with pytest.raises(CheckpointError, match="this is a WaveGlow checkpoint, but a Tacotron2 was expected"):
-        load_model_weights(Tacotron2(**TINY_TACOTRON2), WaveGlow(**TINY_WAVEGLOW).state_dict(), "wg.pt",
-                           expected_model="Tacotron2")
+        check_model_kind(WaveGlow(**TINY_WAVEGLOW).state_dict(), "Tacotron2", "wg.pt", models.SIGNATURE_KEYS)
 
 
 class _RunsCode:

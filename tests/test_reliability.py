@@ -15,26 +15,14 @@ from common.checkpoint import load_checkpoint_file
 from common.dllog import read_log
 
 from .conftest import REPO
-from .corpus import train_argv
+from .corpus import PoisonedLoss, train_argv
 
 
 def _poisoned_loss(monkeypatch, bad_iterations):
     """Make the loss non-finite at the given (0-based) iterations, as an fp16 overflow would."""
     real = loss_functions.get_loss_function
-    calls = {"n": 0}
-
-    def factory(*a, **kw):
-        crit = real(*a, **kw)
-
-        def poisoned(y_pred, y):
-            loss = crit(y_pred, y)
-            i = calls["n"]
-            calls["n"] += 1
-            if torch.is_grad_enabled() and (bad_iterations is None or i in bad_iterations):
-                return loss * float("inf")
-            return loss
-        return poisoned
-    monkeypatch.setattr(loss_functions, "get_loss_function", factory)
+    poison = (lambda i: True) if bad_iterations is None else (lambda i: i in bad_iterations)
+    monkeypatch.setattr(loss_functions, "get_loss_function", lambda *a, **kw: PoisonedLoss(real(*a, **kw), poison))
 
 
 def _iter_records(out):

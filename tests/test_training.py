@@ -24,7 +24,7 @@ from .corpus import train_argv
 def test_loss_falls_on_a_repeated_batch(model_name, config, amp):
     torch.manual_seed(0)
     model = models.get_model(model_name, config)
-    crit = get_loss_function(model_name, sigma=1.0)
+    crit = get_loss_function(model_name)
     if model_name == "Tacotron2":
         text = torch.randint(12, 60, (2, 9))
         t, c = torch.arange(12.0), torch.arange(20.0)

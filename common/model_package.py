@@ -1,0 +1,32 @@
+"""What a model package declares, once: everything training, inference and checkpoint code need to know of a
+model, so that none of them names a model or probes an object for what it can do.
+
+Each package fills one `ModelPackage` in its `package.py` (tacotron2/package.py, waveglow/package.py);
+models.py registers them.
+"""
+import argparse
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import torch
+
+Flags = Callable[[argparse.ArgumentParser, bool], argparse.ArgumentParser]
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    name: str  # as on the command line (-m) and in checkpoints (model_name)
+    model_class: type  # built from its config dict: model_class(**config)
+    add_flags: Flags  # (parser, add_help) -> parser with the model's own flags
+    config_from_args: Callable[[argparse.Namespace], Dict[str, Any]]
+    config_from_weights: Callable[[Dict[str, torch.Tensor]], Dict[str, Any]]  # for checkpoints without a config
+    signature_key: str  # a state-dict key that only this model's weights have
+    loss: Callable[[argparse.Namespace], torch.nn.Module]  # from the training flags
+    dataset: Callable[[str, str, argparse.Namespace], torch.utils.data.Dataset]  # (root, filelist, flags)
+    collate: Callable[[argparse.Namespace], Callable]
+    batch_to_device: Callable  # (collated batch, device) -> common.utils.Batch
+    # optional abilities, declared rather than probed
+    item_lengths: Optional[Callable[[torch.utils.data.Dataset], Sequence[int]]] = None  # for length buckets
+    dataset_per_epoch: bool = False  # the dataset draws per epoch: call dataset.set_epoch(epoch)
+    loss_per_iteration: bool = False  # the loss has a schedule: call loss.set_iteration(iteration)
+    quality_metrics: Optional[Callable] = None  # (model, dataset, n) -> ({name: value}, {name: figure})

@@ -1,0 +1,21 @@
+"""Tacotron 2 as a model package (see common/model_package.py)."""
+import argparse
+
+from common.model_package import ModelPackage
+from tacotron2 import arg_parser, data_function, metrics
+from tacotron2.loss_function import Tacotron2Loss
+from tacotron2.model import Tacotron2
+
+
+def loss(args: argparse.Namespace) -> Tacotron2Loss:
+    return Tacotron2Loss(gate_pos_weight=args.gate_pos_weight, guided_attention_weight=args.guided_attention_weight,
+                         guided_attention_sigma=args.guided_attention_sigma,
+                         guided_attention_half_life=args.guided_attention_half_life)
+
+
+PACKAGE = ModelPackage(
+    name="Tacotron2", model_class=Tacotron2, add_flags=arg_parser.parse_tacotron2_args,
+    config_from_args=arg_parser.config_from_args, config_from_weights=arg_parser.config_from_state_dict,
+    signature_key="embedding.weight", loss=loss, dataset=data_function.get_data_loader,
+    collate=data_function.get_collate_function, batch_to_device=data_function.batch_to_device,
+    item_lengths=lambda dataset: dataset.lengths, loss_per_iteration=True, quality_metrics=metrics.score)
