@@ -59,8 +59,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
                         help="fp16 on CUDA; on a CPU bf16 weights wherever they are timed faster than fp32")
     parser.add_argument("--include-warmup", action="store_true",
-                        help="run one warm-up synthesis at the real batch size before timing (on a GPU: cuDNN "
-                             "choices and CUDA-graph capture happen there, not in the timed run)")
+                        help="before timing, synthesise one batch of each shape (batch size, longest phrase) "
+                             "untimed: on a GPU, cuDNN choices and CUDA-graph capture happen there")
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                         help="on a GPU, decode without CUDA graphs (same static steps, launched one by one): "
                              "for drivers where graph capture or replay misbehaves")

@@ -69,7 +69,7 @@ class DistInfo(NamedTuple):
         """Every rank's picklable object, in rank order (NCCL moves it through the current GPU)."""
         if not self.distributed:
             return [obj]
-        out: List[Any] = [None] * dist.get_world_size()
+        out: List[Any] = [None] * self.world_size
         dist.all_gather_object(out, obj)
         return out
 

@@ -44,11 +44,10 @@ def device_skip_supported(optimizer: torch.optim.Optimizer) -> bool:
     """
     if not getattr(optimizer, "_step_supports_amp_scaling", False):
         return False
-    group = optimizer.param_groups[0]
-    p = torch.zeros(1, device=group["params"][0].device, requires_grad=True)
+    p = torch.zeros(1, device=optimizer.param_groups[0]["params"][0].device, requires_grad=True)
     p.grad = torch.ones_like(p)
     try:
-        probe = type(optimizer)([p], **{k: v for k, v in group.items() if k != "params"})
+        probe = type(optimizer)([p], **optimizer.defaults)
         _step_with_flag(probe, torch.ones((), device=p.device))
         step = probe.state[p].get("step", torch.zeros(()))
         return bool(p.detach().eq(0).all()) and float(step) == 0.0
