@@ -12,11 +12,14 @@ import argparse
 import os
 import sys
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+import models
+from common.checkpoint import CheckpointError
+from tacotron2 import greedy
 from tacotron2.model import DecoderState, Tacotron2
 from waveglow.model import WaveGlow
 
@@ -81,21 +84,16 @@ class ScriptedTacotron2:
         s = self.sizes
         state = [z(s["attention_rnn_dim"]), z(s["attention_rnn_dim"]), z(s["decoder_rnn_dim"]),
                  z(s["decoder_rnn_dim"]), z(T_in), z(T_in), z(E)]
-        frame = z(s["frame_dim"])
-        frames: List[torch.Tensor] = []
-        not_finished = torch.ones(B, dtype=torch.int32, device=memory.device)
-        mel_lengths = torch.zeros(B, dtype=torch.int32, device=memory.device)
-        while True:
+
+        def step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            nonlocal state
             frame, gate, *state = self.step(frame, *state, memory, processed, pad_mask)
-            frames.append(frame)
-            not_finished = not_finished * (torch.sigmoid(gate[:, 0]) <= self.gate_threshold).int()
-            mel_lengths += not_finished
-            if int(not_finished.sum()) == 0 or len(frames) == self.max_decoder_steps:
-                break
-        r = s["frame_dim"] // s["n_mel_channels"]
-        mel_lengths = mel_lengths * r + (1 - not_finished) * (r - 1)  # as Decoder.infer counts frames
-        mels = torch.stack(frames, 1).reshape(B, -1, s["n_mel_channels"]).transpose(1, 2)
-        return mels + self.postnet(mels), mel_lengths
+            return frame, gate[:, 0], state[4]  # state[4]: this step's attention weights
+        rule = greedy.StopRule(self.max_decoder_steps, self.gate_threshold)
+        out = greedy.finish(*greedy.greedy_loop(step, z(s["frame_dim"]), rule), s["n_mel_channels"],
+                            s["frame_dim"] // s["n_mel_channels"], self.max_decoder_steps)
+        mels = out.mel_outputs
+        return mels + self.postnet(mels), out.mel_lengths
 
 
 def export_tacotron2(model: Tacotron2, folder: str) -> None:
@@ -130,7 +128,6 @@ def export_waveglow(model: WaveGlow, folder: str, sigma: float = 0.6, onnx: bool
     """Trace on the model's device (the TorchScript file runs there); ONNX from the same graph."""
     model = model.eval()
     model.remove_weightnorm()
-    model.set_fast_inference(None)
     device = model.upsample.weight.device
     mel = torch.randn(1, model.upsample.in_channels, 8, device=device)
     noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, 8 * 32)]
@@ -148,7 +145,6 @@ def export_waveglow(model: WaveGlow, folder: str, sigma: float = 0.6, onnx: bool
 
 
 def main(argv: Sequence[str] = None) -> int:
-    import inference
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tacotron2", default=None)
     parser.add_argument("--waveglow", default=None)
@@ -164,11 +160,11 @@ def main(argv: Sequence[str] = None) -> int:
     os.makedirs(args.output, exist_ok=True)
     try:
         if args.tacotron2:
-            export_tacotron2(inference.load_model(args.tacotron2, "Tacotron2", device)[0], args.output)
+            export_tacotron2(models.load_model(args.tacotron2, "Tacotron2", device)[0], args.output)
         if args.waveglow:
-            export_waveglow(inference.load_model(args.waveglow, "WaveGlow", device)[0], args.output,
+            export_waveglow(models.load_model(args.waveglow, "WaveGlow", device)[0], args.output,
                             args.sigma_infer, args.onnx)
-    except inference.CheckpointError as e:
+    except CheckpointError as e:
         sys.exit(f"error: {e}")
     return 0
 

@@ -1,12 +1,15 @@
 """The registry of model packages, and the reference's model-dispatch function names as one-line look-ups.
 
 Each package declares itself once in its package.py (common/model_package.py says what it declares).
+`load_model` is the one way every entry point (inference, latency test, export, evaluation) loads a checkpoint.
 """
 import argparse
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
+from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
+                               state_dict_from_checkpoint)
 from common.model_package import ModelPackage
 from tacotron2.package import PACKAGE as TACOTRON2
 from waveglow.package import PACKAGE as WAVEGLOW
@@ -54,3 +57,29 @@ def get_model(model_name: str, model_config: Dict[str, Any], device: torch.devic
 def get_quality_metrics(model_name: str) -> Optional[Any]:
     """The model's `score(model, dataset, n) -> ({metric: value}, {name: figure})` for validation, or None."""
     return package(model_name).quality_metrics
+
+
+def load_model(path: str, model_name: str, device: torch.device,
+               overrides: Optional[Mapping[str, Any]] = None) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """An eval-mode model and its config from a checkpoint of this repository or NVIDIA's.
+
+    The architecture comes from the checkpoint's `config`, or is read off its weights when it has none
+    (never from defaults). `overrides` replace config entries that do not change the weights, such as
+    the decoder's `max_decoder_steps` and `gate_threshold`.
+    """
+    ckpt = load_checkpoint_file(path)
+    state_dict = state_dict_from_checkpoint(ckpt, path)
+    check_model_kind(state_dict, model_name, path, SIGNATURE_KEYS)
+    config = ckpt.get("config")
+    if not isinstance(config, dict):
+        try:
+            config = package(model_name).config_from_weights(state_dict)
+        except KeyError as e:
+            raise CheckpointError(f"{path}: not a {model_name} checkpoint (no {e.args[0]!r} tensor)") from e
+    config = {**config, **(overrides or {})}
+    try:
+        model = get_model(model_name, config)
+    except TypeError as e:
+        raise CheckpointError(f"{path}: its config does not describe a {model_name}: {e}") from e
+    load_model_weights(model, state_dict, path)
+    return model.to(device).eval(), config

@@ -15,9 +15,10 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
-import inference
 import models
+from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
+from synthesis import InputError, Synthesizer, build_synthesizer, read_phrases
 
 COLUMNS = ["Batch size", "Input length", "Precision", "Avg latency (s)", "Latency std (s)",
            "Latency confidence interval 50% (s)", "Latency confidence interval 90% (s)",
@@ -67,23 +68,22 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def build(args, device: torch.device, batch_size: int = 1) -> "inference.Synthesizer":
+def build(args, device: torch.device, batch_size: int = 1) -> Synthesizer:
+    overrides = {"max_decoder_steps": args.max_decoder_steps} if args.max_decoder_steps else {}
     if args.tacotron2:
-        t2, _ = inference.load_model(args.tacotron2, "Tacotron2", device)
+        t2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
     else:
         # random weights: a gate that never fires, so every run decodes exactly --max-decoder-steps frames
-        t2 = models.get_model("Tacotron2", {"gate_threshold": 2.0}, device).eval()
+        t2 = models.get_model("Tacotron2", {"gate_threshold": 2.0, **overrides}, device).eval()
     wg = None
     if args.vocoder == "waveglow":
         if args.waveglow:
-            wg, _ = inference.load_model(args.waveglow, "WaveGlow", device)
+            wg, _ = models.load_model(args.waveglow, "WaveGlow", device)
         else:
             cfg = {"WN_config": {"n_layers": 8, "kernel_size": 3, "n_channels": args.wn_channels}}
             wg = models.get_model("WaveGlow", cfg, device).eval()
-    if args.max_decoder_steps:
-        t2.decoder.max_decoder_steps = args.max_decoder_steps
-    return inference.Synthesizer(t2, wg, device, amp=args.amp_run, sampling_rate=args.sampling_rate,
-                                 batch_size=batch_size)
+    return build_synthesizer(t2, wg, device, amp=args.amp_run, sampling_rate=args.sampling_rate,
+                             batch_size=batch_size)
 
 
 def main(argv=None) -> int:
@@ -91,10 +91,10 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     try:
-        phrases = inference.read_phrases(args.input, ["english_cleaners"])
+        phrases = read_phrases(args.input, ["english_cleaners"])
         synth = build(args, device, batch_size=len(phrases))
         synth.report_fast_paths()
-    except (inference.InputError, inference.CheckpointError) as e:
+    except (InputError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     logger = RunLogger(args.log_file) if args.log_file else None
     latencies, samples, mels = [], [], []
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
                                                 "tacotron2_latency": result["tacotron2_latency"],
                                                 "waveglow_latency": result["vocoder_latency"]})
     stats = latency_stats(latencies, samples, mels, args.sampling_rate)
-    # on a CPU --amp-run allows bf16 where it is timed faster (inference.Synthesizer)
+    # on a CPU --amp-run allows bf16 where it is timed faster (synthesis.precision_policy)
     low = "FP16" if device.type == "cuda" else "BF16"
     uses_low = device.type == "cuda" or any("bfloat16" in c for c in synth.chosen_fast_paths().values())
     precision = low if args.amp_run and uses_low else "FP32"

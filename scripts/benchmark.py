@@ -1,6 +1,6 @@
 """Side-by-side speed of this repository's plain and fast paths, same random weights, one run.
 
-    python scripts/benchmark.py [--device cuda] [--quick]
+    python -m scripts.benchmark [--device cuda] [--quick]
 
 Rows: Tacotron 2 encoder (128 symbols) and decoder ms/step at batch 1 and 4 (200 steps), WaveGlow
 inference samples/s at batch 1 for 80 mel frames (WN 512 and 256), Tacotron 2 training mels/s
@@ -11,20 +11,22 @@ on a CPU, "vs ref" the speed-up against the reference implementation's figures o
 output's SNR against float32.
 """
 import argparse
-import os
 import sys
 import warnings
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):
+    sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
-from common.timing import dtype_name, median_seconds  # noqa: E402
-from common.train_step import make_adam  # noqa: E402
-from loss_functions import get_loss_function  # noqa: E402
-from tacotron2.model import Tacotron2  # noqa: E402
-from waveglow.model import WaveGlow  # noqa: E402
+from common.timing import dtype_name, median_seconds
+from common.train_step import make_adam
+from loss_functions import get_loss_function
+from tacotron2.fast_inference import FastDecoder, tune_decoder
+from tacotron2.model import Tacotron2
+from waveglow.fast_inference import FastWaveGlow, tune_waveglow
+from waveglow.model import WaveGlow
 
 WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
 
@@ -66,21 +68,20 @@ def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
         for variant, dtype, static in decoder_variants(device):
             chosen = ""
             if variant == "tuned":  # what inference.py --amp-run does: time the candidates, keep the fastest
-                timings = model.decoder.tune_fast_inference(batch, [torch.float32, dtype])
-                chosen = f"; kept {min(timings, key=timings.get)}"
+                engine, timings = tune_decoder(model.decoder, batch, [torch.float32, dtype])
+                chosen = f"; kept {engine.name}"
             else:
-                model.set_fast_inference(dtype, static=static)
+                engine = model.decoder if dtype is None else FastDecoder(model.decoder, dtype, static=static)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t = median_seconds(lambda: model.decoder.infer(memory, lengths), device, repeats)
-                out = model.decoder.infer(memory, lengths).mel_outputs
+                t = median_seconds(lambda: engine.infer(memory, lengths), device, repeats)
+                out = engine.infer(memory, lengths).mel_outputs
             if ref_out is None:
                 ref_out = out
             rows.append({"group": f"Tacotron 2 decoder, batch {batch}", "variant": variant,
                          "value": 1000 * t / steps, "unit": "ms/step", "lower_is_better": True,
                          "note": f"encoder {1000 * enc:.1f} ms; max|diff| vs plain "
                                  f"{float((out - ref_out).abs().max()):.2e}{chosen}"})
-        model.set_fast_inference(None)
     return rows
 
 
@@ -108,20 +109,19 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
                                ("tuned", None)):
             chosen = ""
             if variant == "tuned":  # as inference.py --amp-run on a CPU
-                timings = model.tune_fast_inference([None, torch.float32, low])
+                engine, timings = tune_waveglow(model, [None, torch.float32, low])
                 chosen = f"; kept {min(timings, key=timings.get)}"
             else:
-                model.set_fast_inference(dtype)
+                engine = model if dtype is None else FastWaveGlow(model, dtype)
             with torch.no_grad():
-                t = median_seconds(lambda: model.infer(mel, sigma=0.6, noise=noise), device, repeats)
-                audio = model.infer(mel, sigma=0.6, noise=noise)
+                t = median_seconds(lambda: engine.infer(mel, sigma=0.6, noise=noise), device, repeats)
+                audio = engine.infer(mel, sigma=0.6, noise=noise)
             ref = audio if ref is None else ref
             samples = audio.numel()
             rows.append({"group": f"WaveGlow WN {c} inference, batch 1, {frames} frames", "variant": variant,
                          "value": samples / t, "unit": "samples/s", "lower_is_better": False,
                          "note": f"{samples / t * WAVEGLOW_FLOP_PER_SAMPLE.get(c, 0) / 1e9:.0f} GFLOP/s; "
                                  f"SNR vs plain {snr_db(ref, audio):.1f} dB{chosen}"})
-        model.set_fast_inference(None)
     return rows
 
 

@@ -11,7 +11,7 @@ THREADS="${THREADS:-$(nproc)}"
 
 bash scripts/setup.sh
 if [ ! -f "$DATA/metadata.csv" ]; then
-    python scripts/make_espeak_corpus.py -o "$DATA" --n 1200 --seed 1
+    python -m scripts.make_espeak_corpus -o "$DATA" --n 1200 --seed 1
 fi
 FL="$DATA/filelists"
 OMP_NUM_THREADS="$THREADS" python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 16 \
@@ -21,6 +21,6 @@ OMP_NUM_THREADS="$THREADS" python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "
     --validation-files "$FL/espeak_audio_text_val_filelist.txt" --epochs-per-checkpoint 1
 CKPT="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"
 python inference.py --tacotron2 "$CKPT" -i phrases/demo.txt -o "$OUT/audio" --plot --deterministic
-python scripts/evaluate_tacotron2.py --tacotron2 "$CKPT" -d "$DATA" \
+python -m scripts.evaluate_tacotron2 --tacotron2 "$CKPT" -d "$DATA" \
     --filelist "$FL/espeak_audio_text_test_filelist.txt" -o "$OUT/eval" --limit 40
 echo "wavs and alignment pictures: $OUT/audio; per-sentence metrics: $OUT/eval/metrics.json"

@@ -1,6 +1,6 @@
 """Quality of a Tacotron 2 on held-out sentences, in free-running (greedy) inference.
 
-    python scripts/evaluate_tacotron2.py --tacotron2 CKPT -d data/espeak \
+    python -m scripts.evaluate_tacotron2 --tacotron2 CKPT -d data/espeak \
         --filelist data/espeak/filelists/espeak_audio_text_test_filelist.txt -o eval/
 
 Prints a table (diagonality, focus, stop ratio, MCD-DTW against the teacher mel), writes
@@ -13,15 +13,16 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):
+    sys.exit("run it from the repository root as a module: python -m scripts.evaluate_tacotron2 ...")
 
-from common.audio import AudioConfig  # noqa: E402
-from tacotron2.data_function import TextMelLoader  # noqa: E402
-from tacotron2 import metrics  # noqa: E402
+import models
+from common.audio import AudioConfig
+from tacotron2.data_function import TextMelLoader
+from tacotron2 import metrics
 
 
 def main(argv=None) -> int:
-    import inference
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tacotron2", required=True)
     parser.add_argument("-d", "--dataset-path", required=True)
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--deterministic", action="store_true", help="prenet dropout off")
     parser.add_argument("--seed", type=int, default=0, help="seed of the prenet dropout draws")
     args = parser.parse_args(argv)
-    model, _ = inference.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
+    model, _ = models.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
     dataset = TextMelLoader(args.dataset_path, args.filelist, AudioConfig(), ["english_cleaners"])
     os.makedirs(args.output, exist_ok=True)
     rows = metrics.evaluate(model, dataset, args.limit, None if args.no_plots else args.output,

@@ -140,7 +140,7 @@ for p in $PARTS; do
     export)
         part export 120 $PY export.py --tacotron2 "$T2_CKPT" --waveglow "$WG_CKPT" -o "$OUT/export_cli" --device cuda ;;
     bench)
-        part bench 300 $PY scripts/benchmark.py --device cuda ;;
+        part bench 300 $PY -m scripts.benchmark --device cuda ;;
     *)
         echo "gpu_check: unknown part $p"; exit 2 ;;
     esac

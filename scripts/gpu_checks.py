@@ -28,6 +28,7 @@ import models
 from common import rng
 from common.checkpoint import load_model_weights, state_dict_from_checkpoint, load_checkpoint_file
 from common.timing import median_seconds
+from tacotron2.fast_inference import FastDecoder
 from common.train_step import make_adam, restore_fused
 from loss_functions import get_loss_function
 from tacotron2.text import text_to_sequence
@@ -82,17 +83,17 @@ def check_graphs(t2) -> str:
             for dropout in (False, True):
                 text, lengths = phrases_batch(batch)
                 t2.set_prenet_dropout(dropout)
-                t2.set_fast_inference(dtype)  # the plain step loop on the same fused weights
+                loop = FastDecoder(t2.decoder, dtype)  # the greedy step loop on the same fused weights
                 torch.manual_seed(7)
-                eager = t2.generate(text, lengths)
-                t2.set_fast_inference(dtype, static=True, steps_per_check=16)
+                eager = t2.generate(text, lengths, decode=loop.infer)
+                engine = FastDecoder(t2.decoder, dtype, static=True, steps_per_check=16)
                 torch.manual_seed(7)
                 before = torch.cuda.get_rng_state()
-                graphed = t2.generate(text, lengths)
-                session = next(iter(t2.decoder.static.sessions.values()))
+                graphed = t2.generate(text, lengths, decode=engine.infer)
+                session = next(iter(engine.static.sessions.values()))
                 assert session.graph is not None, "the decoder was not captured (eager fallback)"
                 torch.manual_seed(7)  # a second call replays the captured graph
-                replay = t2.generate(text, lengths)
+                replay = t2.generate(text, lengths, decode=engine.infer)
                 if dropout:
                     assert not torch.equal(before, torch.cuda.get_rng_state()), "graph replay drew nothing"
                 err = float((eager.mel_outputs_postnet - graphed.mel_outputs_postnet).abs().max())
@@ -102,32 +103,28 @@ def check_graphs(t2) -> str:
                 assert err <= tol and err2 == 0.0, (dtype, batch, dropout, err, err2)
                 figures.append(f"{str(dtype)[6:]} b{batch} dropout {'on' if dropout else 'off'}: "
                                f"max|graph - eager| {err:.1e}")
-    t2.set_fast_inference(None)
     t2.set_prenet_dropout(True)
     return "; ".join(figures)
 
 
 @check("fp16")
 def check_fp16(t2, wg) -> str:
-    """As inference.py --amp-run runs them: fp16 decoder weights over static buffers, the models in half."""
-    import inference
+    """As inference.py (with and without --amp-run) runs them: synthesis.Synthesizer's mels, WaveGlow in half."""
+    from synthesis import build_synthesizer, pad_batch, read_phrases
     t2.set_prenet_dropout(False)
-    t2.set_fast_inference(torch.float32, static=True)
-    t2h = copy.deepcopy(t2)
-    t2h.set_fast_inference(torch.float16, static=True)
-    t2h.half()
+    synth32 = build_synthesizer(t2, None, DEVICE, amp=False)
+    synth16 = build_synthesizer(copy.deepcopy(t2), None, DEVICE, amp=True)
     wgh = copy.deepcopy(wg).half()
     mel_errs, snrs, nonfinite, lines = [], [], 0, 0
     for path in sorted(glob.glob("phrases/*.txt")):
-        phrases = inference.read_phrases(path, ["english_cleaners"], max_chars=180)
+        phrases = read_phrases(path, ["english_cleaners"], max_chars=180)
         for start in range(0, len(phrases), 8):
             batch = phrases[start:start + 8]
-            text, lengths = inference.pad_batch(batch, DEVICE)
+            text, lengths = pad_batch(batch, DEVICE)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ref = t2.generate(text, lengths)
-                with torch.autocast("cuda", dtype=torch.float16):
-                    low = t2h.generate(text, lengths)
+                ref = synth32.mels(text, lengths)
+                low = synth16.mels(text, lengths)
             n = int(min(ref.mel_lengths.min(), low.mel_lengths.min()))
             mel_errs.append(float((ref.mel_outputs_postnet[..., :n] - low.mel_outputs_postnet[..., :n].float())
                                   .abs().mean()))
@@ -140,7 +137,7 @@ def check_fp16(t2, wg) -> str:
                 a16 = wgh.infer(mel.half(), sigma=0.6, noise=[z.half() for z in noise]).float()
             nonfinite += int((~torch.isfinite(a16)).sum())
             snrs.append(float(10 * torch.log10(a32.pow(2).sum() / (a32 - a16).pow(2).sum().clamp_min(1e-30))))
-    t2.set_fast_inference(None)
+    t2.set_batch_invariant(False)
     assert nonfinite == 0, f"{nonfinite} non-finite values in fp16 outputs"
     return (f"{lines} lines: fp16 vs fp32 mean |mel diff| over common frames mean {sum(mel_errs) / len(mel_errs):.2e} "
             f"max {max(mel_errs):.2e}; WaveGlow fp16 SNR vs fp32 min {min(snrs):.1f} dB, mean "
@@ -207,7 +204,6 @@ def check_export(t2, wg, out: str) -> str:
     import export
     folder = os.path.join(out, "export")
     os.makedirs(folder, exist_ok=True)
-    t2.set_fast_inference(None)
     export.export_tacotron2(t2, folder)
     scripted = export.ScriptedTacotron2(folder, max_decoder_steps=t2.decoder.max_decoder_steps, device=DEVICE)
     text, lengths = phrases_batch(2, 60)

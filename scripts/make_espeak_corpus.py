@@ -1,6 +1,6 @@
 """Build an LJSpeech-format corpus by speaking generated English sentences with espeak-ng.
 
-    python scripts/make_espeak_corpus.py -o data/espeak --n 1200 --seed 1
+    python -m scripts.make_espeak_corpus -o data/espeak --n 1200 --seed 1
 
 Writes OUT/wavs/ES-XXXXX.wav (22050 Hz, 16-bit mono), OUT/metadata.csv (`id|text|normalized text`)
 and the filelists OUT/filelists/espeak_audio_text_{train,val,test}_filelist.txt (paths relative to OUT).
@@ -19,6 +19,9 @@ from typing import List
 
 import numpy as np
 import soundfile as sf
+
+if __package__ in (None, ""):
+    sys.exit("run it from the repository root as a module: python -m scripts.make_espeak_corpus ...")
 
 _SUBJECTS = ["The old sailor", "A quiet librarian", "Dr. Jensen", "My younger brother", "The baker next door",
              "Mrs. Whitfield", "A tired engineer", "The village choir", "Our new neighbour", "Capt. Morgan",
@@ -149,5 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     main()

@@ -6,9 +6,10 @@ ones and cut at a word boundary to exactly <chars> characters, ending with a ful
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):
+    sys.exit("run it from the repository root as a module: python -m scripts.make_phrases ...")
 
-from scripts.make_espeak_corpus import make_sentences  # noqa: E402
+from scripts.make_espeak_corpus import make_sentences
 
 
 _FILLERS = {1: "a", 2: "so", 3: "and", 4: "then", 5: "there", 6: "indeed", 7: "however", 8: "probably",

@@ -13,4 +13,4 @@ if [ ! -f "$DATADIR/metadata.csv" ]; then
     tar -xjf LJSpeech-1.1.tar.bz2
     rm -f LJSpeech-1.1.tar.bz2
 fi
-python scripts/write_filelists.py --metadata "$DATADIR/metadata.csv" -o filelists --prefix ljs
+python -m scripts.write_filelists --metadata "$DATADIR/metadata.csv" -o filelists --prefix ljs

@@ -1,6 +1,6 @@
 """Write train/val/test filelists (and train subsets) from an LJSpeech-format metadata.csv.
 
-    python scripts/write_filelists.py --metadata LJSpeech-1.1/metadata.csv -o filelists --prefix ljs
+    python -m scripts.write_filelists --metadata LJSpeech-1.1/metadata.csv -o filelists --prefix ljs
 
 Lines of metadata.csv are `id|text|normalized text`; filelist lines are `wavs/<id>.wav|<text>` (audio) and
 `mels/<id>.pt|<text>` (mel). The split is a deterministic function of the ids and the seed.

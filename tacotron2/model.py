@@ -5,19 +5,17 @@ Attribute names follow the published checkpoints' state-dict keys exactly
 Shapes: B batch, T_in text length, T_out mel frames, n_mel mel channels, r frames per decoder step.
 """
 import math
-import warnings
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from common.layers import ConvNorm, LinearNorm
-from common.linear import ONEDNN_AVAILABLE, linear
-from common.timing import dtype_name, fastest
 from common.recurrent_grad import DeferredLSTMCell
 from common.utils import mask_from_lengths
-from tacotron2.static_decoder import StaticDecoder
+from tacotron2 import greedy
+from tacotron2.greedy import DecoderOutput
 
 
 # (x (B, in), (h, c) (B, H) each) -> new (h, c): nn.LSTMCell or a stand-in with the same math
@@ -172,38 +170,6 @@ class DecoderState(NamedTuple):
     attention_context: torch.Tensor  # (B, E)
 
 
-class DecoderOutput(NamedTuple):
-    """What greedy decoding produced for a batch."""
-    mel_outputs: torch.Tensor  # (B, n_mel, steps * r), before the postnet
-    gate_outputs: torch.Tensor  # (B, steps) stop-gate logits
-    alignments: torch.Tensor  # (B, steps, T_in)
-    mel_lengths: torch.Tensor  # (B,) int32 frames before the stop
-    reached_max: torch.Tensor  # (B,) bool: the gate never fired within max_decoder_steps
-
-
-class FastDecoderWeights(NamedTuple):
-    """Decoder weights prepared for greedy inference: LSTM input and recurrent matrices fused,
-    the location convolution folded into its projection, mel and gate projections fused, cast to one dtype."""
-    att_W: torch.Tensor  # (4 H_att, prenet + E + H_att)
-    att_b: torch.Tensor
-    dec_W: torch.Tensor  # (4 H_dec, H_att + E + H_dec)
-    dec_b: torch.Tensor
-    query_W: torch.Tensor  # (A, H_att)
-    loc_W: torch.Tensor  # (A, 2, K) = location_dense o location_conv
-    v: torch.Tensor  # (A,)
-    proj_W: torch.Tensor  # (n_mel * r + 1, H_dec + E)
-    proj_b: torch.Tensor
-    prenet: List[torch.Tensor]
-    onednn: bool  # products through oneDNN rather than aten (common/linear.py) where it applies
-
-
-def _lstm_pointwise(gates: torch.Tensor, cell: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """LSTM state update from pre-activations (B, 4H) in PyTorch's gate order i, f, g, o."""
-    i, f, g, o = gates.float().chunk(4, dim=1)
-    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(cell), cell
-
-
 class Decoder(nn.Module):
     """Autoregressive attention decoder: r mel frames and one stop-gate logit per step."""
 
@@ -228,103 +194,10 @@ class Decoder(nn.Module):
         self.decoder_rnn = nn.LSTMCell(attention_rnn_dim + encoder_embedding_dim, decoder_rnn_dim)
         self.linear_projection = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, frame_dim)
         self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
-        self.fast: Optional[FastDecoderWeights] = None
-        self.static: Optional[StaticDecoder] = None
         # Teacher-forced training can sum the LSTM weight gradients once per sequence (same values,
         # several times faster on a CPU, but it keeps every step's gate gradient: ~1.7 GB at batch
         # 128 x 870 frames on a GPU). None: on a CPU only; True/False force it (comparisons).
         self.deferred_weight_grads: Optional[bool] = None
-
-    @torch.no_grad()
-    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
-                           steps_per_check: int = 16, onednn: bool = True, cuda_graphs: bool = True) -> None:
-        """Prepare (or with None drop) fused weights for `infer`; call again after changing weights.
-
-        bfloat16 (or float16 on a GPU) halves the weight traffic that bounds a decoder step at
-        small batch; the LSTM states, softmax and outputs stay in float32. `static` decodes over
-        preallocated buffers with a host check every `steps_per_check` steps, as CUDA graphs on a
-        GPU (tacotron2/static_decoder.py; `cuda_graphs=False` runs those steps without graphs).
-        `onednn`: see common/linear.py.
-        """
-        self.static = None
-        if dtype is None:
-            self.fast = None
-            return
-        att, dec, al = self.attention_rnn, self.decoder_rnn, self.attention_layer
-        loc = al.location_layer
-        loc_W = torch.einsum("af,fck->ack", loc.location_dense.linear_layer.weight, loc.location_conv.conv.weight)
-        self.fast = FastDecoderWeights(
-            att_W=torch.cat([att.weight_ih, att.weight_hh], 1).to(dtype), att_b=(att.bias_ih + att.bias_hh).to(dtype),
-            dec_W=torch.cat([dec.weight_ih, dec.weight_hh], 1).to(dtype), dec_b=(dec.bias_ih + dec.bias_hh).to(dtype),
-            query_W=al.query_layer.linear_layer.weight.to(dtype), loc_W=loc_W.float(),
-            v=al.v.linear_layer.weight[0].float(),
-            proj_W=torch.cat([self.linear_projection.linear_layer.weight, self.gate_layer.linear_layer.weight]).to(dtype),
-            proj_b=torch.cat([self.linear_projection.linear_layer.bias, self.gate_layer.linear_layer.bias]).to(dtype),
-            prenet=[layer.linear_layer.weight.to(dtype) for layer in self.prenet.layers], onednn=onednn)
-        if static:
-            self.static = StaticDecoder(self, steps_per_check, cuda_graphs=cuda_graphs)
-
-    @torch.no_grad()
-    def tune_fast_inference(self, batch_size: int, dtypes: Sequence[torch.dtype], text_length: int = 128,
-                            steps: int = 10) -> Dict[str, float]:
-        """Prepare the fastest fused path among `dtypes` x {aten, oneDNN} products on this machine.
-
-        Each candidate decodes `steps` steps on random memory of (batch_size, text_length); the
-        winner stays prepared (not static: on a CPU the plain loop is the faster, see static_decoder.py).
-        Returns each candidate's seconds per step, keyed like "bfloat16/onednn".
-        """
-        device = self.linear_projection.linear_layer.weight.device
-        E = self.attention_layer.memory_layer.linear_layer.in_features
-        memory = torch.randn(batch_size, text_length, E, generator=torch.Generator().manual_seed(0)).to(device)
-        pad_mask = torch.zeros(batch_size, text_length, dtype=torch.bool, device=device)
-        processed_t = self.attention_layer.memory_layer(memory).transpose(1, 2).contiguous()  # (B, A, T_in)
-        frame = memory.new_zeros(batch_size, self.n_mel_channels * self.n_frames_per_step)
-        backends = [False, True] if device.type == "cpu" and ONEDNN_AVAILABLE else [False]
-        prepared: Dict[str, FastDecoderWeights] = {}
-        for dtype in dtypes:
-            self.set_fast_inference(dtype)
-            for onednn in backends:
-                prepared[f"{dtype_name(dtype)}/{'onednn' if onednn else 'aten'}"] = \
-                    self.fast._replace(onednn=onednn)
-
-        def runner(weights: FastDecoderWeights) -> Callable[[], None]:
-            def run() -> None:
-                self.fast = weights
-                state = self.initial_state(memory)
-                for _ in range(steps):
-                    _, _, state = self._decode_fast(self._prenet_fast(frame), state, memory, processed_t, pad_mask)
-            return run
-        best, seconds = fastest({name: runner(w) for name, w in prepared.items()}, device)
-        self.fast = prepared[best]
-        return {name: s / steps for name, s in seconds.items()}
-
-    def _prenet_fast(self, x: torch.Tensor) -> torch.Tensor:
-        active = self.prenet.always_dropout or self.training
-        x = x.to(self.fast.prenet[0].dtype)
-        for w in self.fast.prenet:
-            x = F.dropout(F.relu(linear(x, w, onednn=self.fast.onednn)), p=self.prenet.p_dropout, training=active)
-        return x
-
-    def _decode_fast(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
-                     processed_memory_t: torch.Tensor, pad_mask: torch.Tensor
-                     ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """`decode` on the prepared weights (inference only); processed_memory_t is (B, A, T_in)."""
-        f = self.fast
-        dt = f.att_W.dtype
-        x = torch.cat((prenet_out.to(dt), state.attention_context.to(dt), state.attention_hidden.to(dt)), 1)
-        att_h, att_c = _lstm_pointwise(linear(x, f.att_W, f.att_b, f.onednn), state.attention_cell)
-        weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
-        location = F.conv1d(weights_cat, f.loc_W, padding=f.loc_W.size(2) // 2)  # (B, A, T_in)
-        query = linear(att_h.to(dt), f.query_W, onednn=f.onednn).float()  # (B, A)
-        hidden = torch.tanh(query[:, :, None] + location + processed_memory_t)  # (B, A, T_in)
-        energies = torch.matmul(f.v, hidden).masked_fill(pad_mask, float("-inf"))  # (A,) x (B, A, T) -> (B, T)
-        weights = F.softmax(energies, dim=1)
-        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, E)
-        x = torch.cat((att_h.to(dt), context.to(dt), state.decoder_hidden.to(dt)), 1)
-        dec_h, dec_c = _lstm_pointwise(linear(x, f.dec_W, f.dec_b, f.onednn), state.decoder_cell)
-        out = linear(torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W, f.proj_b, f.onednn).float()
-        new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.attention_weights_cum + weights, context)
-        return out[:, :-1], out[:, -1:], new_state
 
     def initial_state(self, memory: torch.Tensor) -> DecoderState:
         """All-zero state for memory (B, T_in, E)."""
@@ -359,11 +232,6 @@ class Decoder(nn.Module):
         frames = self.linear_projection(hidden_context)
         gate = self.gate_layer(hidden_context)
         return frames, gate, DecoderState(att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
-
-    def _frames_to_mels(self, frames: torch.Tensor) -> torch.Tensor:
-        """Per-step outputs (B, steps, n_mel * r) -> (B, n_mel, steps * r)."""
-        mels = frames.reshape(frames.size(0), -1, self.n_mel_channels)  # (B, steps * r, n_mel)
-        return mels.transpose(1, 2)  # -> (B, n_mel, steps * r)
 
     def forward(self, memory: torch.Tensor, decoder_inputs: torch.Tensor, memory_lengths: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -400,60 +268,32 @@ class Decoder(nn.Module):
             frames.append(frame)
             gates.append(gate.squeeze(1))
             alignments.append(state.attention_weights)
-        return self._frames_to_mels(torch.stack(frames, dim=1)), torch.stack(gates, dim=1), torch.stack(alignments, dim=1)
+        mels = greedy.frames_to_mels(torch.stack(frames, dim=1), self.n_mel_channels)
+        return mels, torch.stack(gates, dim=1), torch.stack(alignments, dim=1)
+
+    def stop_rule(self) -> greedy.StopRule:
+        return greedy.StopRule(self.max_decoder_steps, self.gate_threshold, self.early_stopping)
 
     @torch.no_grad()
     def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> DecoderOutput:
-        """Greedy decoding; each item stops on its own gate.
+        """Greedy decoding of memory (B, T_in, E); each item stops on its own gate (tacotron2/greedy.py).
 
         An item is finished for good once sigmoid(gate) > gate_threshold; its length counts
         the frames before the stop step (for r = 1, the steps before it, as in the reference).
         Decoding ends when every item has stopped (unless early stopping is off) or after
         max_decoder_steps steps, with a warning naming the items that never stopped.
         """
-        if self.static is not None and self.fast is not None and not self.training:
-            out = self.static.infer(memory, memory_lengths)
-            return self._decoder_output(out["frames"], out["gates"], out["alignments"], out["running_steps"],
-                                        out["not_finished"])
-        B = memory.size(0)
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
-        if self.fast is not None and not self.training:
-            step, prenet = self._decode_fast, self._prenet_fast
-            processed_memory = processed_memory.transpose(1, 2).contiguous()  # (B, T_in, A) -> (B, A, T_in)
-        else:
-            step, prenet = self.decode, self.prenet
         state = self.initial_state(memory)
-        frame = memory.new_zeros(B, self.n_mel_channels * self.n_frames_per_step)
-        running_steps = torch.zeros(B, dtype=torch.int32, device=memory.device)
-        not_finished = torch.ones(B, dtype=torch.int32, device=memory.device)
-        frames, gates, alignments = [], [], []
-        while True:
-            frame, gate, state = step(prenet(frame), state, memory, processed_memory, pad_mask)
-            frames.append(frame)
-            gates.append(gate.squeeze(1))
-            alignments.append(state.attention_weights)
-            not_finished = not_finished * (torch.sigmoid(gate.squeeze(1)) <= self.gate_threshold).int()
-            running_steps += not_finished
-            if self.early_stopping and int(not_finished.sum()) == 0:
-                break
-            if len(frames) == self.max_decoder_steps:
-                break
-        return self._decoder_output(torch.stack(frames, dim=1), torch.stack(gates, dim=1),
-                                    torch.stack(alignments, dim=1), running_steps, not_finished)
 
-    def _decoder_output(self, frames: torch.Tensor, gates: torch.Tensor, alignments: torch.Tensor,
-                        running_steps: torch.Tensor, not_finished: torch.Tensor) -> DecoderOutput:
-        """Greedy decoding's per-step outputs (B, steps, ...) and stop counters -> DecoderOutput."""
-        r = self.n_frames_per_step
-        reached_max = not_finished.bool()
-        if frames.size(1) == self.max_decoder_steps and bool(reached_max.any()):
-            items = reached_max.nonzero().flatten().tolist()
-            warnings.warn(f"reached max_decoder_steps={self.max_decoder_steps} for batch items {items}: "
-                          f"their speech may be cut off", stacklevel=4)
-        # For r > 1 the stop group's frames up to its last one are kept (r = 1: none of it).
-        mel_lengths = running_steps * r + (~reached_max).int() * (r - 1)
-        return DecoderOutput(self._frames_to_mels(frames), gates, alignments, mel_lengths, reached_max)
+        def step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            nonlocal state
+            frame, gate, state = self.decode(self.prenet(frame), state, memory, processed_memory, pad_mask)
+            return frame, gate.squeeze(1), state.attention_weights
+        first = memory.new_zeros(memory.size(0), self.n_mel_channels * self.n_frames_per_step)
+        return greedy.finish(*greedy.greedy_loop(step, first, self.stop_rule()), self.n_mel_channels,
+                             self.n_frames_per_step, self.max_decoder_steps)
 
 
 class InferenceOutput(NamedTuple):
@@ -505,11 +345,6 @@ class Tacotron2(nn.Module):
         self.encoder.mask_padding_in_convs = enabled
         self.batch_invariant = enabled
 
-    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32, static: bool = False,
-                           steps_per_check: int = 16, onednn: bool = True, cuda_graphs: bool = True) -> None:
-        """Use the decoder's fused inference path (see Decoder.set_fast_inference); None: the plain path."""
-        self.decoder.set_fast_inference(dtype, static, steps_per_check, onednn, cuda_graphs)
-
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""
         self.decoder.prenet.always_dropout = always_on
@@ -542,10 +377,15 @@ class Tacotron2(nn.Module):
         return [mel_out, mel_out_postnet, gate_out, alignments]
 
     @torch.no_grad()
-    def generate(self, text: torch.Tensor, input_lengths: torch.Tensor) -> InferenceOutput:
-        """Greedy synthesis with every intermediate result; batches need not be sorted."""
+    def generate(self, text: torch.Tensor, input_lengths: torch.Tensor,
+                 decode: Optional[Callable[[torch.Tensor, torch.Tensor], DecoderOutput]] = None) -> InferenceOutput:
+        """Greedy synthesis with every intermediate result; batches need not be sorted.
+
+        decode: (memory (B, T_in, E), lengths (B,)) -> DecoderOutput, the decoding strategy; default
+        `self.decoder.infer` (an engine of tacotron2/fast_inference.py gives the same values faster).
+        """
         memory = self.encode(text, input_lengths)
-        dec = self.decoder.infer(memory, input_lengths)
+        dec = (decode or self.decoder.infer)(memory, input_lengths)
         mels, valid = dec.mel_outputs, None
         if self.batch_invariant:
             # An item alone stops decoding after its stop step; hide what the batch decoded beyond

@@ -1,6 +1,6 @@
 """Greedy decoding over preallocated buffers, K steps between host checks; CUDA graphs on a GPU.
 
-The plain loop (`Decoder.infer`) appends each step's outputs to Python lists and asks the device
+The greedy loop (`Decoder.infer`, `FastDecoder` without `static`) appends each step's outputs to Python lists and asks the device
 after every step whether all items have stopped. On a GPU that question is a host-device sync per
 step, and each step is ~30 small kernel launches; at batch 1 the GPU mostly waits for Python.
 
@@ -16,22 +16,24 @@ included): decoding just runs up to K - 1 steps past the last stop, which are cu
 import math
 import warnings
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch
 
 from common.utils import mask_from_lengths
+from tacotron2 import greedy
 
-if TYPE_CHECKING:  # the decoder module imports this one
-    from tacotron2.model import Decoder
+if TYPE_CHECKING:  # for annotations only: fast_inference builds this module's StaticDecoder
+    from tacotron2.fast_inference import FastDecoder
 
 
 class _Session:
     """Buffers (and on CUDA the captured graph) for one (B, T_in) shape."""
 
-    def __init__(self, decoder: "Decoder", B: int, T_in: int, E: int, A: int, device: torch.device, steps_per_check: int,
-                 capture: bool) -> None:
-        self.decoder = decoder
+    def __init__(self, engine: "FastDecoder", B: int, T_in: int, E: int, A: int, device: torch.device,
+                 steps_per_check: int, capture: bool) -> None:
+        self.engine = engine
+        decoder = engine.decoder
         self.k = steps_per_check
         self.capacity = math.ceil(decoder.max_decoder_steps / steps_per_check) * steps_per_check
         f32 = dict(device=device, dtype=torch.float32)
@@ -68,9 +70,9 @@ class _Session:
 
     def _step(self) -> None:
         """One decoder step, reading and writing only this session's buffers."""
-        dec = self.decoder
-        frame, gate, state = dec._decode_fast(dec._prenet_fast(self.frame), self.state, self.memory,
-                                              self.processed_memory_t, self.pad_mask)
+        engine = self.engine
+        frame, gate, state = engine.step(engine.prenet(self.frame), self.state, self.memory,
+                                         self.processed_memory_t, self.pad_mask)
         for buffer, value in zip(self.state, state):
             buffer.copy_(value)
         self.frame.copy_(frame)
@@ -78,7 +80,7 @@ class _Session:
         self.gates.index_copy_(1, self.t, gate)
         self.alignments.index_copy_(1, self.t, state.attention_weights[:, None])
         within_max = self.within_max.index_select(0, self.t)  # (1,)
-        self.not_finished.mul_(((torch.sigmoid(gate[:, 0]) <= dec.gate_threshold) | ~within_max).int())
+        self.not_finished.mul_(greedy.running(gate[:, 0], engine.decoder.gate_threshold) | ~within_max)
         self.running_steps.add_(self.not_finished * within_max)
         self.t.add_(1)
 
@@ -119,21 +121,19 @@ class _Session:
 
 
 class StaticDecoder:
-    """`Decoder.infer` on prepared (fast) weights with static buffers; see the module docstring.
+    """Greedy decoding with a FastDecoder's step over static buffers; see the module docstring.
 
     Sessions are cached per shape (at most `max_sessions`, least recently used dropped); on CUDA
     the text length is padded up to a multiple of `length_bucket` so that graphs are reused
     (padded positions are masked out of the attention; the values equal the unpadded run's
-    within float rounding). Create a new one whenever the fast weights are prepared again.
+    within float rounding). It belongs to one FastDecoder (one snapshot of the weights).
     """
 
-    def __init__(self, decoder: "Decoder", steps_per_check: int = 16, length_bucket: Optional[int] = None,
+    def __init__(self, engine: "FastDecoder", steps_per_check: int = 16, length_bucket: Optional[int] = None,
                  max_sessions: int = 8, cuda_graphs: bool = True) -> None:
-        if decoder.fast is None:
-            raise ValueError("StaticDecoder needs the decoder's fast weights: call set_fast_inference(dtype) first")
         if steps_per_check < 1:
             raise ValueError(f"steps_per_check must be >= 1, got {steps_per_check}")
-        self.decoder = decoder
+        self.engine = engine
         self.steps_per_check = steps_per_check
         self.length_bucket = length_bucket
         self.max_sessions = max_sessions
@@ -144,7 +144,7 @@ class StaticDecoder:
         B, T_in, E = memory.shape
         bucket = self.length_bucket or (32 if memory.device.type == "cuda" else 1)
         T_pad = math.ceil(T_in / bucket) * bucket
-        dec = self.decoder
+        dec = self.engine.decoder
         # a captured graph holds the buffers' sizes and the step's Python constants: a change of any makes
         # another session
         key = (B, T_pad, str(memory.device), dec.max_decoder_steps, dec.gate_threshold, dec.prenet.always_dropout,
@@ -152,7 +152,7 @@ class StaticDecoder:
         if key in self.sessions:
             self.sessions.move_to_end(key)
             return self.sessions[key]
-        session = _Session(self.decoder, B, T_pad, E, A, memory.device, self.steps_per_check,
+        session = _Session(self.engine, B, T_pad, E, A, memory.device, self.steps_per_check,
                            capture=memory.device.type == "cuda" and self.cuda_graphs)
         self.sessions[key] = session
         while len(self.sessions) > self.max_sessions:
@@ -160,13 +160,9 @@ class StaticDecoder:
         return session
 
     @torch.no_grad()
-    def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """memory (B, T_in, E), lengths (B,) -> the per-step outputs of greedy decoding, trimmed.
-
-        Returns frames (B, steps, n_mel * r), gates (B, steps), alignments (B, steps, T_in),
-        running_steps (B,) and not_finished (B,), as `Decoder.infer` accumulates them.
-        """
-        dec = self.decoder
+    def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> greedy.DecoderOutput:
+        """memory (B, T_in, E), lengths (B,) -> what greedy decoding gives (`Decoder.infer`), trimmed."""
+        dec = self.engine.decoder
         memory = memory.float()
         processed_memory = dec.attention_layer.memory_layer(memory)  # (B, T_in, A), once per batch
         session = self._session(memory, processed_memory.size(2))
@@ -183,6 +179,6 @@ class StaticDecoder:
             steps = int(running.max()) + 1  # the plain loop stops after the step on which the last item stopped
         steps = min(steps, dec.max_decoder_steps)
         T_in = memory.size(1)
-        return {"frames": session.frames[:, :steps].clone(), "gates": session.gates[:, :steps].clone(),
-                "alignments": session.alignments[:, :steps, :T_in].clone(), "running_steps": running,
-                "not_finished": not_finished}
+        return greedy.finish(session.frames[:, :steps].clone(), session.gates[:, :steps].clone(),
+                             session.alignments[:, :steps, :T_in].clone(), running, not_finished,
+                             dec.n_mel_channels, dec.n_frames_per_step, dec.max_decoder_steps)

@@ -4,7 +4,9 @@ import warnings
 import pytest
 import torch
 
+from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import Tacotron2
+from waveglow.fast_inference import FastWaveGlow, _upsample_as_product, tune_waveglow
 from waveglow.model import WaveGlow
 
 from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
@@ -27,29 +29,34 @@ def test_fast_waveglow_equals_plain(fold_first):
     noise = [torch.randn(s) for s in model.noise_shapes(2, 12 * 32)]
     with torch.no_grad():
         plain = model.infer(mel, 0.7, noise=noise)
-        model.set_fast_inference(torch.float32)
-        fast = model.infer(mel, 0.7, noise=noise)
-        model.set_fast_inference(torch.bfloat16)
-        bf16 = model.infer(mel, 0.7, noise=noise)
+        fast = FastWaveGlow(model, torch.float32).infer(mel, 0.7, noise=noise)
+        bf16 = FastWaveGlow(model, torch.bfloat16).infer(mel, 0.7, noise=noise)
     assert torch.allclose(fast, plain, atol=1e-5 * plain.abs().max().item() + 1e-6)
     snr = 10 * torch.log10(plain.pow(2).sum() / (plain - bf16).pow(2).sum())
     assert snr > 30  # dB
     assert bf16.dtype == torch.float32
 
 
-def test_fast_waveglow_follows_weight_changes_only_when_prepared_again():
+def test_fast_engines_refuse_to_run_on_weights_that_changed_since_they_were_built():
+    """An engine is a snapshot: after an optimizer step or load_state_dict it must be built again, not run stale."""
     model = _waveglow()
     mel = torch.randn(1, 20, 6)
     noise = [torch.randn(s) for s in model.noise_shapes(1, 6 * 32)]
     with torch.no_grad():
-        model.set_fast_inference(torch.float32)
-        before = model.infer(mel, 0.5, noise=noise)
+        engine = FastWaveGlow(model, torch.float32)
+        before = engine.infer(mel, 0.5, noise=noise)
         model.convinv[0].conv.weight.mul_(1.1)
-        model.set_fast_inference(torch.float32)
-        fast = model.infer(mel, 0.5, noise=noise)
-        model.set_fast_inference(None)
+        with pytest.raises(RuntimeError, match="changed"):
+            engine.infer(mel, 0.5, noise=noise)
+        fast = FastWaveGlow(model, torch.float32).infer(mel, 0.5, noise=noise)
         plain = model.infer(mel, 0.5, noise=noise)
     assert not torch.allclose(before, plain) and torch.allclose(fast, plain, atol=1e-5)
+    t2, text, lengths = _gated_model(1.2)
+    decoder = FastDecoder(t2.decoder, torch.float32)
+    t2.generate(text, lengths, decode=decoder.infer)
+    t2.load_state_dict({k: v + 0.01 if v.is_floating_point() else v for k, v in t2.state_dict().items()})
+    with pytest.raises(RuntimeError, match="changed"):
+        t2.generate(text, lengths, decode=decoder.infer)
 
 
 @pytest.mark.parametrize("r", [1, 2])
@@ -62,10 +69,8 @@ def test_fast_decoder_equals_plain(r):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain = model.generate(text, lengths)
-        model.set_fast_inference(torch.float32)
-        fast = model.generate(text, lengths)
-        model.set_fast_inference(torch.bfloat16)
-        bf16 = model.generate(text, lengths)
+        fast = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer)
+        bf16 = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.bfloat16).infer)
     for a, b in zip(plain, fast):
         if a.is_floating_point():
             assert torch.allclose(a, b, atol=1e-5), a.shape
@@ -91,11 +96,11 @@ def test_static_decoder_equals_the_step_loop(gate_bias, steps_per_check):
     model, text, lengths = _gated_model(gate_bias)
     outs = []
     for static in (False, True):
-        model.set_fast_inference(torch.float32, static=static, steps_per_check=steps_per_check)
+        engine = FastDecoder(model.decoder, torch.float32, static=static, steps_per_check=steps_per_check)
         torch.manual_seed(3)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            outs.append(model.generate(text, lengths))
+            outs.append(model.generate(text, lengths, decode=engine.infer))
         outs[-1] = (outs[-1], [str(w.message) for w in caught])
     (loop, loop_warnings), (static, static_warnings) = outs
     assert len(set(loop.mel_lengths.tolist())) >= 3  # the items stop at different steps
@@ -111,32 +116,28 @@ def test_static_decoder_equals_the_step_loop(gate_bias, steps_per_check):
 def test_static_decoder_reuses_sessions_and_pads_text_to_buckets():
     model, text, lengths = _gated_model(1.2)
     model.set_prenet_dropout(False)
-    model.set_fast_inference(torch.float32)
-    loop = model.generate(text, lengths)
-    model.set_fast_inference(torch.float32, static=True, steps_per_check=4)
-    model.decoder.static.length_bucket = 8  # 11 symbols decode over 16 positions, 5 of them masked
-    first = model.generate(text, lengths)
-    second = model.generate(text[:, :9], lengths.clamp(max=9))  # 9 -> the same 16-position session
-    assert len(model.decoder.static.sessions) == 1
+    loop = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer)
+    engine = FastDecoder(model.decoder, torch.float32, static=True, steps_per_check=4)
+    engine.static.length_bucket = 8  # 11 symbols decode over 16 positions, 5 of them masked
+    first = model.generate(text, lengths, decode=engine.infer)
+    second = model.generate(text[:, :9], lengths.clamp(max=9), decode=engine.infer)  # 9 -> the same session
+    assert len(engine.static.sessions) == 1
     assert first.alignments.shape == loop.alignments.shape and torch.equal(first.mel_lengths, loop.mel_lengths)
     for a, b in zip(loop, first):
         if a.is_floating_point():
             assert torch.allclose(a, b, atol=1e-5)
     assert second.alignments.size(2) == 9
-    model.set_fast_inference(torch.float32, static=True)  # weights prepared again: no stale sessions
-    assert len(model.decoder.static.sessions) == 0
 
 
 def test_fast_decoder_in_float16_weights():
     """The GPU --amp-run decoder: float16 weights, float32 states; run here on the CPU's float16 kernels."""
     model, text, lengths = _gated_model(-5.0, max_steps=12)  # never stops: compare all 12 steps
     model.set_prenet_dropout(False)
-    model.set_fast_inference(torch.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = model.generate(text, lengths).mel_outputs
-        model.set_fast_inference(torch.float16, static=True, steps_per_check=4)
-        half = model.generate(text, lengths).mel_outputs
+        ref = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer).mel_outputs
+        engine = FastDecoder(model.decoder, torch.float16, static=True, steps_per_check=4)
+        half = model.generate(text, lengths, decode=engine.infer).mel_outputs
     assert half.dtype == torch.float32 and half.shape == ref.shape
     assert (half - ref).abs().max() < 0.02 * ref.abs().max()
 
@@ -147,25 +148,13 @@ def test_cuda_graph_decoder_equals_eager_on_gpu():
     model = model.cuda()
     model.set_prenet_dropout(False)
     text, lengths = text.cuda(), lengths.cuda()
-    model.set_fast_inference(torch.float32)
-    eager = model.generate(text, lengths)
-    model.set_fast_inference(torch.float32, static=True, steps_per_check=8)
-    graphed = model.generate(text, lengths)
-    session = next(iter(model.decoder.static.sessions.values()))
+    eager = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer)
+    engine = FastDecoder(model.decoder, torch.float32, static=True, steps_per_check=8)
+    graphed = model.generate(text, lengths, decode=engine.infer)
+    session = next(iter(engine.static.sessions.values()))
     assert session.graph is not None  # captured, not the eager fallback
     assert torch.equal(eager.mel_lengths, graphed.mel_lengths)
     assert torch.allclose(eager.mel_outputs_postnet, graphed.mel_outputs_postnet, atol=1e-4)
-
-
-def test_fast_decoder_is_not_used_in_training():
-    torch.manual_seed(0)
-    model = Tacotron2(**TINY_TACOTRON2)
-    model.set_fast_inference(torch.float32)
-    text = torch.randint(12, 60, (2, 7))
-    mels = torch.randn(2, 20, 8)
-    out = model((text, torch.tensor([7, 6]), mels, 7, torch.tensor([8, 8])))
-    out[0].sum().backward()
-    assert model.decoder.attention_rnn.weight_ih.grad is not None
 
 
 def test_chunked_vocoding_matches_one_shot():
@@ -288,15 +277,14 @@ def test_decoder_tuning_keeps_the_fastest_candidate_and_its_outputs():
     from common.linear import ONEDNN_AVAILABLE
     model, text, lengths = _gated_model(1.2)
     model.set_prenet_dropout(False)
-    timings = model.decoder.tune_fast_inference(4, [torch.float32, torch.bfloat16], text_length=11, steps=3)
+    engine, timings = tune_decoder(model.decoder, 4, [torch.float32, torch.bfloat16], text_length=11, steps=3)
     backends = ["aten", "onednn"] if ONEDNN_AVAILABLE else ["aten"]
     assert set(timings) == {f"{d}/{b}" for d in ("float32", "bfloat16") for b in backends}
     best = min(timings, key=timings.get)
-    fast = model.decoder.fast
-    assert f"{str(fast.att_W.dtype).replace('torch.', '')}/{'onednn' if fast.onednn else 'aten'}" == best
-    tuned = model.generate(text, lengths)
-    model.set_fast_inference(fast.att_W.dtype, onednn=fast.onednn)
-    explicit = model.generate(text, lengths)
+    w = engine.weights
+    assert f"{str(w.att_W.dtype).replace('torch.', '')}/{'onednn' if w.onednn else 'aten'}" == best == engine.name
+    tuned = model.generate(text, lengths, decode=engine.infer)
+    explicit = model.generate(text, lengths, decode=FastDecoder(model.decoder, w.att_W.dtype, onednn=w.onednn).infer)
     for a, b in zip(tuned, explicit):
         assert torch.equal(a, b)
 
@@ -304,18 +292,17 @@ def test_decoder_tuning_keeps_the_fastest_candidate_and_its_outputs():
 def test_waveglow_tuning_keeps_the_fastest_candidate_and_its_outputs():
     model = _waveglow()
     model.remove_weightnorm()
-    timings = model.tune_fast_inference([None, torch.float32, torch.bfloat16], frames=4)
+    engine, timings = tune_waveglow(model, [None, torch.float32, torch.bfloat16], frames=4)
     best = min(timings, key=timings.get)
     assert set(timings) == {"plain", "float32", "bfloat16"}
-    assert (model._fast is None) == (best == "plain")
+    assert (engine is model) == (best == "plain")
     if best != "plain":
-        assert model._fast.dtype == getattr(torch, best) and model._fast.flows[0].end[0].dtype == getattr(torch, best)
+        assert engine.dtype == getattr(torch, best) and engine.flows[0].end[0].dtype == getattr(torch, best)
     mel = torch.randn(1, 20, 6)
     noise = [torch.randn(s) for s in model.noise_shapes(1, 6 * 32)]
     with torch.no_grad():
-        tuned = model.infer(mel, 0.5, noise=noise)
-        model.set_fast_inference(None if best == "plain" else getattr(torch, best))
-        explicit = model.infer(mel, 0.5, noise=noise)
+        tuned = engine.infer(mel, 0.5, noise=noise)
+        explicit = (model if best == "plain" else FastWaveGlow(model, getattr(torch, best))).infer(mel, 0.5, noise=noise)
     assert torch.equal(tuned, explicit)
 
 
@@ -327,9 +314,7 @@ def test_upsampling_as_one_product_equals_the_transposed_convolution(kernel, str
     mel = torch.randn(2, 20, 9)
     with torch.no_grad():
         plain = model.upsample(mel)
-        model.set_fast_inference(torch.float32)
-        from waveglow.model import _upsample_as_product
-        fast = _upsample_as_product(mel, model._fast.upsample_W, model.upsample.bias, stride)
+        fast = _upsample_as_product(mel, FastWaveGlow(model).upsample_W, model.upsample.bias, stride)
     assert fast.shape == plain.shape == (2, 20, 8 * stride + kernel)
     assert torch.allclose(fast, plain, atol=1e-5)
 
@@ -339,15 +324,15 @@ def test_static_decoder_follows_later_changes_of_decoder_settings():
     dropout): changing them after a first call must not reuse the old session."""
     model, text, lengths = _gated_model(-5.0, max_steps=10)  # never stops: decodes max_decoder_steps
     model.set_prenet_dropout(False)
-    model.set_fast_inference(torch.float32, static=True, steps_per_check=4)
+    engine = FastDecoder(model.decoder, torch.float32, static=True, steps_per_check=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert model.generate(text, lengths).gate_outputs.size(1) == 10
+        assert model.generate(text, lengths, decode=engine.infer).gate_outputs.size(1) == 10
         model.decoder.max_decoder_steps = 23
-        assert model.generate(text, lengths).gate_outputs.size(1) == 23
+        assert model.generate(text, lengths, decode=engine.infer).gate_outputs.size(1) == 23
         model.decoder.gate_threshold = -1.0  # sigmoid > -1 always: every item stops at its first step
-        assert model.generate(text, lengths).gate_outputs.size(1) == 1
-    assert len(model.decoder.static.sessions) == 3
+        assert model.generate(text, lengths, decode=engine.infer).gate_outputs.size(1) == 1
+    assert len(engine.static.sessions) == 3
 
 
 def test_waveglow_keeps_its_1x1_inverses_until_the_weights_change(monkeypatch):

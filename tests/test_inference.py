@@ -7,6 +7,8 @@ import soundfile as sf
 import torch
 
 import inference
+import models
+import synthesis
 from common.checkpoint import save_training_checkpoint
 from tacotron2.model import Tacotron2
 from waveglow.model import WaveGlow
@@ -69,10 +71,10 @@ def test_output_order_and_batching_do_not_change_audio(checkpoints, tmp_path):
 
 
 def test_synthesizer_batch_equals_items_and_keeps_order(checkpoints):
-    t2, _ = inference.load_model(checkpoints["Tacotron2"], "Tacotron2", torch.device("cpu"))
+    t2, _ = models.load_model(checkpoints["Tacotron2"], "Tacotron2", torch.device("cpu"))
     t2.set_prenet_dropout(False)
-    synth = inference.Synthesizer(t2, None, torch.device("cpu"), griffin_lim_iters=2)
-    phrases = inference.read_phrases(_phrases_path(LINES), ["english_cleaners"])
+    synth = synthesis.build_synthesizer(t2, None, torch.device("cpu"), griffin_lim_iters=2)
+    phrases = synthesis.read_phrases(_phrases_path(LINES), ["english_cleaners"])
     batch = synth(phrases)
     for b, p in enumerate(phrases):
         single = synth([p])
@@ -89,7 +91,7 @@ def _phrases_path(lines):
 
 
 def test_published_waveglow_without_config_loads(checkpoints, tmp_path):
-    model, config = inference.load_model(checkpoints["published"], "WaveGlow", torch.device("cpu"))
+    model, config = models.load_model(checkpoints["published"], "WaveGlow", torch.device("cpu"))
     assert config == WG_CONFIG
 
 
@@ -197,8 +199,8 @@ def test_split_text_prefers_sentence_then_clause_ends():
 def test_warmup_runs_every_batch_shape_before_timing(checkpoints, tmp_path, monkeypatch):
     """--include-warmup: CUDA-graph capture and cuDNN choices happen per shape; none may fall in a timed run."""
     calls = []
-    real = inference.Synthesizer.__call__
-    monkeypatch.setattr(inference.Synthesizer, "__call__", lambda self, batch: calls.append(len(batch)) or
+    real = synthesis.Synthesizer.__call__
+    monkeypatch.setattr(synthesis.Synthesizer, "__call__", lambda self, batch: calls.append(len(batch)) or
                         real(self, batch))
     lines = ["Hello world.", "The 3rd test costs $5.", "A longer sentence.", "Hi.", "One more line here."]
     argv = ["--tacotron2", checkpoints["Tacotron2"], "-i", _phrases(tmp_path, lines), "-o", str(tmp_path / "o"),

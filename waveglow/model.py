@@ -4,13 +4,11 @@ Attribute names follow the published checkpoints (`upsample`, `WN.{k}.in_layers.
 `convinv.{k}.conv.weight`, ...). Shapes: B batch, n_mel mel channels, F mel frames,
 L samples, G = n_group, L / G groups.
 """
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from common.timing import dtype_name, fastest
 
 
 class WeightNormConv1d(nn.Module):
@@ -154,75 +152,6 @@ def _fold_weightnorm(module: nn.Module) -> None:
             _fold_weightnorm(child)
 
 
-class FastWN(NamedTuple):
-    """One flow's coupling network with weights prepared for inference (folded, fused, cast).
-
-    Convolution weights are (out, in, 1, k) in channels-last layout: the fast path runs the 1-D
-    convolutions as 2-D ones over (B, C, 1, L/G) channels-last activations, which oneDNN computes
-    without reordering activations or weights per call (measured on the 2-core CPU: a WN 256 stack
-    1.45x faster in bf16, 1.17x in float32, than channels-first conv1d).
-    """
-    start: Tuple[torch.Tensor, torch.Tensor]
-    in_layers: List[Tuple[torch.Tensor, torch.Tensor, int, int]]  # weight, bias, dilation, padding
-    res_skip: List[Tuple[torch.Tensor, torch.Tensor]]
-    # Per-layer conditioning. One merged (L * 2C)-channel convolution was measured 13 % slower in
-    # float32 at WN 512 on a 2-core CPU (its 8x wider intermediate costs memory traffic) and no faster in bf16.
-    cond: List[Tuple[torch.Tensor, torch.Tensor]]
-    end: Tuple[torch.Tensor, torch.Tensor]
-    W_inverse: torch.Tensor  # (c, c, 1) float32 inverse of the flow's 1x1 convolution
-
-
-class FastWaveGlow(NamedTuple):
-    """Everything `WaveGlow.set_fast_inference` prepares."""
-    flows: List[FastWN]
-    # (n * n_mel, n_mel * stride) float32, n = kernel / stride: the upsampling transposed convolution as one
-    # matrix product over n shifted copies of the mel (`_upsample_as_product`)
-    upsample_W: Optional[torch.Tensor]  # None where the kernel is not a whole number of strides
-    dtype: torch.dtype  # of the coupling networks
-
-
-def _upsample_as_product(spect: torch.Tensor, W: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
-    """ConvTranspose1d(n_mel, n_mel, n * stride, stride) of (B, n_mel, F) -> (B, n_mel, (F + n - 1) * stride).
-
-    Output block t (stride samples) is sum_j W_j^T x[t - j] over the kernel's n stride-long pieces W_j:
-    one product of the stacked, shifted frames instead of a transposed convolution (which aten runs as a
-    slow reference loop on a CPU: 53 ms against 11 ms for 80 frames on this project's 2-core machine).
-    """
-    B, C, n_frames = spect.shape
-    n = W.size(0) // C
-    padded = F.pad(spect.float(), (n - 1, n - 1))
-    # (B, n * C, F + n - 1): row block j holds the frames shifted right by j
-    cols = torch.cat([padded[:, :, n - 1 - j:2 * n - 2 - j + n_frames] for j in range(n)], 1)
-    blocks = torch.matmul(W.t(), cols)  # (B, C * stride, F + n - 1)
-    blocks = blocks.view(B, C, stride, n_frames + n - 1).transpose(2, 3)  # (B, C, F + n - 1, stride)
-    return blocks.reshape(B, C, -1) + bias[:, None]
-
-
-def _upsample_product_weight(upsample: nn.ConvTranspose1d) -> Optional[torch.Tensor]:
-    """The (n * C_in, C_out * stride) float32 weight `_upsample_as_product` takes; None where the kernel is
-    not a whole number of strides or the convolution pads."""
-    w = upsample.weight.detach().float()  # (C_in, C_out, n * stride)
-    C_in, C_out, K = w.shape
-    stride = upsample.stride[0]
-    if K % stride or upsample.padding[0]:
-        return None
-    # row block j, column block (c, s) = w[:, c, j * stride + s]
-    return w.view(C_in, C_out, K // stride, stride).permute(2, 0, 1, 3).reshape(K // stride * C_in,
-                                                                                C_out * stride).contiguous()
-
-
-def _prepared(conv: nn.Module, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(weight (out, in, 1, k) channels-last, bias) of a conv1d, cast to dtype."""
-    weight = conv.weight() if isinstance(conv, WeightNormConv1d) else conv.weight
-    weight = weight.detach().to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
-    return weight, conv.bias.detach().to(dtype)
-
-
-def _as_rows(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, C, L) -> (B, C, 1, L) channels-last in dtype, the fast path's activation layout."""
-    return x.to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
-
-
 class WaveGlow(nn.Module):
     """WaveGlow, built from the reference's constructor arguments (published `config` dicts)."""
 
@@ -249,88 +178,6 @@ class WaveGlow(nn.Module):
             self.convinv.append(Invertible1x1Conv(n_remaining_channels))
             self.WN.append(WN(n_half, n_mel_channels * n_group, **WN_config))
         self.n_remaining_channels = n_remaining_channels
-        self._fast: Optional[FastWaveGlow] = None
-
-    def set_fast_inference(self, dtype: Optional[torch.dtype] = torch.float32) -> None:
-        """Prepare (or with None drop) the fast inference path used by `infer`.
-
-        Weight norm is folded, each flow's 1x1 inverse computed once, and the coupling networks'
-        weights cast to `dtype`
-        (bfloat16 doubles the arithmetic rate on CPUs with AVX512-BF16; the inverse 1x1 convolutions
-        and the affine coupling stay in float32). Call again after changing the weights.
-        """
-        if dtype is None:
-            self._fast = None
-            return
-        flows = []
-        for wn, inv in zip(self.WN, self.convinv):
-            flows.append(FastWN(
-                start=_prepared(wn.start, dtype),
-                in_layers=[(*_prepared(c, dtype), c.dilation if isinstance(c, WeightNormConv1d) else c.dilation[0],
-                            c.padding if isinstance(c, WeightNormConv1d) else c.padding[0]) for c in wn.in_layers],
-                res_skip=[_prepared(c, dtype) for c in wn.res_skip_layers],
-                cond=[_prepared(c, dtype) for c in wn.cond_layers],
-                end=_prepared(wn.end, dtype),
-                W_inverse=inv.inverse_weight().detach()))
-        self._fast = FastWaveGlow(flows, _upsample_product_weight(self.upsample), dtype)
-
-    @torch.no_grad()
-    def tune_fast_inference(self, dtypes: Sequence[Optional[torch.dtype]], frames: int = 12) -> Dict[str, float]:
-        """Keep the fastest inference path among `dtypes` (None: the plain path) on this machine.
-
-        Times the coupling network of the flow that `infer` runs first on random inputs of `frames`
-        mel frames (the other flows have the same shapes). Which wins depends on the processor
-        (common/timing.py). Returns each candidate's seconds, keyed by dtype name or "plain".
-        """
-        device = self.upsample.weight.device
-        k = self.n_flows - 1
-        n_groups = frames * self.upsample.stride[0] // self.n_group
-        generator = torch.Generator().manual_seed(0)
-        audio_0 = torch.randn(1, self.n_remaining_channels // 2, n_groups, generator=generator).to(device)
-        spect = torch.randn(1, self.upsample.in_channels * self.n_group, n_groups, generator=generator).to(device)
-        prepared = {}
-        for dtype in dtypes:
-            self.set_fast_inference(dtype)
-            prepared["plain" if dtype is None else dtype_name(dtype)] = self._fast
-
-        def runner(fast: Optional[FastWaveGlow]) -> Callable[[], object]:
-            if fast is None:
-                return lambda: self.WN[k]((audio_0, spect))
-            rows = _as_rows(spect, fast.dtype)
-
-            def run() -> torch.Tensor:
-                self._fast = fast
-                return self._coupling_fast(k, audio_0, rows)
-            return run
-        best, seconds = fastest({name: runner(fast) for name, fast in prepared.items()}, device)
-        self._fast = prepared[best]
-        return seconds
-
-    def _coupling_fast(self, k: int, audio_0: torch.Tensor, spect: torch.Tensor) -> torch.Tensor:
-        """WN[k] on the prepared weights.
-
-        Args:
-            audio_0: (B, n_half, L/G).
-            spect: (B, n_mel * G, 1, L/G) channels-last, in the prepared dtype (see `_as_rows`).
-        Returns:
-            float32 (B, 2 n_half, L/G).
-        """
-        f = self._fast.flows[k]
-        C = self.WN[k].n_channels
-        x = F.conv2d(_as_rows(audio_0, self._fast.dtype), *f.start)  # (B, C, 1, L/G)
-        output = None
-        n_layers = len(f.in_layers)
-        for i, ((w, b, dilation, padding), (rw, rb), cond) in enumerate(zip(f.in_layers, f.res_skip, f.cond)):
-            acts = fused_add_tanh_sigmoid_multiply(F.conv2d(x, w, b, padding=(0, padding), dilation=(1, dilation)),
-                                                   F.conv2d(spect, *cond), C)
-            res_skip = F.conv2d(acts, rw, rb)
-            if i < n_layers - 1:
-                x = x + res_skip[:, :C]
-                skip = res_skip[:, C:]
-            else:
-                skip = res_skip
-            output = skip if output is None else output + skip
-        return F.conv2d(output, *f.end)[:, :, 0].float()  # (B, 2 n_half, 1, L/G) -> (B, 2 n_half, L/G)
 
     def _outputs_early(self, k: int) -> bool:
         return k > 0 and k % self.n_early_every == 0
@@ -340,11 +187,10 @@ class WaveGlow(nn.Module):
 
         L is n_samples (forward) or the upsampled length minus the transposed conv's tail (infer).
         """
-        if self._fast is not None and self._fast.upsample_W is not None and n_samples is None:  # prepared inference
-            spect = _upsample_as_product(spect, self._fast.upsample_W, self.upsample.bias.detach(),
-                                         self.upsample.stride[0])
-        else:
-            spect = self.upsample(spect)  # (B, n_mel, (F - 1) * 256 + 1024)
+        return self.group(self.upsample(spect), n_samples)  # upsampled: (B, n_mel, (F - 1) * 256 + 1024)
+
+    def group(self, spect: torch.Tensor, n_samples: Optional[int] = None) -> torch.Tensor:
+        """Upsampled mel (B, n_mel, L') -> (B, n_mel * G, L/G), cut to n_samples (None: less the upsampler's tail)."""
         if n_samples is None:
             cutoff = self.upsample.kernel_size[0] - self.upsample.stride[0]
             spect = spect[:, :, :-cutoff]
@@ -406,51 +252,56 @@ class WaveGlow(nn.Module):
             sigma: standard deviation of the latent.
             noise: unit Gaussian tensors of `noise_shapes(...)`, in draw order; drawn with
                 torch.randn in the reference's order and shapes when None.
-            W_inverses: precomputed inverse 1x1 kernels per flow (fast path); computed when None.
+            W_inverses: precomputed inverse 1x1 kernels per flow; computed when None.
         Returns:
             (B, L) audio with L = (F - 1) * 256 + 256 (for the default upsampler).
         """
-        spect = self.upsample_and_group(spect)
+        spect = self.upsample_and_group(spect)  # (B, n_mel * G, L/G)
         B, _, n_groups = spect.shape
-        fast = self._fast is not None
-        if fast:
-            # one layout change here, not a reorder inside each of the n_flows * n_layers conditioning convs
-            spect = _as_rows(spect, self._fast.dtype)  # (B, n_mel * G, 1, L/G)
+        return self.invert(lambda k, audio_0: self.WN[k]((audio_0, spect)), B, n_groups, spect.device, spect.dtype,
+                           sigma, noise, W_inverses)
+
+    def invert(self, coupling: Callable[[int, torch.Tensor], torch.Tensor], batch: int, n_groups: int,
+               device: torch.device, dtype: torch.dtype, sigma: float = 1.0,
+               noise: Optional[Sequence[torch.Tensor]] = None,
+               W_inverses: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+        """The flows run backwards, from a latent (batch, G, n_groups) of `dtype` to audio (batch, n_groups * G).
+
+        coupling(k, audio_0 (B, n_half, L/G)) -> (B, 2 n_half, L/G) is flow k's WN on the grouped mel;
+        `infer` passes the WN modules, waveglow/fast_inference.py its prepared weights.
+        """
         draws: Iterator[torch.Tensor]
-        out_dtype = torch.float32 if fast else spect.dtype
         if noise is None:
-            draws = (torch.randn(shape, device=spect.device) for shape in self.noise_shapes(B, n_groups))
+            draws = (torch.randn(shape, device=device) for shape in self.noise_shapes(batch, n_groups))
         else:
             draws = iter(noise)
-        audio = sigma * next(draws).to(spect.device, out_dtype)
+        audio = sigma * next(draws).to(device, dtype)
         for k in reversed(range(self.n_flows)):
             n_half = audio.size(1) // 2
             audio_0, audio_1 = audio[:, :n_half], audio[:, n_half:]
-            output = self._coupling_fast(k, audio_0, spect) if fast else self.WN[k]((audio_0, spect))
+            output = coupling(k, audio_0)
             b, s = output[:, :n_half], output[:, n_half:]
             audio_1 = (audio_1 - b) / torch.exp(s)
             audio = torch.cat([audio_0, audio_1], 1)
-            if fast:
-                W_inverse = self._fast.flows[k].W_inverse
-            else:
-                W_inverse = None if W_inverses is None else W_inverses[k]
-            audio = self.convinv[k].infer(audio, W_inverse)
+            audio = self.convinv[k].infer(audio, None if W_inverses is None else W_inverses[k])
             if self._outputs_early(k):
-                z = next(draws).to(spect.device, out_dtype)
+                z = next(draws).to(device, dtype)
                 audio = torch.cat((sigma * z, audio), 1)
         # (B, G, L/G) -> (B, L/G, G) -> (B, L)
-        return audio.transpose(1, 2).reshape(B, -1)
+        return audio.transpose(1, 2).reshape(batch, -1)
 
     def infer_chunks(self, spect: torch.Tensor, sigma: float = 1.0, chunk_frames: int = 64, overlap_frames: int = 16,
-                     noise: Optional[Sequence[torch.Tensor]] = None) -> Iterator[torch.Tensor]:
+                     noise: Optional[Sequence[torch.Tensor]] = None,
+                     infer: Optional[Callable[..., torch.Tensor]] = None) -> Iterator[torch.Tensor]:
         """Streaming synthesis: yields consecutive audio pieces of chunk_frames * 256 samples.
 
         Each piece is synthesised from its mel frames plus `overlap_frames` of context on each side,
         with the same latent noise that one-shot `infer` would use for those samples, so the
         concatenated pieces equal `infer` away from the seams and differ little at them (the
         coupling networks' receptive field reaches past the context). Memory is bounded by the
-        chunk, and the first piece is ready after one chunk.
+        chunk, and the first piece is ready after one chunk. infer: `self.infer` or an engine's (same arguments).
         """
+        infer = infer or self.infer
         B, _, n_frames = spect.shape
         gpf = self.upsample.stride[0] // self.n_group  # latent groups per mel frame
         if noise is None:
@@ -458,7 +309,7 @@ class WaveGlow(nn.Module):
         for start in range(0, n_frames, chunk_frames):
             stop = min(start + chunk_frames, n_frames)
             lo, hi = max(0, start - overlap_frames), min(n_frames, stop + overlap_frames)
-            piece = self.infer(spect[:, :, lo:hi], sigma, noise=[z[:, :, lo * gpf:hi * gpf] for z in noise])
+            piece = infer(spect[:, :, lo:hi], sigma, noise=[z[:, :, lo * gpf:hi * gpf] for z in noise])
             hop = self.upsample.stride[0]
             yield piece[:, (start - lo) * hop:(stop - lo) * hop]
 

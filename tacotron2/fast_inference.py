@@ -1,0 +1,175 @@
+"""Fast greedy decoding for Tacotron 2: the decoder's weights fused and cast, beside the plain model.
+
+`FastDecoder(model.decoder, dtype)` is a snapshot of the decoder's weights prepared for inference:
+the LSTM input and recurrent matrices fused, the location convolution folded into its projection,
+the mel and gate projections fused, all cast to one dtype. bfloat16 (or float16 on a GPU) halves
+the weight traffic that bounds a decoder step at small batch; the LSTM states, softmax and outputs
+stay in float32. `static=True` decodes over preallocated buffers, as CUDA graphs on a GPU
+(tacotron2/static_decoder.py). Use it as the decoding strategy of `Tacotron2.generate`:
+
+    engine = FastDecoder(model.decoder, torch.bfloat16)
+    out = model.generate(text, lengths, decode=engine.infer)
+
+A snapshot does not follow later weight changes: it refuses to run once any decoder parameter has
+changed (an optimizer step, `load_state_dict`); build a new one. `tune_decoder` times the candidate
+dtypes and matrix-product backends (common/linear.py) on this machine and keeps the fastest.
+"""
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from common.linear import ONEDNN_AVAILABLE, linear
+from common.timing import dtype_name, fastest
+from common.utils import ParameterVersions, mask_from_lengths
+from tacotron2 import greedy
+from tacotron2.model import Decoder, DecoderState
+from tacotron2.static_decoder import StaticDecoder
+
+
+class FusedDecoderWeights(NamedTuple):
+    """Decoder weights prepared for greedy inference, in one dtype (location and attention vector in float32)."""
+    att_W: torch.Tensor  # (4 H_att, prenet + E + H_att)
+    att_b: torch.Tensor
+    dec_W: torch.Tensor  # (4 H_dec, H_att + E + H_dec)
+    dec_b: torch.Tensor
+    query_W: torch.Tensor  # (A, H_att)
+    loc_W: torch.Tensor  # (A, 2, K) = location_dense o location_conv
+    v: torch.Tensor  # (A,)
+    proj_W: torch.Tensor  # (n_mel * r + 1, H_dec + E)
+    proj_b: torch.Tensor
+    prenet: List[torch.Tensor]
+    onednn: bool  # products through oneDNN rather than aten (common/linear.py) where it applies
+
+
+@torch.no_grad()
+def fuse_weights(decoder: Decoder, dtype: torch.dtype, onednn: bool = True) -> FusedDecoderWeights:
+    """Copies of the decoder's weights, fused and cast to dtype."""
+    att, dec, al = decoder.attention_rnn, decoder.decoder_rnn, decoder.attention_layer
+    loc = al.location_layer
+    loc_W = torch.einsum("af,fck->ack", loc.location_dense.linear_layer.weight, loc.location_conv.conv.weight)
+    proj, gate = decoder.linear_projection.linear_layer, decoder.gate_layer.linear_layer
+    return FusedDecoderWeights(
+        att_W=torch.cat([att.weight_ih, att.weight_hh], 1).to(dtype), att_b=(att.bias_ih + att.bias_hh).to(dtype),
+        dec_W=torch.cat([dec.weight_ih, dec.weight_hh], 1).to(dtype), dec_b=(dec.bias_ih + dec.bias_hh).to(dtype),
+        query_W=al.query_layer.linear_layer.weight.to(dtype), loc_W=loc_W.float(), v=al.v.linear_layer.weight[0].float(),
+        proj_W=torch.cat([proj.weight, gate.weight]).to(dtype), proj_b=torch.cat([proj.bias, gate.bias]).to(dtype),
+        prenet=[layer.linear_layer.weight.to(dtype).contiguous() for layer in decoder.prenet.layers], onednn=onednn)
+
+
+def _lstm_pointwise(gates: torch.Tensor, cell: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """LSTM state update from pre-activations (B, 4H) in PyTorch's gate order i, f, g, o."""
+    i, f, g, o = gates.float().chunk(4, dim=1)
+    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(cell), cell
+
+
+class FastDecoder:
+    """`Decoder.infer` on fused weights; see the module docstring."""
+
+    def __init__(self, decoder: Decoder, dtype: torch.dtype = torch.float32, onednn: bool = True,
+                 static: bool = False, steps_per_check: int = 16, cuda_graphs: bool = True,
+                 weights: Optional[FusedDecoderWeights] = None) -> None:
+        self.decoder = decoder  # read for its settings (stop rule, prenet dropout) and its memory projection
+        self.weights = weights if weights is not None else fuse_weights(decoder, dtype, onednn)
+        self._versions = ParameterVersions(decoder)
+        # `static`: a host check every `steps_per_check` steps over preallocated buffers, replayed as CUDA
+        # graphs on a GPU (cuda_graphs=False: the same static steps launched one by one)
+        self.static = StaticDecoder(self, steps_per_check, cuda_graphs=cuda_graphs) if static else None
+
+    @property
+    def name(self) -> str:
+        """"bfloat16/onednn", ...: the dtype and product backend, as `tune_decoder` names candidates."""
+        return f"{dtype_name(self.weights.att_W.dtype)}/{'onednn' if self.weights.onednn else 'aten'}"
+
+    def prenet(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_mel * r) -> (B, prenet_dim) in the weights' dtype, dropout as the decoder's prenet does."""
+        w = self.weights
+        p = self.decoder.prenet
+        active = p.always_dropout or p.training
+        x = x.to(w.prenet[0].dtype)
+        for W in w.prenet:
+            x = F.dropout(F.relu(linear(x, W, onednn=w.onednn)), p=p.p_dropout, training=active)
+        return x
+
+    def step(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
+             processed_memory_t: torch.Tensor, pad_mask: torch.Tensor
+             ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """`Decoder.decode` (inference: no LSTM dropout) on the fused weights.
+
+        processed_memory_t is (B, A, T_in); returns frames (B, n_mel * r), gate logit (B, 1), the new state.
+        """
+        f = self.weights
+        dt = f.att_W.dtype
+        x = torch.cat((prenet_out.to(dt), state.attention_context.to(dt), state.attention_hidden.to(dt)), 1)
+        att_h, att_c = _lstm_pointwise(linear(x, f.att_W, f.att_b, f.onednn), state.attention_cell)
+        weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
+        location = F.conv1d(weights_cat, f.loc_W, padding=f.loc_W.size(2) // 2)  # (B, A, T_in)
+        query = linear(att_h.to(dt), f.query_W, onednn=f.onednn).float()  # (B, A)
+        hidden = torch.tanh(query[:, :, None] + location + processed_memory_t)  # (B, A, T_in)
+        energies = torch.matmul(f.v, hidden).masked_fill(pad_mask, float("-inf"))  # (A,) x (B, A, T) -> (B, T)
+        weights = F.softmax(energies, dim=1)
+        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, E)
+        x = torch.cat((att_h.to(dt), context.to(dt), state.decoder_hidden.to(dt)), 1)
+        dec_h, dec_c = _lstm_pointwise(linear(x, f.dec_W, f.dec_b, f.onednn), state.decoder_cell)
+        out = linear(torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W, f.proj_b, f.onednn).float()
+        new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.attention_weights_cum + weights, context)
+        return out[:, :-1], out[:, -1:], new_state
+
+    def processed_memory_t(self, memory: torch.Tensor) -> torch.Tensor:
+        """(B, T_in, E) -> (B, A, T_in): the attention's memory projection, once per batch, as `step` reads it."""
+        return self.decoder.attention_layer.memory_layer(memory).transpose(1, 2).contiguous()
+
+    @torch.no_grad()
+    def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> greedy.DecoderOutput:
+        """Greedy decoding of memory (B, T_in, E) with the decoder's stop rule; equals `Decoder.infer`."""
+        self._versions.check("FastDecoder")
+        dec = self.decoder
+        if self.static is not None:
+            return self.static.infer(memory, memory_lengths)
+        memory = memory.float()
+        pad_mask = ~mask_from_lengths(memory_lengths.to(memory.device), memory.size(1))
+        processed_t = self.processed_memory_t(memory)
+        state = dec.initial_state(memory)
+
+        def step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            nonlocal state
+            frame, gate, state = self.step(self.prenet(frame), state, memory, processed_t, pad_mask)
+            return frame, gate.squeeze(1), state.attention_weights
+        first = memory.new_zeros(memory.size(0), dec.n_mel_channels * dec.n_frames_per_step)
+        return greedy.finish(*greedy.greedy_loop(step, first, dec.stop_rule()), dec.n_mel_channels,
+                             dec.n_frames_per_step, dec.max_decoder_steps)
+
+
+@torch.no_grad()
+def tune_decoder(decoder: Decoder, batch_size: int, dtypes: Sequence[torch.dtype], text_length: int = 128,
+                 steps: int = 10) -> Tuple[FastDecoder, Dict[str, float]]:
+    """The fastest FastDecoder among `dtypes` x {aten, oneDNN} products on this machine, and every
+    candidate's seconds per step (keyed like "bfloat16/onednn").
+
+    Each candidate decodes `steps` steps on random memory of (batch_size, text_length). Not static: on a
+    CPU the plain loop over fused weights is the faster (see static_decoder.py).
+    """
+    device = decoder.linear_projection.linear_layer.weight.device
+    E = decoder.attention_layer.memory_layer.linear_layer.in_features
+    memory = torch.randn(batch_size, text_length, E, generator=torch.Generator().manual_seed(0)).to(device)
+    pad_mask = torch.zeros(batch_size, text_length, dtype=torch.bool, device=device)
+    frame = memory.new_zeros(batch_size, decoder.n_mel_channels * decoder.n_frames_per_step)
+    backends = [False, True] if device.type == "cpu" and ONEDNN_AVAILABLE else [False]
+    candidates: Dict[str, FastDecoder] = {}
+    for dtype in dtypes:
+        weights = fuse_weights(decoder, dtype)
+        for onednn in backends:
+            engine = FastDecoder(decoder, weights=weights._replace(onednn=onednn))
+            candidates[engine.name] = engine
+    processed_t = next(iter(candidates.values())).processed_memory_t(memory)
+
+    def runner(engine: FastDecoder) -> Callable[[], None]:
+        def run() -> None:
+            state = decoder.initial_state(memory)
+            for _ in range(steps):
+                _, _, state = engine.step(engine.prenet(frame), state, memory, processed_t, pad_mask)
+        return run
+    best, seconds = fastest({name: runner(engine) for name, engine in candidates.items()}, device)
+    return candidates[best], {name: s / steps for name, s in seconds.items()}
+
