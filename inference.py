@@ -17,7 +17,7 @@ import torch
 import models
 from common.audio import save_wav
 from common.checkpoint import CheckpointError
-from common.dllog import RunLogger
+from common.dllog import RunLogger, log_path
 from common.plotting import plot_alignment
 from synthesis import InputError, build_synthesizer, read_phrases
 
@@ -44,8 +44,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                         help="on a GPU, decode without CUDA graphs (same static steps, launched one by one): "
                              "for drivers where graph capture or replay misbehaves")
-    parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    parser.add_argument("--log-file", type=str, default="nvlog.json",
+                        help="DLLogger JSON-stream log: a bare name goes inside --output, a path as given")
+    parser.add_argument("--cpu", "--cpu-run", dest="cpu", action="store_true",
+                        help="run on the CPU even when a GPU is present")
     parser.add_argument("-bs", "--batch-size", type=int, default=0, help="phrases per batch (0: all in one batch)")
     parser.add_argument("--text-cleaners", nargs="*", default=["english_cleaners"], type=str)
     parser.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations")
@@ -89,8 +91,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(args.output, exist_ok=True)
     except OSError as e:
         sys.exit(f"error: cannot create output folder {args.output!r}: {e}")
-    logger = RunLogger(os.path.join(args.output, args.log_file))
-    logger.metadata({k: v for k, v in vars(args).items()})
+    logger = RunLogger(log_path(args.output, args.log_file))
+    logger.parameters({**vars(args), "model_name": "Tacotron2_PyT"})
     batches = [phrases[start:start + batch_size] for start in range(0, len(phrases), batch_size)]
     if args.include_warmup:  # one batch of each shape, so that nothing is prepared inside the timed runs
         shapes = {}
@@ -136,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "latency": totals["latency"], "num_mels": totals["mels"], "audio_seconds": audio_seconds,
                "rtf": audio_seconds / max(totals["latency"], 1e-9), "vocoder": vocoder, "device": device.type,
                "n_phrases": len(phrases)}
-    logger.log("inference", summary, echo=True)
+    logger.log((), summary, echo=True)
     logger.close()
     return 0
 

@@ -1,11 +1,14 @@
-"""Latency statistics of end-to-end synthesis over N runs, in the seed README's table layout.
+"""Latency of end-to-end synthesis over repeated runs, as the seed's test_infer.py measures it.
 
-    python test_infer.py --tacotron2 T2.pt --waveglow WG.pt -i phrases/phrase_1_128.txt -n 100 [--amp-run]
+    python test_infer.py --tacotron2 T2.pt --waveglow WG.pt -bs 1 -il 128 --num-iters 1003 [--amp-run]
+    bash test_infer.sh -bs 1 -il 128 -p amp --num-iters 1003 --tacotron2 T2.pt --waveglow WG.pt
 
-Without checkpoints, default-size models with random weights are timed (a stop threshold the gate cannot reach, so
-every run decodes --max-decoder-steps frames). Reports average latency, its standard deviation,
-latency percentiles 50/90/95/99/100 %, throughput (samples/s), mels generated, audio length and
-real-time factor.
+The input is one fixed sentence cut to --input-length characters, repeated --batch-size times (the seed's
+interface); `-i FILE` times the phrases of a file instead. The first --warmup iterations (3, as in the
+seed: `--num-iters 1003` measures 1000) are not counted. A run's latency is Tacotron 2 + WaveGlow +
+denoiser, as the seed times it; the seed's stdout lines (`Latency average (seconds) = ...`, read by
+test_infer.sh) come first, then the seed README's table with RTF. Without checkpoints, default-size
+models with random weights are timed (a gate that never fires: every run decodes --max-decoder-steps).
 """
 import argparse
 import sys
@@ -18,8 +21,12 @@ import torch
 import models
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
-from synthesis import InputError, Synthesizer, build_synthesizer, read_phrases
+from synthesis import InputError, Phrase, Synthesizer, build_synthesizer, precision_policy, read_phrases
+from tacotron2.text import text_to_sequence
 
+# the seed's benchmark sentence (LJSpeech's first transcript, twice), cut to --input-length characters
+SENTENCE = ("The forms of printed letters should be beautiful, and that their arrangement on the page should be "
+            "reasonable and a help to the shapeliness of the letters themselves. ") * 2
 COLUMNS = ["Batch size", "Input length", "Precision", "Avg latency (s)", "Latency std (s)",
            "Latency confidence interval 50% (s)", "Latency confidence interval 90% (s)",
            "Latency confidence interval 95% (s)", "Latency confidence interval 99% (s)",
@@ -27,16 +34,31 @@ COLUMNS = ["Batch size", "Input length", "Precision", "Avg latency (s)", "Latenc
            "Avg audio length (s)", "Avg RTF"]
 
 
+def confidence_level(latencies: Sequence[float], q: float) -> float:
+    """The seed's "latency confidence interval q": the largest of the fastest int(n * q) runs."""
+    ordered = sorted(latencies)
+    return ordered[max(int(len(ordered) * q), 1) - 1]
+
+
 def latency_stats(latencies: Sequence[float], samples: Sequence[int], mels: Sequence[int],
                   sampling_rate: int) -> Dict[str, float]:
-    """Summary statistics of repeated runs (each with its latency, audio samples and mel frames)."""
+    """Summary statistics of repeated runs (each with its latency, audio samples and mel frames), with the
+    seed's definitions: population std, confidence levels as `confidence_level`."""
     lat = np.asarray(latencies, dtype=np.float64)
-    smp = np.asarray(samples, dtype=np.float64)
-    audio_s = smp / sampling_rate
-    return {"avg_latency": lat.mean(), "std_latency": lat.std(ddof=1) if lat.size > 1 else 0.0,
-            **{f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 95, 99, 100)},
-            "throughput": smp.sum() / lat.sum(), "avg_mels": float(np.mean(mels)),
-            "avg_audio_s": audio_s.mean(), "avg_rtf": float(np.mean(audio_s / lat))}
+    audio_s = np.asarray(samples, dtype=np.float64) / sampling_rate
+    return {"avg_latency": float(lat.mean()), "std_latency": float(lat.std()),
+            **{f"p{q}": confidence_level(latencies, q / 100) for q in (50, 90, 95, 99, 100)},
+            "throughput": float(np.mean(np.asarray(samples) / lat)), "avg_mels": float(np.mean(mels)),
+            "avg_audio_s": float(audio_s.mean()), "avg_rtf": float(np.mean(audio_s / lat))}
+
+
+def seed_lines(stats: Dict[str, float]) -> List[str]:
+    """The seed's stdout summary, which its test_infer.sh greps (`awk -F'= '`)."""
+    return [f"Throughput average (samples/sec) = {stats['throughput']:.4f}",
+            f"Number of mels per audio average = {stats['avg_mels']}",
+            f"Latency average (seconds) = {stats['avg_latency']:.4f}",
+            f"Latency std (seconds) = {stats['std_latency']:.4f}",
+            *[f"Latency cl {q} (seconds) = {stats[f'p{q}']:.4f}" for q in (50, 90, 95, 99, 100)]]
 
 
 def format_table(rows: List[Dict[str, object]]) -> str:
@@ -51,21 +73,37 @@ def format_table(rows: List[Dict[str, object]]) -> str:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--tacotron2", default=None, help="checkpoint (random default-size weights when omitted)")
     parser.add_argument("--waveglow", default=None, help="checkpoint (random weights when omitted)")
     parser.add_argument("--vocoder", choices=["waveglow", "griffin-lim"], default="waveglow")
     parser.add_argument("--wn-channels", type=int, default=256, help="WN channels of a random WaveGlow")
-    parser.add_argument("-i", "--input", default="phrases/phrase_1_128.txt")
-    parser.add_argument("-n", "--num-iters", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("-bs", "--batch-size", type=int, default=1, help="copies of the sentence in a batch")
+    parser.add_argument("-il", "--input-length", type=int, default=64, help="characters of the sentence")
+    parser.add_argument("-i", "--input", default=None, help="time this phrase file instead (one batch)")
+    parser.add_argument("-n", "--num-iters", type=int, default=10, help="runs, the warm-up ones included")
+    parser.add_argument("--warmup", type=int, default=3, help="first runs not counted")
+    parser.add_argument("-s", "--sigma-infer", default=0.6, type=float, help="WaveGlow latent sigma")
+    parser.add_argument("-d", "--denoising-strength", default=0.01, type=float, help="denoiser strength (0: off)")
     parser.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true")
-    parser.add_argument("--cpu", action="store_true")
+    parser.add_argument("--cpu", "--cpu-run", dest="cpu", action="store_true")
     parser.add_argument("--max-decoder-steps", type=int, default=None)
     parser.add_argument("-sr", "--sampling-rate", type=int, default=22050)
-    parser.add_argument("--log-file", default=None, help="JSON-lines log of every run and the summary")
+    parser.add_argument("--stft-hop-length", type=int, default=256)
+    parser.add_argument("--log-file", default="nvlog.json", help="DLLogger JSON-stream log of every run")
     parser.add_argument("--seed", type=int, default=1234)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.num_iters <= args.warmup:
+        parser.error(f"--num-iters {args.num_iters} leaves no run after --warmup {args.warmup}")
+    if args.input_length < 1 or args.input_length > len(SENTENCE.strip()):
+        parser.error(f"--input-length must be 1..{len(SENTENCE.strip())}")
+    return args
+
+
+def sentence_batch(batch_size: int, input_length: int) -> List[Phrase]:
+    text = SENTENCE[:input_length]
+    return [Phrase(i, text, text_to_sequence(text, ["english_cleaners"])) for i in range(batch_size)]
 
 
 def build(args, device: torch.device, batch_size: int = 1) -> Synthesizer:
@@ -82,8 +120,9 @@ def build(args, device: torch.device, batch_size: int = 1) -> Synthesizer:
         else:
             cfg = {"WN_config": {"n_layers": 8, "kernel_size": 3, "n_channels": args.wn_channels}}
             wg = models.get_model("WaveGlow", cfg, device).eval()
-    return build_synthesizer(t2, wg, device, amp=args.amp_run, sampling_rate=args.sampling_rate,
-                             batch_size=batch_size)
+    return build_synthesizer(t2, wg, device, amp=args.amp_run, sigma=args.sigma_infer,
+                             denoising_strength=args.denoising_strength, hop_length=args.stft_hop_length,
+                             sampling_rate=args.sampling_rate, batch_size=batch_size)
 
 
 def main(argv=None) -> int:
@@ -91,36 +130,45 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     try:
-        phrases = read_phrases(args.input, ["english_cleaners"])
+        if args.input:
+            phrases = read_phrases(args.input, ["english_cleaners"])
+        else:
+            phrases = sentence_batch(args.batch_size, args.input_length)
         synth = build(args, device, batch_size=len(phrases))
         synth.report_fast_paths()
     except (InputError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     logger = RunLogger(args.log_file) if args.log_file else None
+    if logger:
+        logger.parameters({**vars(args), "model_name": "Tacotron2_PyT"})
     latencies, samples, mels = [], [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i in range(args.warmup + args.num_iters):
+        for i in range(args.num_iters):
             result = synth(phrases)
             if i < args.warmup:
                 continue
+            n_samples = sum(w.numel() for w in result["audio"])
             latencies.append(result["latency"])
-            samples.append(sum(w.numel() for w in result["audio"]))
-            mels.append(int(result["mel_lengths"].float().mean()))
+            samples.append(n_samples)
+            mels.append(int(result["mel_lengths"].max()))
             if logger:
-                logger.log((i - args.warmup,), {"latency": result["latency"],
-                                                "tacotron2_latency": result["tacotron2_latency"],
-                                                "waveglow_latency": result["vocoder_latency"]})
+                logger.log((i - args.warmup,), {
+                    "latency": result["latency"], "tacotron2_latency": result["tacotron2_latency"],
+                    "waveglow_latency": result["vocoder_latency"], "num_mels_per_audio": mels[-1],
+                    "throughput": n_samples / result["latency"],
+                    "tacotron2_items_per_sec": int(result["mel_lengths"].sum()) / result["tacotron2_latency"],
+                    "waveglow_items_per_sec": n_samples / result["vocoder_latency"]})
     stats = latency_stats(latencies, samples, mels, args.sampling_rate)
-    # on a CPU --amp-run allows bf16 where it is timed faster (synthesis.precision_policy)
-    low = "FP16" if device.type == "cuda" else "BF16"
-    uses_low = device.type == "cuda" or any("bfloat16" in c for c in synth.chosen_fast_paths().values())
-    precision = low if args.amp_run and uses_low else "FP32"
+    precision = precision_policy(device, args.amp_run).label
+    if args.amp_run and device.type == "cpu":  # bf16 only where it was timed faster
+        precision = "BF16" if any("bfloat16" in c for c in synth.chosen_fast_paths().values()) else "FP32"
     row = {"batch_size": len(phrases), "input_length": int(np.mean([len(p.text) for p in phrases])),
            "precision": precision, **stats}
+    print("\n".join(seed_lines(stats)))
     print(format_table([row]))
     if logger:
-        logger.log("summary", {k: v for k, v in row.items()})
+        logger.log((), {k: v for k, v in row.items()})
         logger.close()
     return 0
 

@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -35,7 +35,7 @@ from common.dist_utils import check_replicas_in_sync
 from common.amp import amp_settings, autocast
 from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, unwrap_model
-from common.dllog import RunLogger
+from common.dllog import RunLogger, log_path
 from common.model_package import ModelPackage
 from common.preemption import Preemption
 from common.sampler import BucketBatchSampler, ResumableBatchSampler
@@ -51,23 +51,17 @@ DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one
 }
 
 
-def str2bool(v: str) -> bool:
-    if v.lower() in ("1", "true", "yes", "y"):
-        return True
-    if v.lower() in ("0", "false", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
-
-
 def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     """All flags: shared training/audio flags, then the model's own."""
     parser = argparse.ArgumentParser(description="PyTorch Tacotron 2 / WaveGlow training", allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("-o", "--output", type=str, required=True, help="directory for checkpoints and logs")
+    parser.add_argument("-o", "--output", "--output_directory", dest="output", type=str, required=True,
+                        help="directory for checkpoints and logs")
     parser.add_argument("-d", "--dataset-path", type=str, default="./", help="root of the dataset's files")
     parser.add_argument("-m", "--model-name", type=str, required=True, choices=sorted(models.MODELS),
                         help="model to train")
-    parser.add_argument("--log-file", type=str, default="nvlog.json", help="JSON-lines log, inside --output")
+    parser.add_argument("--log-file", type=str, default="nvlog.json",
+                        help="DLLogger JSON-stream log: a bare name goes inside --output, a path as given")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also log to OUTPUT/tensorboard (scalars; with --val-metrics alignment pictures)")
     parser.add_argument("--anneal-steps", nargs="*", type=int, default=None, help="epochs after which the lr anneals")
@@ -251,6 +245,7 @@ class TrainState:
     iteration: int
     skipped_total: int = 0
     nonfinite_streak: int = 0
+    last_epoch: Dict[str, float] = field(default_factory=dict)  # the last finished epoch's log fields
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -267,7 +262,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             finish_epoch(run, state, summary)
     finally:
         run.preemption.restore()
-    run.logger.log("run", {"skipped_steps": state.skipped_total, "iterations": state.iteration})
+    totals = {k: state.last_epoch[k] for k in ("val_loss", "train_loss", "train_items_per_sec") if k in state.last_epoch}
+    run.logger.log((), {"run_time": time.perf_counter() - run.start_time, **totals,
+                        "skipped_steps": state.skipped_total, "iterations": state.iteration})
     run.logger.close()
     dist_utils.cleanup()
     if stop_reason:
@@ -330,9 +327,10 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
         raise SystemExit(f"error: {args.training_files}: {len(trainset)} items make no batch of "
                          f"{args.batch_size} on {info.world_size} process(es); lower --batch-size")
 
-    logger = RunLogger(os.path.join(args.output, args.log_file), enabled=info.is_main,
+    resumed = position.epoch > 0 or position.iteration > 0  # its log goes on in the same file
+    logger = RunLogger(log_path(args.output, args.log_file), enabled=info.is_main, append=resumed,
                        tensorboard_dir=os.path.join(args.output, "tensorboard") if args.tensorboard else None)
-    logger.metadata({k: v for k, v in vars(args).items()})
+    logger.parameters({**vars(args), "model_name": f"{model_name}_PyT", "world_size": info.world_size})
     if restored:
         logger.info(restored)
     if info.distributed:
@@ -420,7 +418,8 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
             break
     progress.close()
     seconds = time.perf_counter() - start
-    return {"train_epoch_loss": loss_sum / max(steps, 1), "train_epoch_items_per_sec": items / seconds,
+    # NVIDIA's per-epoch names: the step [epoch] tells these from the per-iteration ones
+    return {"train_loss": loss_sum / max(steps, 1), "train_items_per_sec": items / seconds,
             "train_epoch_time": seconds, "skipped_steps": skipped}, stop_reason
 
 
@@ -437,6 +436,7 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
             run.logger.figures(figures)
             run.model.train()
     run.logger.log((epoch,), summary, echo=True)
+    state.last_epoch = summary
     state.batch = 0
     run.checkpoints.save(run.model, run.optimizer, run.scaler, completed_epoch=epoch,
                          resume_at=resume.Position(epoch + 1, 0, state.iteration),

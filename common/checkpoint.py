@@ -61,8 +61,10 @@ def load_checkpoint_file(path: str, map_location: str = "cpu") -> Dict[str, Any]
     except pickle.UnpicklingError as e:
         if "Unsupported global" in str(e) or "GLOBAL" in str(e):
             raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and plain "
-                                  "containers, and unpickling those could run code. Convert it in a trusted "
-                                  "environment to a plain state dict.") from e
+                                  "containers (e.g. a whole pickled model from NVIDIA's stand-alone waveglow "
+                                  "repository), and unpickling those could run code. If you trust its origin, "
+                                  f"convert it once: python -m scripts.convert_checkpoint --trust {path} "
+                                  "CONVERTED.pt") from e
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
     except Exception as e:  # torch raises many types for torn files (RuntimeError, KeyError, EOFError, ...)
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "

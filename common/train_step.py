@@ -148,5 +148,5 @@ class PendingSteps:
 def as_log_fields(step: StepFigures, lr: float, skipped_total: int) -> Dict[str, float]:
     """The per-iteration JSON-lines fields of the seed's log."""
     return {"train_loss": step.loss, "train_items_per_sec": step.items / max(step.seconds, 1e-9),
-            "iter_time": step.seconds, "lr": lr, "grad_norm": step.grad_norm, "skipped_steps": skipped_total,
+            "train_iter_time": step.seconds, "lr": lr, "grad_norm": step.grad_norm, "skipped_steps": skipped_total,
             "loss_scale": step.loss_scale}

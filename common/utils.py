@@ -1,4 +1,5 @@
 """Small tensor helpers shared by models, losses and data code."""
+import argparse
 from typing import NamedTuple
 
 import torch
@@ -40,3 +41,14 @@ class ParameterVersions:
         if self._key() != self.key:
             raise RuntimeError(f"{what} was built from weights that have changed since: build it again "
                                f"from the model as it is now")
+
+
+def str2bool(v: str) -> bool:
+    """A flag's boolean value as the seed's commands write it (True/False, 1/0, yes/no)."""
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "y"):
+        return True
+    if v.lower() in ("0", "false", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")

@@ -4,4 +4,4 @@ mkdir -p output
 python -m multiproc --nproc-per-node 4 train.py -m Tacotron2 -o ./output/ -lr 1e-3 --epochs 1501 -bs 128 \
     --weight-decay 1e-6 --grad-clip-thresh 1.0 --cudnn-enabled --anneal-steps 500 1000 1500 --anneal-factor 0.1 \
     --load-mel-from-disk --training-files=filelists/ljs_mel_text_train_filelist.txt \
-    --validation-files=filelists/ljs_mel_text_val_filelist.txt --log-file nvlog.json -d LJSpeech-1.1  "$@"
+    --validation-files=filelists/ljs_mel_text_val_filelist.txt --log-file nvlog.json -d ./  "$@"

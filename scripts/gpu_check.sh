@@ -82,9 +82,9 @@ runs = [(p, [r["data"] for r in read_log(p + "/nvlog.json") if r["type"] == "LOG
 print("epoch  " + "  ".join(f"{p.split('/')[-1] + ' train/val loss':>28}" for p, _ in runs)
       + "  " + "  ".join(f"{p.split('/')[-1] + ' items/s':>16}" for p, _ in runs))
 for e in range(max(len(r) for _, r in runs)):
-    cells = [f"{r[e]['train_epoch_loss']:>13.4f} {r[e].get('val_loss', float('nan')):>14.4f}" if e < len(r) else " " * 28
+    cells = [f"{r[e]['train_loss']:>13.4f} {r[e].get('val_loss', float('nan')):>14.4f}" if e < len(r) else " " * 28
              for _, r in runs]
-    speed = [f"{r[e]['train_epoch_items_per_sec']:>16,.0f}" if e < len(r) else " " * 16 for _, r in runs]
+    speed = [f"{r[e]['train_items_per_sec']:>16,.0f}" if e < len(r) else " " * 16 for _, r in runs]
     print(f"{e:>5}  " + "  ".join(cells) + "  " + "  ".join(speed))
 EOF
 }
@@ -134,8 +134,8 @@ for p in $PARTS; do
             -o "$OUT/infer" --suffix _nographs -bs 4 --amp-run --no-cuda-graphs --max-decoder-steps 400 ;;
     latency)
         for bs in 1 4; do for amp in --amp-run ""; do
-            part "latency_bs${bs}${amp:+_amp}" 150 $PY test_infer.py -i "phrases/phrase_${bs}_128.txt" -n "${LATENCY_ITERS:-20}" $amp \
-                --max-decoder-steps 600
+            part "latency_bs${bs}${amp:+_amp}" 150 $PY test_infer.py -bs "$bs" -il 128 -n "${LATENCY_ITERS:-20}" $amp \
+                --max-decoder-steps 600 --log-file "$OUT/nvlog_latency_bs${bs}${amp:+_amp}.json"
         done; done ;;
     export)
         part export 120 $PY export.py --tacotron2 "$T2_CKPT" --waveglow "$WG_CKPT" -o "$OUT/export_cli" --device cuda ;;

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Download LJSpeech-1.1 (needs internet) into ./LJSpeech-1.1 and write the filelists.
+# Download LJSpeech-1.1 (needs internet) into ./LJSpeech-1.1 and write the seed's filelists with NVIDIA's split
+# (filelists/ljspeech_split): filelists/ljs_{audio,mel}_text_*_filelist.txt, paths LJSpeech-1.1/..., used with -d ./
 set -euo pipefail
 DATADIR="${DATADIR:-LJSpeech-1.1}"
+FILELISTSDIR="${FILELISTSDIR:-filelists}"
+cd "$(dirname "$0")/.."
 URL="https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
 if [ ! -f "$DATADIR/metadata.csv" ]; then
     echo "Downloading $URL ..."
@@ -13,4 +16,5 @@ if [ ! -f "$DATADIR/metadata.csv" ]; then
     tar -xjf LJSpeech-1.1.tar.bz2
     rm -f LJSpeech-1.1.tar.bz2
 fi
-python -m scripts.write_filelists --metadata "$DATADIR/metadata.csv" -o filelists --prefix ljs
+python -m scripts.write_filelists --metadata "$DATADIR/metadata.csv" --split filelists/ljspeech_split -o "$FILELISTSDIR" \
+    --root "$(basename "$DATADIR")"

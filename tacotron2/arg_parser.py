@@ -3,6 +3,8 @@ import argparse
 import dataclasses
 from typing import Any, Dict
 
+from common.utils import str2bool
+
 from .text import symbols
 
 
@@ -43,7 +45,8 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False
     """Add Tacotron 2's flags to `parent` and return it."""
     d = Tacotron2Config()
     parser = parent
-    parser.add_argument("--mask-padding", action="store_true", help="zero padded output frames")
+    parser.add_argument("--mask-padding", nargs="?", const=True, default=False, type=str2bool,
+                        help="zero padded output frames (the seed's form takes a value: --mask-padding True)")
     parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=int, help="mel channels")
     g = parser.add_argument_group("symbols parameters")
     g.add_argument("--n-symbols", default=d.n_symbols, type=int, help="number of symbols in the dictionary")

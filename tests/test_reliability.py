@@ -26,7 +26,7 @@ def _poisoned_loss(monkeypatch, bad_iterations):
 
 
 def _iter_records(out):
-    return [r for r in read_log(os.path.join(out, "nvlog.json")) if isinstance(r["step"], list) and len(r["step"]) == 2]
+    return [r for r in read_log(os.path.join(out, "nvlog.json")) if isinstance(r.get("step"), list) and len(r["step"]) == 2]
 
 
 @pytest.mark.parametrize("amp_dtype", ["fp16", "bf16"])
