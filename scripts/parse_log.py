@@ -47,8 +47,8 @@ def read_run(path: str) -> Run:
             epochs.append(r["data"])
     name = str(params.get("model_name", params.get("model", "?")))
     model = "WaveGlow" if name.startswith("WaveGlow") else "Tacotron 2"
-    return Run(path, model, bool(params.get("amp_run", False)), int(params.get("batch_size", 0)),
-               int(params.get("world_size", 1)), epochs, run_time)
+    return Run(path, model, bool(params.get("amp_run", False)), int(params.get("batch_size") or 0),
+               int(params.get("world_size") or 1), epochs, run_time)
 
 
 def items_per_sec(run: Run) -> float:
