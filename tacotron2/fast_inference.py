@@ -129,16 +129,9 @@ class FastDecoder:
             return self.static.infer(memory, memory_lengths)
         memory = memory.float()
         pad_mask = ~mask_from_lengths(memory_lengths.to(memory.device), memory.size(1))
-        processed_t = self.processed_memory_t(memory)
-        state = dec.initial_state(memory)
-
-        def step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            nonlocal state
-            frame, gate, state = self.step(self.prenet(frame), state, memory, processed_t, pad_mask)
-            return frame, gate.squeeze(1), state.attention_weights
-        first = memory.new_zeros(memory.size(0), dec.n_mel_channels * dec.n_frames_per_step)
-        return greedy.finish(*greedy.greedy_loop(step, first, dec.stop_rule()), dec.n_mel_channels,
-                             dec.n_frames_per_step, dec.max_decoder_steps)
+        return greedy.decode(self.prenet, self.step, dec.initial_state(memory), memory,
+                             self.processed_memory_t(memory), pad_mask, dec.n_mel_channels, dec.n_frames_per_step,
+                             dec.stop_rule())
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ length counts the frames before the stop step, and decoding ends when every item
 (unless early stopping is off) or after max_decoder_steps steps.
 """
 import warnings
-from typing import Callable, List, NamedTuple, Tuple
+from typing import Any, Callable, List, NamedTuple, Tuple
 
 import torch
 
@@ -66,6 +66,23 @@ def greedy_loop(step: Step, first_frame: torch.Tensor, rule: StopRule
             break
     return (torch.stack(frames, dim=1), torch.stack(gates, dim=1), torch.stack(alignments, dim=1), running_steps,
             not_finished)
+
+
+# prenet_out (B, prenet_dim), state, memory, processed memory, pad_mask -> frames, gate (B, 1), new state
+DecoderStep = Callable[..., Tuple[torch.Tensor, torch.Tensor, Any]]
+
+
+def decode(prenet: Callable[[torch.Tensor], torch.Tensor], step: DecoderStep, state: Any, memory: torch.Tensor,
+           processed_memory: torch.Tensor, pad_mask: torch.Tensor, n_mel_channels: int, r: int,
+           rule: StopRule) -> DecoderOutput:
+    """Greedy decoding of memory (B, T_in, E) from a go frame of zeros with a decoder's prenet and step
+    (the plain `Decoder.decode` or a fast engine's); `state` is the initial DecoderState."""
+    def one_step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        nonlocal state
+        frame, gate, state = step(prenet(frame), state, memory, processed_memory, pad_mask)
+        return frame, gate.squeeze(1), state.attention_weights
+    first = memory.new_zeros(memory.size(0), n_mel_channels * r)
+    return finish(*greedy_loop(one_step, first, rule), n_mel_channels, r, rule.max_decoder_steps)
 
 
 def frames_to_mels(frames: torch.Tensor, n_mel_channels: int) -> torch.Tensor:

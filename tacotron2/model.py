@@ -285,15 +285,8 @@ class Decoder(nn.Module):
         """
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
-        state = self.initial_state(memory)
-
-        def step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            nonlocal state
-            frame, gate, state = self.decode(self.prenet(frame), state, memory, processed_memory, pad_mask)
-            return frame, gate.squeeze(1), state.attention_weights
-        first = memory.new_zeros(memory.size(0), self.n_mel_channels * self.n_frames_per_step)
-        return greedy.finish(*greedy.greedy_loop(step, first, self.stop_rule()), self.n_mel_channels,
-                             self.n_frames_per_step, self.max_decoder_steps)
+        return greedy.decode(self.prenet, self.decode, self.initial_state(memory), memory, processed_memory, pad_mask,
+                             self.n_mel_channels, self.n_frames_per_step, self.stop_rule())
 
 
 class InferenceOutput(NamedTuple):
