@@ -1,3 +1,4 @@
+"""STFT, mel front end and Griffin-Lim against the reference goldens and known signals."""
 import numpy as np
 import torch
 

@@ -1,3 +1,4 @@
+"""Checkpoint I/O: the published format, atomic writes, safe loads, key normalisation, clear refusals."""
 import os
 
 import pytest

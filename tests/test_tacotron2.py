@@ -1,3 +1,4 @@
+"""Tacotron 2 against the reference goldens: shapes, teacher-forced outputs, greedy inference, the loss."""
 import json
 import warnings
 

@@ -1,3 +1,4 @@
+"""The text front end: symbols, cleaners, numbers, abbreviations, transliteration, ARPAbet."""
 import json
 import warnings
 

@@ -1,3 +1,4 @@
+"""WaveGlow against the reference goldens: the flow, its inverse, weight norm, the loss."""
 import json
 import math
 
