@@ -32,7 +32,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--waveglow", type=str, default=None, help="WaveGlow checkpoint (none: Griffin-Lim)")
     parser.add_argument("--vocoder", choices=["waveglow", "griffin-lim"], default=None,
                         help="vocoder (default: waveglow when --waveglow is given)")
-    parser.add_argument("-s", "--sigma-infer", default=0.9, type=float, help="WaveGlow latent sigma")
+    parser.add_argument("-s", "--sigma-infer", default=0.6, type=float, help="WaveGlow latent sigma (the seed's 0.6)")
+    parser.add_argument("--wn-channels", type=int, default=None,
+                        help="WaveGlow's WN channels, as the seed's commands pass it: checked against the "
+                             "checkpoint (whose architecture is read from it, 256 for NVIDIA's published one)")
     parser.add_argument("-d", "--denoising-strength", default=0.01, type=float, help="denoiser strength (0: off)")
     parser.add_argument("-sr", "--sampling-rate", default=22050, type=int, help="sampling rate")
     parser.add_argument("--stft-hop-length", type=int, default=256, help="STFT hop length (samples per mel frame)")
@@ -77,7 +80,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         overrides = {k: v for k, v in (("max_decoder_steps", args.max_decoder_steps),
                                        ("gate_threshold", args.gate_threshold)) if v is not None}
         tacotron2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
-        waveglow = models.load_model(args.waveglow, "WaveGlow", device)[0] if vocoder == "waveglow" else None
+        waveglow, wg_config = models.load_model(args.waveglow, "WaveGlow", device) if vocoder == "waveglow" \
+            else (None, None)
+        if waveglow is not None and args.wn_channels and wg_config["WN_config"]["n_channels"] != args.wn_channels:
+            raise InputError(f"--wn-channels {args.wn_channels}: {args.waveglow} has "
+                             f"{wg_config['WN_config']['n_channels']} WN channels (drop the flag: it is read off "
+                             f"the checkpoint)")
     except (InputError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     tacotron2.set_prenet_dropout(not args.deterministic)

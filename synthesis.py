@@ -138,7 +138,7 @@ class GriffinLimVocoder:
 class WaveGlowVocoder:
     """WaveGlow (weight norm folded; the plain model or a timed FastWaveGlow snapshot) and its denoiser."""
 
-    def __init__(self, waveglow: WaveGlow, device: torch.device, precision: Precision, sigma: float = 0.9,
+    def __init__(self, waveglow: WaveGlow, device: torch.device, precision: Precision, sigma: float = 0.6,
                  denoising_strength: float = 0.01, hop_length: int = 256, chunk_frames: int = 200,
                  overlap_frames: int = 8) -> None:
         self.sigma = sigma
@@ -236,7 +236,7 @@ class Synthesizer:
 
 
 def build_synthesizer(tacotron2: Tacotron2, waveglow: Optional[WaveGlow], device: torch.device, amp: bool = False,
-                      sigma: float = 0.9, denoising_strength: float = 0.01, hop_length: int = 256,
+                      sigma: float = 0.6, denoising_strength: float = 0.01, hop_length: int = 256,
                       sampling_rate: int = 22050, griffin_lim_iters: int = 60, batch_size: int = 1,
                       cuda_graphs: bool = True) -> Synthesizer:
     """A Synthesizer with WaveGlow (or Griffin-Lim when `waveglow` is None) under the device's precision policy."""

@@ -203,3 +203,35 @@ def test_prepare_dataset_writes_the_seed_split(tmp_path):
     with open(tmp_path / "filelists" / "ljs_mel_text_val_filelist.txt") as f:
         assert f.readline().startswith(f"LJSpeech-1.1/mels/{_ids('val', SPLIT)[0]}.pt|")
     assert not os.path.exists(tmp_path / "filelists" / "ljs_mel_text_train_subset_64_filelist.txt")
+
+
+def _train_commands():
+    """(script, train.py arguments) of every recipe in scripts/ and platform/."""
+    for folder in ("scripts", "platform"):
+        for name in sorted(os.listdir(os.path.join(REPO, folder))):
+            path = os.path.join(REPO, folder, name)
+            if not (name.startswith("train_") and name.endswith(".sh")):
+                continue
+            text = open(path).read().replace("\\\n", " ")
+            for line in text.splitlines():
+                if " train.py " in line and not line.lstrip().startswith("#"):
+                    yield f"{folder}/{name}", shlex.split(line.split(" train.py ", 1)[1].replace('"$@"', ""))
+
+
+def test_every_training_recipe_parses():
+    import train
+    commands = list(_train_commands())
+    assert len(commands) >= 26  # 24 platform recipes, train_tacotron2.sh, train_waveglow.sh
+    for where, argv in commands:
+        args = train.parse_args(argv)
+        assert args.dataset_path == "./" and args.output, where
+
+
+def test_inference_checks_wn_channels_against_the_checkpoint(seed_runs):
+    wg = os.path.join(seed_runs, "out_wg_amp", "checkpoint_WaveGlow_0.pt")
+    t2 = os.path.join(seed_runs, "out_t2_amp", "checkpoint_Tacotron2_0.pt")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "inference.py"), "--tacotron2", t2, "--waveglow", wg,
+                           "--wn-channels", "256", "-o", "out_wn/", "-i", "phrases/phrase.txt"],
+                          cwd=seed_runs, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "has 8 WN channels" in proc.stderr
+    assert not os.path.exists(os.path.join(seed_runs, "out_wn"))
