@@ -11,6 +11,7 @@ common/preemption.py, the optimizer step and per-step figures in common/train_st
 """
 import argparse
 import json
+import math
 import os
 import random
 import shutil
@@ -30,12 +31,13 @@ from tqdm import tqdm
 import data_functions
 import loss_functions
 import models
-from common import dist_utils, resume
+from common import data_checks, dist_utils, resume
 from common.dist_utils import check_replicas_in_sync
 from common.amp import amp_settings, autocast
 from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, unwrap_model
 from common.dllog import RunLogger, log_path
+from common.filelist import read_text_lines
 from common.model_package import ModelPackage
 from common.preemption import Preemption
 from common.sampler import BucketBatchSampler, ResumableBatchSampler
@@ -126,6 +128,10 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                          help="read mels (torch tensors) from the paths in the filelists instead of wavs")
     dataset.add_argument("--bucket-batches", action="store_true",
                          help="batch items of similar length together (less padding; Tacotron 2)")
+    dataset.add_argument("--data-checks", choices=["lenient", "strict", "off"], default="lenient",
+                         help="content checks of every clip before training (silence, NaN samples, clipping, DC "
+                              "offset, edge silence, transcript length): lenient refuses only what cannot train, "
+                              "strict refuses every warning too")
     dataset.add_argument("--cache-mels", action="store_true",
                          help="keep computed mels in memory after the first epoch (small corpora)")
     dataset.add_argument("--training-files", default="filelists/ljs_audio_text_train_filelist.txt",
@@ -162,10 +168,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         if not os.path.isfile(known.config_file):
             parser.error(f"--config-file {known.config_file}: no such file")
         try:
-            with open(known.config_file, encoding="utf-8") as f:
-                defaults = json.load(f)
-        except json.JSONDecodeError as e:
-            parser.error(f"--config-file {known.config_file}:{e.lineno}: invalid JSON ({e.msg})")
+            defaults = json.loads("\n".join(read_text_lines(known.config_file)))
+        except ValueError as e:  # not UTF-8 (names the line), or invalid JSON
+            where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+            parser.error(f"--config-file {known.config_file}{where}: {getattr(e, 'msg', e)}")
         if not isinstance(defaults, dict):
             parser.error(f"--config-file {known.config_file}: expected a JSON object of flag defaults")
         dests = {a.dest for a in parser._actions}
@@ -273,6 +279,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def check_data_content(args: argparse.Namespace, info: dist_utils.DistInfo, package: ModelPackage,
+                       datasets: Sequence[torch.utils.data.Dataset]) -> None:
+    """Content checks of every clip (common/data_checks.py), measured once per node (local rank 0, cached in
+    OUTPUT/data_checks.json for restarts) and judged on every rank: errors stop the run, warnings are printed
+    (--data-checks strict refuses them too)."""
+    if args.data_checks == "off" or package.content_items is None:
+        return
+    items = [i for i in (package.content_items(d, args) for d in datasets) if i is not None]
+    findings: List[data_checks.Finding] = []
+    for measuring in (True, False):  # local rank 0 measures and writes the manifest, then the others read it
+        if (info.local_rank == 0) == measuring:
+            manifest = data_checks.Manifest(os.path.join(args.output, "data_checks.json"))
+            for item in items:
+                findings += data_checks.check_corpus(item.entries, manifest, min_samples=item.min_samples,
+                                                     text_lengths=item.text_lengths)[0]
+        info.barrier()
+    refused = [f for f in findings if f.error or args.data_checks == "strict"]
+    warned = [f for f in findings if f not in refused]
+    if info.is_main and warned:
+        shown = "\n".join(str(f) for f in warned[:20])
+        more = f"\n... and {len(warned) - 20} more" if len(warned) > 20 else ""
+        print(f"{shown}{more}\n{len(warned)} data warning(s); training goes on (--data-checks strict refuses them; "
+              f"python -m scripts.check_dataset reports the corpus, --fix writes a cleaned copy)", file=sys.stderr)
+    if refused:
+        shown = "\n".join(str(f) for f in refused[:20])
+        more = f"\n... and {len(refused) - 20} more" if len(refused) > 20 else ""
+        raise SystemExit(f"{shown}{more}\nerror: {len(refused)} filelist line(s) refused by the data checks "
+                         f"(--data-checks {args.data_checks}); fix or drop them (python -m scripts.check_dataset "
+                         f"--fix writes a cleaned copy of the corpus)")
+
+
 def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run, TrainState]:
     """Seeds, model, optimizer, checkpoint restore, data, logger: everything before the first step."""
     device = info.device
@@ -307,8 +344,9 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
                   if args.validation_files else None)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
-    collate_fn = data_functions.get_collate_function(model_name, args)
     package = models.package(model_name)
+    check_data_content(args, info, package, [d for d in (trainset, valset) if d is not None])
+    collate_fn = data_functions.get_collate_function(model_name, args)
     if args.bucket_batches and package.item_lengths is not None:
         batches = BucketBatchSampler(package.item_lengths(trainset), args.batch_size, info.world_size, info.rank,
                                      seed=args.seed)
@@ -429,6 +467,10 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
     if run.valset is not None:
         summary["val_loss"] = validate(run.model, run.criterion, run.valset, run.collate_fn, run.batch_to_device,
                                        args, run.info, run.amp_dtype)
+        if not math.isfinite(summary["val_loss"]) and run.info.is_main:
+            print(f"\n{'!' * 78}\nWARNING: epoch {epoch}: the validation loss is {summary['val_loss']}: the model "
+                  f"produces non-finite outputs on {args.validation_files}.\nTraining goes on, but check the data "
+                  f"(python -m scripts.check_dataset) and the learning rate.\n{'!' * 78}", file=sys.stderr, flush=True)
         scorer = run.package.quality_metrics
         if args.val_metrics and scorer is not None and run.info.is_main:
             values, figures = scorer(unwrap_model(run.model), run.valset, args.val_metrics)

@@ -72,6 +72,9 @@ def load_wav(path: str, sampling_rate: int, max_wav_value: float = 32768.0) -> t
     else:
         data, _ = sf.read(path, dtype="float32")
         audio = torch.from_numpy(data)
+    if not bool(torch.isfinite(audio).all()):
+        bad = int((~torch.isfinite(audio)).sum())
+        raise AudioError(f"{path}: {bad} NaN/inf samples; re-export the file")
     peak = float(audio.abs().max())
     if peak > 1.0:
         raise AudioError(f"{path}: samples reach {peak:.3f}, outside [-1, 1]")

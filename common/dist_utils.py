@@ -40,6 +40,11 @@ class DistInfo(NamedTuple):
             raise DeviceMismatchError(f"{what}: tensor on {t.device}, but the training device is {self.device} "
                                       f"(its backend, {backend}, takes tensors on that device only)")
 
+    def barrier(self) -> None:
+        """Wait for every rank (a no-op in a single process)."""
+        if self.distributed:
+            dist.barrier()
+
     def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         """Sum over ranks, as a new tensor (the same values in a single process)."""
         self.check_device(t, "all_reduce_sum")

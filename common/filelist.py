@@ -19,6 +19,19 @@ class FilelistError(ValueError):
     """A malformed filelist line, with file and line named."""
 
 
+def read_text_lines(path: str, error: type = ValueError) -> List[str]:
+    """The lines of a UTF-8 text file saved anywhere: a byte-order mark dropped, CRLF/CR/LF line ends;
+    a file that is not UTF-8 raises `error` naming the file, the line and the first bad byte."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte {raw[e.start]:#04x}); re-save the file as UTF-8") from e
+    return text.splitlines()
+
+
 def load_filelist(filelist: str, dataset_path: str = "", min_fields: int = 2) -> List[FilelistEntry]:
     """Parse a filelist; every non-blank line needs at least `min_fields` '|'-separated fields.
 
@@ -28,11 +41,7 @@ def load_filelist(filelist: str, dataset_path: str = "", min_fields: int = 2) ->
         raise FilelistError(f"{filelist}: filelist not found")
     entries = []
     root = os.path.realpath(dataset_path) if dataset_path else None
-    with open(filelist, encoding="utf-8") as f:
-        try:
-            lines = f.read().splitlines()
-        except UnicodeDecodeError as e:
-            raise FilelistError(f"{filelist}: not UTF-8 text ({e})") from e
+    lines = read_text_lines(filelist, FilelistError)
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -43,7 +52,8 @@ def load_filelist(filelist: str, dataset_path: str = "", min_fields: int = 2) ->
         rel = parts[0].strip()
         if not rel:
             raise FilelistError(f"{filelist}:{n}: empty path")
-        if any(not p.strip() for p in parts[1:min_fields]):
+        parts = [parts[0]] + [p.strip() for p in parts[1:]]
+        if any(not p for p in parts[1:min_fields]):
             raise FilelistError(f"{filelist}:{n}: empty transcript")
         path = os.path.join(dataset_path, rel) if dataset_path else rel
         if root is not None:

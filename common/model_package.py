@@ -6,7 +6,7 @@ models.py registers them.
 """
 import argparse
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 import torch
 
@@ -30,3 +30,12 @@ class ModelPackage:
     dataset_per_epoch: bool = False  # the dataset draws per epoch: call dataset.set_epoch(epoch)
     loss_per_iteration: bool = False  # the loss has a schedule: call loss.set_iteration(iteration)
     quality_metrics: Optional[Callable] = None  # (model, dataset, n) -> ({name: value}, {name: figure})
+    # what common/data_checks.py checks of a dataset's audio: (dataset, flags) -> ContentItems, None: nothing
+    content_items: Optional[Callable[[torch.utils.data.Dataset, argparse.Namespace], Optional["ContentItems"]]] = None
+
+
+class ContentItems(NamedTuple):
+    """A dataset's clips for the content checks."""
+    entries: Sequence[Any]  # common.filelist.FilelistEntry of each wav
+    text_lengths: Optional[Sequence[int]]  # cleaned transcript lengths (characters per second), None: no text
+    min_samples: int  # shorter clips get a warning (a training segment's length), 0: none

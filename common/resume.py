@@ -5,6 +5,7 @@ Only global rank 0 writes checkpoints. On several machines without shared storag
 have none: rank 0's disk decides whether there is one to resume from, and when some rank cannot
 read the file itself, rank 0 reads it and sends it (through the process group).
 """
+import errno
 import os
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Sequence, Tuple
 
@@ -120,7 +121,15 @@ class TrainingCheckpoints:
         kwargs = dict(model=model, model_name=self.model_name, config=self.config, epoch=completed_epoch,
                       iteration=resume_at.iteration, optimizer=optimizer, scaler=scaler, rng_states=states,
                       train_args=self.train_args)
-        if numbered:
-            save_training_checkpoint(os.path.join(self.output, f"checkpoint_{self.model_name}_{completed_epoch}.pt"),
-                                     **kwargs)
-        save_training_checkpoint(self.last_path, **kwargs)
+        paths = ([os.path.join(self.output, f"checkpoint_{self.model_name}_{completed_epoch}.pt")] if numbered
+                 else []) + [self.last_path]
+        for path in paths:
+            try:
+                save_training_checkpoint(path, **kwargs)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                kept = self.last_path if os.path.exists(self.last_path) else None
+                raise SystemExit(f"error: the disk is full (writing {path}: {e.strerror}); nothing was half-written: "
+                                 + (f"the last good checkpoint, {kept}, is intact: free some space and resume with "
+                                    f"--resume-from-last" if kept else "no checkpoint of this run exists yet")) from e

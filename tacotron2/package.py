@@ -1,7 +1,8 @@
 """Tacotron 2 as a model package (see common/model_package.py)."""
 import argparse
+from typing import Optional
 
-from common.model_package import ModelPackage
+from common.model_package import ContentItems, ModelPackage
 from tacotron2 import arg_parser, data_function, metrics
 from tacotron2.loss_function import Tacotron2Loss
 from tacotron2.model import Tacotron2
@@ -13,9 +14,16 @@ def loss(args: argparse.Namespace) -> Tacotron2Loss:
                          guided_attention_half_life=args.guided_attention_half_life)
 
 
+def content_items(dataset: data_function.TextMelLoader, args: argparse.Namespace) -> Optional[ContentItems]:
+    if dataset.load_mel_from_disk:  # mels computed elsewhere: their wavs were checked then (preprocess_audio2mel.py)
+        return None
+    return ContentItems(dataset.entries, [len(t) for t in dataset.texts], 0)
+
+
 PACKAGE = ModelPackage(
     name="Tacotron2", model_class=Tacotron2, add_flags=arg_parser.parse_tacotron2_args,
     config_from_args=arg_parser.config_from_args, config_from_weights=arg_parser.config_from_state_dict,
     signature_key="embedding.weight", loss=loss, dataset=data_function.get_data_loader,
     collate=data_function.get_collate_function, batch_to_device=data_function.batch_to_device,
-    item_lengths=lambda dataset: dataset.lengths, loss_per_iteration=True, quality_metrics=metrics.score)
+    item_lengths=lambda dataset: dataset.lengths, loss_per_iteration=True, quality_metrics=metrics.score,
+    content_items=content_items)
