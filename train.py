@@ -170,8 +170,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         try:
             defaults = json.loads("\n".join(read_text_lines(known.config_file)))
         except ValueError as e:  # not UTF-8 (names the line), or invalid JSON
-            where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
-            parser.error(f"--config-file {known.config_file}{where}: {getattr(e, 'msg', e)}")
+            if isinstance(e, json.JSONDecodeError):
+                parser.error(f"--config-file {known.config_file}:{e.lineno}: invalid JSON ({e.msg})")
+            parser.error(str(e))  # not UTF-8: names the file, the line and the byte
         if not isinstance(defaults, dict):
             parser.error(f"--config-file {known.config_file}: expected a JSON object of flag defaults")
         dests = {a.dest for a in parser._actions}

@@ -45,8 +45,35 @@ _QUESTIONS = ["Why would {s} do that?", "Did {s} really leave {p}?", "Who gave {
 _EXCLAIMS = ["What a strange day it was!", "Nobody expected {o}!", "{s} laughed out loud!"]
 
 
-def make_sentences(n: int, seed: int) -> List[str]:
-    """n distinct sentences from the grammar, deterministic for a seed."""
+_ONSETS = ["b", "bl", "br", "c", "cl", "cr", "d", "dr", "f", "fl", "fr", "g", "gl", "gr", "h", "j", "k", "l", "m",
+           "n", "p", "pl", "pr", "qu", "r", "s", "sh", "sk", "sl", "sm", "sn", "sp", "st", "str", "sw", "t", "th", "tr",
+           "v", "w", "wh", "y", "z", "ch", ""]
+_NUCLEI = ["a", "e", "i", "o", "u", "ai", "ea", "ee", "oa", "oo", "ou", "y", "ie", "au"]
+_CODAS = ["", "", "", "", "", "n", "m", "t", "d", "k", "s", "l", "r", "st", "nd", "ng", "ck", "sh", "th", "mp"]
+
+
+def pseudo_word(rng: random.Random) -> str:
+    """A made-up word of 1-3 English-like syllables: espeak-ng speaks it by its letter-to-sound rules."""
+    return "".join(rng.choice(_ONSETS) + rng.choice(_NUCLEI) + rng.choice(_CODAS) for _ in range(rng.choice([1, 1, 2, 2, 3])))
+
+
+def pseudo_sentence(rng: random.Random) -> str:
+    """A sentence of made-up words among a few real function words: nothing to learn as a whole word, so a model
+    must learn to read letters (a corpus of a hundred real words lets it memorise words instead)."""
+    words = []
+    for i in range(rng.randint(5, 12)):
+        words.append(rng.choice(["the", "a", "and", "of", "to", "in"]) if i % 3 == 1 and rng.random() < 0.6
+                     else pseudo_word(rng))
+    text = " ".join(words)
+    if len(words) > 6 and rng.random() < 0.4:
+        cut = rng.randint(3, len(words) - 3)
+        text = " ".join(words[:cut]) + ", " + " ".join(words[cut:])
+    return text[0].upper() + text[1:] + rng.choice([".", ".", ".", "?", "!"])
+
+
+def make_sentences(n: int, seed: int, pseudo_fraction: float = 0.0) -> List[str]:
+    """n distinct sentences, deterministic for a seed: from the grammar, and `pseudo_fraction` of them of
+    made-up words (`pseudo_sentence`)."""
     rng = random.Random(seed)
     out, seen = [], set()
     attempts = 0
@@ -54,6 +81,12 @@ def make_sentences(n: int, seed: int) -> List[str]:
         attempts += 1
         if attempts > 200 * n:
             raise RuntimeError(f"grammar cannot produce {n} distinct sentences")
+        if pseudo_fraction and rng.random() < pseudo_fraction:
+            text = pseudo_sentence(rng)
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+            continue
         s, v, o = rng.choice(_SUBJECTS), rng.choice(_VERBS), rng.choice(_OBJECTS)
         kind = rng.random()
         if kind < 0.12:
@@ -96,9 +129,9 @@ def ensure_espeak() -> str:
                      "(Debian/Ubuntu: sudo apt-get install espeak-ng)")
 
 
-def speak(exe: str, text: str, path: str, sampling_rate: int, rate: int) -> float:
+def speak(exe: str, text: str, path: str, sampling_rate: int, rate: int, voice: str = "en-us") -> float:
     """Speak text into a 16-bit mono wav at sampling_rate, trimmed of edge silence; returns seconds."""
-    raw = subprocess.run([exe, "-v", "en-us", "-s", str(rate), "--stdout", text], check=True,
+    raw = subprocess.run([exe, "-v", voice, "-s", str(rate), "--stdout", text], check=True,
                          capture_output=True).stdout
     tmp = path + ".raw.wav"
     with open(tmp, "wb") as f:
@@ -117,12 +150,13 @@ def speak(exe: str, text: str, path: str, sampling_rate: int, rate: int) -> floa
 
 
 def build_corpus(out_dir: str, n: int, seed: int = 1, sampling_rate: int = 22050, rate: int = 175,
-                 val_fraction: float = 0.05, test_fraction: float = 0.05, jobs: int = 4) -> List[str]:
+                 val_fraction: float = 0.05, test_fraction: float = 0.05, jobs: int = 4,
+                 pseudo_fraction: float = 0.0) -> List[str]:
     """Write the corpus and filelists; returns the sentences in id order."""
     from tacotron2.text.cleaners import english_cleaners
 
     exe = ensure_espeak()
-    sentences = make_sentences(n, seed)
+    sentences = make_sentences(n, seed, pseudo_fraction)
     wav_dir = os.path.join(out_dir, "wavs")
     os.makedirs(wav_dir, exist_ok=True)
     ids = [f"ES-{i:05d}" for i in range(n)]
@@ -146,8 +180,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=int, default=175, help="espeak-ng words per minute")
     parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--pseudo-words", type=float, default=0.0,
+                        help="fraction of sentences made of made-up words (letter-to-sound, not memorised words)")
     args = parser.parse_args()
-    build_corpus(args.output, args.n, args.seed, rate=args.rate, jobs=args.jobs)
+    build_corpus(args.output, args.n, args.seed, rate=args.rate, jobs=args.jobs, pseudo_fraction=args.pseudo_words)
     print(f"wrote {args.n} utterances to {args.output}")
 
 

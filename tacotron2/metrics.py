@@ -3,7 +3,14 @@
 diagonality: share of decoder steps whose attention peak lies within 15 % of the diagonal;
 focus: mean over steps of the largest attention weight;
 stop ratio: free-running output length / teacher length;
-MCD-DTW: mel cepstral distortion (dB) between two log-mels after dynamic time warping.
+MCD-DTW: mel cepstral distortion (dB) between two log-mels after dynamic time warping (12 DCT cepstra of the
+80-band natural-log mel, c0 dropped: the same definition for every row, so rows compare with each other, not
+with SPTK mel-cepstra figures);
+contrast: mean over frames of the spread (std) over mel bands, relative to the teacher's: an averaged,
+blurred mel has little spread (a model that hums scores ~0.7, speech ~1.0);
+teacher-forced mel error: mean squared error of the postnet output given the teacher's frames;
+attention granularity: the longest stay on one symbol (decoder steps) and the largest forward jump (symbols):
+a character-level alignment moves a symbol or two at a time, a word-level staircase sits, then jumps.
 """
 import math
 import os
@@ -47,9 +54,54 @@ def mcd_dtw(log_mel_a: np.ndarray, log_mel_b: np.ndarray, n_coeffs: int = 13) ->
     return float((10.0 / math.log(10.0)) * np.mean(np.sqrt(2.0 * (diffs ** 2).sum(-1))))
 
 
+def spectral_contrast(log_mel: np.ndarray) -> float:
+    """Mean over frames of the standard deviation over mel bands; log_mel (n_mel, T)."""
+    return float(np.mean(np.std(log_mel, axis=0)))
+
+
+def contrast_ratio(log_mel: np.ndarray, teacher: np.ndarray) -> float:
+    """spectral_contrast of a mel relative to the teacher's (1.0: as much spectral detail)."""
+    return spectral_contrast(log_mel) / max(spectral_contrast(teacher), 1e-8)
+
+
+def attention_granularity(alignment: torch.Tensor) -> Dict[str, int]:
+    """Longest run of decoder steps whose attention peak stays on one symbol, and the largest forward jump of
+    the peak between consecutive steps (in symbols); alignment (T, N), unpadded."""
+    peaks = alignment.float().argmax(dim=1).tolist()
+    longest, run = 1, 1
+    for a, b in zip(peaks, peaks[1:]):
+        run = run + 1 if a == b else 1
+        longest = max(longest, run)
+    jumps = [b - a for a, b in zip(peaks, peaks[1:])]
+    return {"longest_stay": longest, "largest_jump": max([0] + jumps)}
+
+
+def is_staircase(granularity: Dict[str, int], n_symbols: int, steps: int, max_jump: int = 3) -> bool:
+    """A word-level staircase: jumps of more than `max_jump` symbols, or stays several times longer than the
+    mean steps per symbol with such jumps (a character-level alignment moves one or two symbols a step)."""
+    mean_stay = steps / max(n_symbols, 1)
+    return granularity["largest_jump"] > max_jump or granularity["longest_stay"] > max(4 * mean_stay, 8)
+
+
+@torch.no_grad()
+def teacher_forced_error(model: torch.nn.Module, text: torch.Tensor, mel: torch.Tensor) -> float:
+    """Mean squared error of the postnet output against the teacher log-mel (n_mel, T), given its frames."""
+    device = next(model.parameters()).device
+    r = model.n_frames_per_step
+    T = mel.size(1)
+    padded = torch.nn.functional.pad(mel, (0, (-T) % r))[None].to(device)
+    lengths = torch.tensor([len(text)], device=device)
+    out = model((text[None].long().to(device), lengths, padded, padded.size(2),
+                 torch.tensor([T], device=device)))
+    return float(((out[1][0, :, :T].float().cpu() - mel.float()) ** 2).mean())
+
+
 def summarize(rows: Sequence[Dict[str, float]], stop_tolerance: float = 0.10) -> Dict[str, float]:
     """Means over sentences plus the share of sentences whose length is within the tolerance."""
-    out = {k: float(np.mean([r[k] for r in rows])) for k in ("diagonality", "focus", "stop_ratio", "mcd_dtw")}
+    keys = ("diagonality", "focus", "stop_ratio", "mcd_dtw", "contrast", "teacher_forced_mse", "longest_stay",
+            "largest_jump")
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    out["staircase"] = int(sum(r["staircase"] for r in rows))
     out["stop_within_10pct"] = float(np.mean([abs(r["stop_ratio"] - 1.0) <= stop_tolerance for r in rows]))
     out["reached_max"] = int(sum(r["reached_max"] for r in rows))
     out["n"] = len(rows)
@@ -85,9 +137,13 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
             align = out.alignments[0, :steps, :len(text)].float().cpu()
             mel = out.mel_outputs_postnet[0, :, :max(length, 1)].float().cpu()
             entry = dataset.entries[i]
+            granularity = attention_granularity(align)
             row = {"id": os.path.splitext(os.path.basename(entry.path))[0], "text": entry.fields[0],
                    "diagonality": diagonality(align), "focus": focus(align),
                    "stop_ratio": length / teacher.size(1), "mcd_dtw": mcd_dtw(mel.numpy(), teacher.numpy()),
+                   "contrast": contrast_ratio(mel.numpy(), teacher.numpy()),
+                   "teacher_forced_mse": teacher_forced_error(model, text, teacher), **granularity,
+                   "staircase": is_staircase(granularity, len(text), steps),
                    "reached_max": bool(out.reached_max[0]), "frames": length, "teacher_frames": int(teacher.size(1))}
             if keep_tensors:
                 row.update(alignment=align, mel=mel)
@@ -99,15 +155,19 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
 
 
 def format_table(rows: List[Dict[str, object]], summary: Dict[str, float]) -> str:
-    head = f"{'id':<10} {'diag':>6} {'focus':>6} {'stop':>6} {'MCD':>6} {'max?':>5}  text"
+    head = (f"{'id':<10} {'diag':>6} {'focus':>6} {'stop':>6} {'MCD':>6} {'contr':>6} {'TF-MSE':>6} {'stay':>5} "
+            f"{'jump':>5} {'max?':>5}  text")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['id']:<10} {r['diagonality']:6.3f} {r['focus']:6.3f} {r['stop_ratio']:6.3f} "
-                     f"{r['mcd_dtw']:6.2f} {'yes' if r['reached_max'] else 'no':>5}  {str(r['text'])[:50]}")
+                     f"{r['mcd_dtw']:6.2f} {r['contrast']:6.2f} {r['teacher_forced_mse']:6.2f} {r['longest_stay']:5d} "
+                     f"{r['largest_jump']:5d} {'yes' if r['reached_max'] else 'no':>5}  {str(r['text'])[:40]}")
     lines.append("-" * len(head))
     lines.append(f"{'mean':<10} {summary['diagonality']:6.3f} {summary['focus']:6.3f} {summary['stop_ratio']:6.3f} "
-                 f"{summary['mcd_dtw']:6.2f} {summary['reached_max']:>5}  "
-                 f"stop within ±10 %: {summary['stop_within_10pct'] * 100:.0f} % of {summary['n']}")
+                 f"{summary['mcd_dtw']:6.2f} {summary['contrast']:6.2f} {summary['teacher_forced_mse']:6.2f} "
+                 f"{summary['longest_stay']:5.1f} {summary['largest_jump']:5.1f} {summary['reached_max']:>5}  "
+                 f"stop within ±10 %: {summary['stop_within_10pct'] * 100:.0f} % of {summary['n']}; "
+                 f"word-level staircases: {summary['staircase']}")
     return "\n".join(lines)
 
 

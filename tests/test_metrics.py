@@ -1,0 +1,89 @@
+"""The quality metrics on known inputs: they must tell speech from an averaged hum and characters from words."""
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import uniform_filter
+
+from tacotron2 import metrics
+
+
+def _mel(seed=0, T=120):
+    rng = np.random.default_rng(seed)
+    formants = np.cumsum(rng.normal(0, 0.4, (80, T)), axis=1) * 0.2
+    return np.log(np.exp(formants - 6) + 1e-5).astype(np.float32)
+
+
+def test_identical_mels_score_zero_distortion_and_full_contrast():
+    mel = _mel()
+    assert metrics.mcd_dtw(mel, mel) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.contrast_ratio(mel, mel) == pytest.approx(1.0)
+
+
+def test_a_blurred_mel_has_low_contrast_and_a_large_distortion():
+    mel = _mel()
+    blurred = uniform_filter(mel, size=(25, 9), mode="nearest")
+    assert metrics.contrast_ratio(blurred, mel) < 0.8
+    assert metrics.mcd_dtw(blurred, mel) > 3 * metrics.mcd_dtw(mel + 0.05, mel)
+
+
+def _alignment(peaks, n_symbols):
+    a = torch.zeros(len(peaks), n_symbols)
+    a[torch.arange(len(peaks)), torch.tensor(peaks)] = 1.0
+    return a
+
+
+def test_a_word_level_staircase_is_flagged_and_a_character_level_alignment_is_not():
+    staircase = [7 * (t // 10) for t in range(60)]  # ten steps on a symbol, then seven symbols on
+    g = metrics.attention_granularity(_alignment(staircase, 42))
+    assert g == {"longest_stay": 10, "largest_jump": 7}
+    assert metrics.is_staircase(g, 42, 60)
+    characters = [int(t / 1.5) for t in range(63)]  # 1.5 steps a symbol, one symbol at a time
+    g = metrics.attention_granularity(_alignment(characters, 42))
+    assert g["largest_jump"] == 1 and not metrics.is_staircase(g, 42, 63)
+    assert metrics.diagonality(_alignment(characters, 42)) > 0.95  # both look diagonal: diagonality cannot tell
+    assert metrics.diagonality(_alignment(staircase, 42)) >= 0.95
+
+
+def test_teacher_forced_error_is_the_postnet_mse(corpus):
+    from common.audio import AudioConfig
+    from tacotron2.data_function import TextMelLoader
+    from tacotron2.model import Tacotron2
+    from .conftest import TINY_TACOTRON2
+    import os
+    dataset = TextMelLoader(corpus, os.path.join(corpus, "filelists", "espeak_audio_text_val_filelist.txt"),
+                            AudioConfig(), ["english_cleaners"])
+    text, mel, _ = dataset[0]
+    model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 80}).eval()
+    model.set_prenet_dropout(False)
+    err = metrics.teacher_forced_error(model, text, mel)
+    out = model((text[None].long(), torch.tensor([len(text)]), mel[None], mel.size(1), torch.tensor([mel.size(1)])))
+    assert err == pytest.approx(float(((out[1][0] - mel) ** 2).mean()), rel=1e-5) and err > 0
+
+
+def test_calibration_orders_the_references_and_a_hum_fails(corpus):
+    """On espeak sentences: the vocoder floor < another voice of the synthesiser < an averaged hum, and the hum's
+    contrast is low. A metric that a humming model passes would be broken."""
+    import os
+    from common.audio import AudioConfig, load_wav
+    from common.layers import TacotronSTFT
+    from scripts.evaluate_tacotron2 import wav_mel
+    from scripts.make_espeak_corpus import ensure_espeak, speak
+    from synthesis import GriffinLimVocoder
+    audio = AudioConfig()
+    stft = TacotronSTFT(**audio.stft_kwargs())
+    gl = GriffinLimVocoder(80, torch.device("cpu"), n_iters=30)
+    with open(os.path.join(corpus, "filelists", "espeak_audio_text_train_filelist.txt")) as f:
+        lines = [line.strip().split("|") for line in f][:3]
+    rows = {"floor": [], "en-gb": [], "hum": []}
+    for rel, text in lines:
+        teacher = wav_mel(load_wav(os.path.join(corpus, rel), 22050), stft)
+        speak(ensure_espeak(), text, os.path.join(corpus, "gb.wav"), 22050, 175, "en-gb")
+        hum = uniform_filter(teacher, size=(9, 15), mode="nearest")
+        for name, wav in (("floor", gl(torch.from_numpy(teacher)[None], torch.tensor([teacher.shape[1]]))[0]),
+                          ("en-gb", load_wav(os.path.join(corpus, "gb.wav"), 22050)),
+                          ("hum", gl(torch.from_numpy(hum)[None], torch.tensor([hum.shape[1]]))[0])):
+            mel = wav_mel(wav, stft)
+            rows[name].append((metrics.mcd_dtw(mel, teacher), metrics.contrast_ratio(mel, teacher)))
+    mean = {k: np.mean(v, axis=0) for k, v in rows.items()}
+    assert mean["floor"][0] < mean["en-gb"][0] < mean["hum"][0]
+    assert mean["hum"][1] < 0.9 < mean["floor"][1]
