@@ -11,7 +11,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -162,17 +162,20 @@ class WaveGlowVocoder:
         self.denoiser = Denoiser(waveglow).to(device) if denoising_strength > 0 else None
 
     @torch.no_grad()
+    def pieces(self, mel: torch.Tensor) -> Iterator[torch.Tensor]:
+        """(B, n_mel, T_out) log-mel -> consecutive float32 pieces (B, chunk_frames * hop) of audio as they are
+        vocoded, each denoised on its own: the first audio is ready after one chunk, memory is bounded by a chunk
+        (8 frames of context on each side cost 8 % at 200-frame chunks)."""
+        mel = mel.half() if self.half else mel.float()
+        for piece in self.engine.infer_chunks(mel, self.sigma, self.chunk_frames, self.overlap_frames):
+            piece = piece.float()
+            if self.denoiser is not None:
+                piece = self.denoiser(piece, strength=self.denoising_strength).squeeze(1)
+            yield piece
+
     def __call__(self, mel: torch.Tensor, lengths: torch.Tensor) -> List[torch.Tensor]:
         """(B, n_mel, T_out) log-mel and (B,) frame counts -> B waveforms of lengths * hop samples."""
-        mel = mel.half() if self.half else mel.float()
-        if mel.size(2) > self.chunk_frames + 2 * self.overlap_frames:
-            # long mels chunk by chunk: bounded memory, the first audio early; 8 frames of context cost 8 %
-            audio = torch.cat(list(self.engine.infer_chunks(mel, self.sigma, self.chunk_frames,
-                                                            self.overlap_frames)), dim=1).float()
-        else:
-            audio = self.engine.infer(mel, sigma=self.sigma).float()
-        if self.denoiser is not None:
-            audio = self.denoiser(audio, strength=self.denoising_strength).squeeze(1)
+        audio = torch.cat(list(self.pieces(mel)), dim=1)
         return [a[:n * self.hop_length] for a, n in zip(audio, lengths.tolist())]
 
 
@@ -218,7 +221,27 @@ class Synthesizer:
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
             return self.tacotron2.generate(text, lengths, decode=self.decoder.infer)
 
-    def __call__(self, phrases: Sequence[Phrase]) -> Dict[str, object]:
+    def stream(self, phrase: Phrase) -> Iterator[torch.Tensor]:
+        """One phrase's audio piece by piece as the vocoder produces it (WaveGlow: chunk_frames * hop samples a
+        piece; Griffin-Lim: one piece), so that a caller can start playing before the phrase is done. Not
+        peak-normalised: joined, the pieces equal `self([phrase], normalize=False)["audio"][0]` with the same
+        random draws."""
+        text, lengths = pad_batch([phrase], self.device)
+        out = self.mels(text, lengths)
+        n_frames = out.mel_lengths.long().clamp(min=1)
+        left = int(n_frames[0]) * self.vocoder.hop_length
+        pieces = (self.vocoder.pieces(out.mel_outputs_postnet) if isinstance(self.vocoder, WaveGlowVocoder)
+                  else iter(w[None] for w in self.vocoder(out.mel_outputs_postnet, n_frames)))
+        for piece in pieces:
+            if left <= 0:
+                break
+            piece = piece[0, :left]
+            left -= piece.numel()
+            yield piece.float().cpu()
+
+    def __call__(self, phrases: Sequence[Phrase], normalize: bool = True) -> Dict[str, object]:
+        """Waveforms of a batch of phrases (peak-normalised unless `normalize` is False), their mels, alignments
+        and the latencies of the two models."""
         text, lengths = pad_batch(phrases, self.device)
         sync(self.device)
         t0 = time.perf_counter()
@@ -229,7 +252,7 @@ class Synthesizer:
         audio = self.vocoder(out.mel_outputs_postnet, n_frames)
         sync(self.device)
         t2 = time.perf_counter()
-        waves = [(w / w.abs().max().clamp_min(1e-8)).float().cpu() for w in audio]  # peak-normalised
+        waves = [(w / w.abs().max().clamp_min(1e-8) if normalize else w).float().cpu() for w in audio]
         return {"audio": waves, "mel_lengths": n_frames.cpu(), "reached_max": out.reached_max.cpu(),
                 "alignments": out.alignments.float().cpu(), "mels": out.mel_outputs_postnet.float().cpu(),
                 "tacotron2_latency": t1 - t0, "vocoder_latency": t2 - t1, "latency": t2 - t0}

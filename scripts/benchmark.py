@@ -5,21 +5,30 @@
 Rows: Tacotron 2 encoder (128 symbols) and decoder ms/step at batch 1 and 4 (200 steps), WaveGlow
 inference samples/s at batch 1 for 80 mel frames (WN 512 and 256), Tacotron 2 training mels/s
 (batch 8, 100 symbols, 400 frames) and WaveGlow training samples/s (WN 256, batch 2, segment 8000).
-The plain eager path is the baseline row of each group; "vs plain" is the speed-up against it and,
-on a CPU, "vs ref" the speed-up against the reference implementation's figures on this project's
-2-core machine (REFERENCE_CPU; compare only on that kind of machine). bf16 rows also give the
-output's SNR against float32.
+The plain eager path is the baseline row of each group; "vs plain" is the speed-up against it. bf16 rows also
+give the output's SNR against float32.
+
+--reference-dir PATH (a checkout of NVIDIA's Tacotron2 directory, DeepLearningExamples/PyTorch/SpeechSynthesis/
+Tacotron2; never shipped here) also times the reference implementation on the same weights and inputs, in
+float32 as its inference.py --cpu and train.py run it, in a separate process (scripts/reference_timing.py), once
+before and once after this repository's variants of each group (the better of the two counts), and prints
+"vs ref", every row's speed-up against it. Without it there is no reference column.
 """
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
 if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
+import models
 from common.timing import dtype_name, median_seconds
 from common.train_step import make_adam
 from loss_functions import get_loss_function
@@ -29,6 +38,45 @@ from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.model import WaveGlow
 
 WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
+
+
+# (case, config, state_dict, inputs) -> the reference's median seconds; None: no reference checkout given
+Reference = Optional[Callable[[str, dict, dict, dict], float]]
+
+
+def reference_timer(reference_dir: str, repeats: int) -> Callable[[str, dict, dict, dict], float]:
+    """Time the reference in its own process (its packages share our packages' names)."""
+    root = os.path.abspath(reference_dir)
+    if not (os.path.isfile(os.path.join(root, "tacotron2", "model.py"))
+            and os.path.isfile(os.path.join(root, "waveglow", "model.py"))):
+        sys.exit(f"error: --reference-dir {reference_dir}: no tacotron2/model.py and waveglow/model.py there "
+                 "(give the Tacotron2 folder of NVIDIA's DeepLearningExamples checkout)")
+    harness = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_timing.py")
+
+    def time_it(case: str, config: dict, state_dict: dict, inputs: dict) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            job = os.path.join(tmp, "job.pt")
+            torch.save({"case": case, "config": config, "state_dict": state_dict, "inputs": inputs,
+                        "repeats": repeats, "threads": torch.get_num_threads()}, job)
+            proc = subprocess.run([sys.executable, harness, job], cwd=root, capture_output=True, text=True,
+                                  env=dict(os.environ, PYTHONPATH=root))
+        if proc.returncode != 0:
+            sys.exit(f"error: the reference failed on {case}:\n{proc.stderr[-2000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+    return time_it
+
+
+def full_config(model_name: str, **overrides) -> dict:
+    """Every constructor argument (the reference's constructors take no defaults)."""
+    return {**models.get_model_config(model_name, models.default_flags(model_name)), **overrides}
+
+
+def reference_row(group: str, unit: str, lower_is_better: bool, seconds: float, per: float) -> Dict[str, object]:
+    value = seconds / per if lower_is_better else per / seconds
+    if unit == "ms/step":
+        value *= 1000
+    return {"group": group, "variant": "reference", "value": value, "unit": unit, "lower_is_better": lower_is_better,
+            "note": "NVIDIA's implementation, fp32, same weights and inputs (best of a run before and after ours)"}
 
 
 def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048) -> float:
@@ -53,9 +101,10 @@ def decoder_variants(device: torch.device) -> List[Tuple[str, Optional[torch.dty
             ("tuned", low, False)]
 
 
-def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
+def tacotron2_rows(device, steps: int, repeats: int, reference: Reference = None) -> List[Dict[str, object]]:
     torch.manual_seed(0)
-    model = Tacotron2(max_decoder_steps=steps, decoder_no_early_stopping=True).to(device).eval()
+    config = full_config("Tacotron2", max_decoder_steps=steps, decoder_no_early_stopping=True)
+    model = Tacotron2(**config).to(device).eval()
     model.set_prenet_dropout(False)
     rows = []
     for batch in (1, 4):
@@ -64,6 +113,9 @@ def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
         with torch.no_grad():
             enc = median_seconds(lambda: model.encode(text, lengths), device, repeats)
             memory = model.encode(text, lengths)
+        group = f"Tacotron 2 decoder, batch {batch}"
+        ref_job = ("decoder", config, model.state_dict(), {"memory": memory.cpu(), "lengths": lengths.cpu()})
+        ref_before = reference(*ref_job) if reference else None
         ref_out = None
         for variant, dtype, static in decoder_variants(device):
             chosen = ""
@@ -78,10 +130,12 @@ def tacotron2_rows(device, steps: int, repeats: int) -> List[Dict[str, object]]:
                 out = engine.infer(memory, lengths).mel_outputs
             if ref_out is None:
                 ref_out = out
-            rows.append({"group": f"Tacotron 2 decoder, batch {batch}", "variant": variant,
+            rows.append({"group": group, "variant": variant,
                          "value": 1000 * t / steps, "unit": "ms/step", "lower_is_better": True,
                          "note": f"encoder {1000 * enc:.1f} ms; max|diff| vs plain "
                                  f"{float((out - ref_out).abs().max()):.2e}{chosen}"})
+        if reference:
+            rows.append(reference_row(group, "ms/step", True, min(ref_before, reference(*ref_job)), steps))
     return rows
 
 
@@ -93,15 +147,20 @@ def real_mel(wav: str, frames: int) -> torch.Tensor:
     return mel.repeat(1, 1, -(-frames // mel.size(2)))[:, :, :frames]
 
 
-def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: str = None) -> List[Dict[str, object]]:
+def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: str = None,
+                  reference: Reference = None) -> List[Dict[str, object]]:
     rows = []
     for c in channels:
         torch.manual_seed(0)
-        model = WaveGlow(WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": c}).to(device).eval()
+        config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": c})
+        model = WaveGlow(**config).to(device).eval()
         for wn in model.WN:  # random end layers: a trained model's coupling is not the identity
             torch.nn.init.normal_(wn.end.weight, std=0.02)
-        model.remove_weightnorm()
         mel = (real_mel(wav, frames) if wav else torch.randn(1, 80, frames) - 5).to(device)
+        group = f"WaveGlow WN {c} inference, batch 1, {frames} frames"
+        ref_job = ("waveglow", config, {k: v.cpu() for k, v in model.state_dict().items()}, {"mel": mel.cpu()})
+        ref_before = reference(*ref_job) if reference else None
+        model.remove_weightnorm()
         noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, frames * 256 // 8)]
         ref = None
         low, low_name = (torch.float16, "fp16") if device.type == "cuda" else (torch.bfloat16, "bf16")
@@ -118,10 +177,12 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
                 audio = engine.infer(mel, sigma=0.6, noise=noise)
             ref = audio if ref is None else ref
             samples = audio.numel()
-            rows.append({"group": f"WaveGlow WN {c} inference, batch 1, {frames} frames", "variant": variant,
+            rows.append({"group": group, "variant": variant,
                          "value": samples / t, "unit": "samples/s", "lower_is_better": False,
                          "note": f"{samples / t * WAVEGLOW_FLOP_PER_SAMPLE.get(c, 0) / 1e9:.0f} GFLOP/s; "
                                  f"SNR vs plain {snr_db(ref, audio):.1f} dB{chosen}"})
+        if reference:
+            rows.append(reference_row(group, "samples/s", False, min(ref_before, reference(*ref_job)), samples))
     return rows
 
 
@@ -139,10 +200,11 @@ def _train_step_fn(model, criterion, batch, target, device, amp: bool, fused: bo
     return step
 
 
-def training_rows(device, repeats: int) -> List[Dict[str, object]]:
+def training_rows(device, repeats: int, reference: Reference = None) -> List[Dict[str, object]]:
     rows = []
     torch.manual_seed(0)
-    t2 = Tacotron2().to(device).train()
+    t2_config = full_config("Tacotron2")
+    t2 = Tacotron2(**t2_config).to(device).train()
     crit = get_loss_function("Tacotron2")
     B, T_in, T_out = 8, 100, 400
     text = torch.randint(12, 60, (B, T_in), device=device)
@@ -151,47 +213,49 @@ def training_rows(device, repeats: int) -> List[Dict[str, object]]:
     gate[:, -1] = 1
     x = (text, torch.full((B,), T_in, device=device), mels, T_in, torch.full((B,), T_out, device=device))
     group = "Tacotron 2 training, batch 8, 400 frames"
+    ref_job = ("tacotron2_train", t2_config, {k: v.cpu().clone() for k, v in t2.state_dict().items()},
+               {"batch": tuple(t.cpu() if torch.is_tensor(t) else t for t in x), "target": (mels.cpu(), gate.cpu())})
+    ref_before = reference(*ref_job) if reference else None
     for variant, deferred, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
         t2.decoder.deferred_weight_grads = deferred
         t = median_seconds(_train_step_fn(t2, crit, x, (mels, gate), device, amp, fused=deferred), device, repeats)
         rows.append({"group": group, "variant": variant, "value": B * T_out / t, "unit": "mels/s",
                      "lower_is_better": False, "note": "deferred LSTM weight grads, fused Adam" if deferred else ""})
-    wg = WaveGlow(WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256}).to(device).train()
+    if reference:
+        rows.append(reference_row(group, "mels/s", False, min(ref_before, reference(*ref_job)), B * T_out))
+    wg_config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256})
+    wg = WaveGlow(**wg_config).to(device).train()
     audio = torch.rand(2, 8000, device=device) * 0.2 - 0.1
     wmel = torch.randn(2, 80, 8000 // 256 + 1, device=device) - 5
     wcrit = get_loss_function("WaveGlow")
+    group = "WaveGlow WN 256 training, batch 2, segment 8000"
+    ref_job = ("waveglow_train", wg_config, {k: v.cpu().clone() for k, v in wg.state_dict().items()},
+               {"batch": (wmel.cpu(), audio.cpu()), "target": audio.cpu()})
+    ref_before = reference(*ref_job) if reference else None
     for variant, fused, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
         t = median_seconds(_train_step_fn(wg, wcrit, (wmel, audio), audio, device, amp, fused), device, repeats)
-        rows.append({"group": "WaveGlow WN 256 training, batch 2, segment 8000", "variant": variant,
+        rows.append({"group": group, "variant": variant,
                      "value": audio.numel() / t, "unit": "samples/s", "lower_is_better": False,
                      "note": "fused Adam" if fused else ""})
+    if reference:
+        rows.append(reference_row(group, "samples/s", False, min(ref_before, reference(*ref_job)), audio.numel()))
     return rows
 
 
-# The reference implementation on this project's CPU machine (2 cores, 2 threads, fp32, random weights),
-# measured by the issue that asked for this benchmark: (low, high) per group.
-REFERENCE_CPU = {
-    "Tacotron 2 decoder, batch 1": (3.7, 3.9),
-    "Tacotron 2 decoder, batch 4": (7.1, 7.5),
-    "WaveGlow WN 512 inference, batch 1, 80 frames": (5100, 5650),
-    "WaveGlow WN 256 inference, batch 1, 80 frames": (13700, 16200),
-    "Tacotron 2 training, batch 8, 400 frames": (294, 335),
-}
-
-
-def print_table(rows: List[Dict[str, object]], reference: Dict[str, tuple]) -> None:
-    """Rows with their speed-up against the group's first (plain) row and against the reference's midpoint."""
+def print_table(rows: List[Dict[str, object]]) -> None:
+    """Rows with their speed-up against the group's first (plain) row and, where measured, the reference's row."""
     base: Dict[str, float] = {}
-    print(f"{'measurement':<52} {'variant':<10} {'value':>12} {'unit':<10} {'vs plain':>8} {'vs ref':>7}  note")
+    refs = {r["group"]: r["value"] for r in rows if r["variant"] == "reference"}
+    print(f"{'measurement':<52} {'variant':<10} {'value':>12} {'unit':<10} {'vs plain':>8}"
+          + (f" {'vs ref':>7}" if refs else "") + "  note")
     for r in rows:
         base.setdefault(r["group"], r["value"])
 
         def speedup(other: float) -> float:
             return (other / r["value"]) if r["lower_is_better"] else (r["value"] / other)
-        ref = reference.get(r["group"])
-        vs_ref = f"{speedup(sum(ref) / 2):>6.2f}x" if ref else f"{'':>7}"
+        vs_ref = (f" {speedup(refs[r['group']]):>6.2f}x" if r["group"] in refs else f" {'':>7}") if refs else ""
         print(f"{r['group']:<52} {r['variant']:<10} {r['value']:>12,.2f} {r['unit']:<10} "
-              f"{speedup(base[r['group']]):>7.2f}x {vs_ref}  {r['note']}")
+              f"{speedup(base[r['group']]):>7.2f}x{vs_ref}  {r['note']}")
 
 
 def main() -> None:
@@ -201,6 +265,8 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--wav", default=None, help="a speech wav whose mel drives WaveGlow (default: random mel)")
+    parser.add_argument("--reference-dir", default=None,
+                        help="NVIDIA's Tacotron2 folder: time the reference on the same weights, side by side")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -210,11 +276,13 @@ def main() -> None:
     low = torch.float16 if device.type == "cuda" else torch.bfloat16
     print(f"matrix-product peak (2048^3): float32 {gemm_gflops(device, torch.float32):,.0f} GFLOP/s, "
           f"{dtype_name(low)} {gemm_gflops(device, low):,.0f} GFLOP/s")
-    rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats)
-    rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256], wav=args.wav)
+    reference = reference_timer(args.reference_dir, repeats) if args.reference_dir else None
+    rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats, reference=reference)
+    rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256],
+                          wav=args.wav, reference=reference)
     if not args.skip_training:
-        rows += training_rows(device, repeats)
-    print_table(rows, REFERENCE_CPU if device.type == "cpu" else {})
+        rows += training_rows(device, repeats, reference)
+    print_table(rows)
 
 
 if __name__ == "__main__":

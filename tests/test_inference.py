@@ -209,3 +209,21 @@ def test_warmup_runs_every_batch_shape_before_timing(checkpoints, tmp_path, monk
             "--griffin-lim-iters", "2", "-bs", "2", "--include-warmup"]
     assert inference.main(argv) == 0
     assert calls[:3] == [2, 2, 1] and calls[3:] == [2, 2, 1]  # batches of 2, 2 and 1: each shape warmed first
+
+
+def test_streamed_pieces_join_into_the_one_shot_audio(checkpoints):
+    """Synthesizer.stream yields the audio chunk by chunk as WaveGlow produces it; joined, it is the one-shot audio."""
+    cpu = torch.device("cpu")
+    t2, _ = models.load_model(checkpoints["Tacotron2"], "Tacotron2", cpu, {"gate_threshold": 2.0})  # 20 frames
+    wg, _ = models.load_model(checkpoints["WaveGlow"], "WaveGlow", cpu)
+    t2.set_prenet_dropout(False)
+    policy = synthesis.precision_policy(cpu, amp=False)
+    vocoder = synthesis.WaveGlowVocoder(wg, cpu, policy, chunk_frames=6, overlap_frames=2)
+    synth = synthesis.Synthesizer(t2, vocoder, cpu, policy)
+    phrase = synthesis.read_phrases(_phrases_path(["A phrase to stream."]), ["english_cleaners"])[0]
+    torch.manual_seed(0)
+    pieces = list(synth.stream(phrase))
+    torch.manual_seed(0)
+    one_shot = synth([phrase], normalize=False)["audio"][0]
+    assert [p.numel() for p in pieces] == [6 * 256, 6 * 256, 6 * 256, 2 * 256]
+    assert torch.equal(torch.cat(pieces), one_shot)
