@@ -16,6 +16,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, 
 import torch
 
 from common.audio_processing import griffin_lim
+from common.filelist import read_text_lines
 from common.layers import TacotronSTFT
 from common.stft import STFT
 from common.timing import sync
@@ -47,15 +48,8 @@ def read_phrases(path: str, cleaners: List[str], max_chars: int = 0) -> List[Phr
     """
     if not os.path.isfile(path):
         raise InputError(f"{path}: phrase file not found")
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 text (byte {raw[e.start]:#x}); re-save the file as UTF-8") from e
     phrases = []
-    for i, line in enumerate(content.splitlines()):
+    for i, line in enumerate(read_text_lines(path, InputError)):
         if not line.strip():
             print(f"note: {path}:{i + 1}: empty line skipped", file=sys.stderr)
             continue
