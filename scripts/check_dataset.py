@@ -25,6 +25,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.check_dataset ...")
 
+import soundfile as sf
+
 from common import data_checks
 from common.audio import AudioError, check_wav_header
 from common.filelist import FilelistEntry, FilelistError, load_filelist
@@ -43,7 +45,11 @@ def _cleaned_length(text: str, cleaners: List[str]) -> Optional[int]:
 def dropped_characters(texts: Sequence[str], cleaners: List[str]) -> Counter:
     """Characters of the transcripts that the cleaners turn into nothing, with their counts."""
     counts = Counter(c for t in texts for c in t)
-    return Counter({c: n for c, n in counts.items() if not c.isspace() and _cleaned_length(f"a{c}a", cleaners) == 2})
+    one = _cleaned_length("1", cleaners)
+
+    def dropped(c: str) -> bool:  # alone and before a number ("$5" is read as dollars): nothing is left of it
+        return _cleaned_length(f"a{c}a", cleaners) == 2 and _cleaned_length(f"{c}1", cleaners) == one
+    return Counter({c: n for c, n in counts.items() if not c.isspace() and dropped(c)})
 
 
 def _digest(path: str) -> str:
@@ -74,13 +80,11 @@ class Corpus:
                 except AudioError as err:
                     self._refuse(e, str(err))
                     try:
-                        import soundfile as sf
                         info = sf.info(e.path)
-                        self.formats[(info.samplerate, info.channels, info.subtype)] += 1
                     except Exception:
-                        continue
-                    if not os.path.isfile(e.path):
-                        continue
+                        continue  # missing or not audio: dropped by --fix
+                    self.formats[(info.samplerate, info.channels, info.subtype)] += 1
+                    self.unusable.discard(e.where)  # channels, rate or format: --fix converts it
                 readable.append(e)
                 lengths[(e.source, e.line)] = length
         self.stats = data_checks.measure_all((e.path for e in readable), data_checks.Manifest(None), jobs)
@@ -146,7 +150,8 @@ def report(corpus: Corpus, cleaners: List[str]) -> str:
               f"median {_pct(secs, 50):.2f} s, 95 % {_pct(secs, 95):.2f} s, max {max(secs, default=0):.2f} s",
               "formats (rate, channels, sample type): " + ", ".join(f"{k}: {n}" for k, n in corpus.formats.most_common()),
               f"loudness RMS dBFS: median {_pct(rms, 50):.1f}, 5 % {_pct(rms, 5):.1f}, 95 % {_pct(rms, 95):.1f}",
-              f"edge silence > 1 s: {sum(s.lead_silence > 1 or s.trail_silence > 1 for s in st)} clips; median "
+              f"edge silence > 1 s: {sum((s.lead_silence > 1 or s.trail_silence > 1) and s.rms_db > -60 for s in st)} "
+              f"sounding clips; median "
               f"leading {_pct([s.lead_silence for s in st], 50):.2f} s, trailing {_pct([s.trail_silence for s in st], 50):.2f} s",
               f"clipped (> 0.1 % of samples): {sum(s.clipped > 0.001 for s in st)}; DC offset > 0.05: "
               f"{sum(abs(s.dc_offset) > 0.05 for s in st)}; NaN/inf samples: {sum(s.nonfinite > 0 for s in st)}",
@@ -192,7 +197,6 @@ def plot(corpus: Corpus, png: str) -> None:
 
 def clean_clip(path: str, out_path: str, sampling_rate: int, target_db: float, margin: float = 0.1) -> None:
     """Mono, resampled, DC removed, edges trimmed to `margin` seconds, RMS at target_db (peak below 0.99), 16-bit."""
-    import soundfile as sf
     data, sr = sf.read(path, dtype="float64", always_2d=True)
     x = np.nan_to_num(data.mean(axis=1))
     if sr != sampling_rate:
@@ -211,12 +215,22 @@ def clean_clip(path: str, out_path: str, sampling_rate: int, target_db: float, m
 
 
 def fix(corpus: Corpus, root: str, out: str, sampling_rate: int, target_db: float) -> List[str]:
-    """Write the cleaned copy; returns the new filelists' paths."""
-    written = []
-    done = set()
+    """Write the cleaned copy; returns the new filelists' paths. Lines that cannot train are dropped, and so are
+    repeated lines and clips that a later filelist holds too (a validation clip stays out of training)."""
+    digests = {e.where: _digest(e.path) for e in corpus.readable}
+    later: Dict[str, set] = {}
+    names = list(corpus.entries)
+    for i, name in enumerate(names):
+        later[name] = {digests[e.where] for other in names[i + 1:] for e in corpus.entries[other] if e.where in digests}
+    written, done = [], set()
     for filelist, entries in corpus.entries.items():
-        keep = [e for e in entries if e.where not in corpus.unusable]
-        for e in keep:
+        keep, seen = [], set()
+        for e in entries:
+            d = digests.get(e.where)
+            if e.where in corpus.unusable or d is None or d in seen or d in later[filelist]:
+                continue
+            seen.add(d)
+            keep.append(e)
             rel = os.path.relpath(e.path, root)
             if rel not in done:
                 clean_clip(e.path, os.path.join(out, rel), sampling_rate, target_db)

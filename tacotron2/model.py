@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.layers import ConvNorm, LinearNorm
-from common.recurrent_grad import DeferredLSTMCell
+from common.recurrent_grad import sequence_cells
 from common.utils import mask_from_lengths
 from tacotron2 import greedy
 from tacotron2.greedy import DecoderOutput
@@ -194,9 +194,8 @@ class Decoder(nn.Module):
         self.decoder_rnn = nn.LSTMCell(attention_rnn_dim + encoder_embedding_dim, decoder_rnn_dim)
         self.linear_projection = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, frame_dim)
         self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
-        # Teacher-forced training can sum the LSTM weight gradients once per sequence (same values,
-        # several times faster on a CPU, but it keeps every step's gate gradient: ~1.7 GB at batch
-        # 128 x 870 frames on a GPU). None: on a CPU only; True/False force it (comparisons).
+        # teacher-forced LSTM weight gradients summed once per sequence: None on a CPU only, True/False force
+        # it (common/recurrent_grad.py)
         self.deferred_weight_grads: Optional[bool] = None
 
     def initial_state(self, memory: torch.Tensor) -> DecoderState:
@@ -256,12 +255,8 @@ class Decoder(nn.Module):
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
         state = self.initial_state(memory)
-        cells = None
-        deferred = (memory.device.type == "cpu" if self.deferred_weight_grads is None
-                    else self.deferred_weight_grads)
-        if deferred and torch.is_grad_enabled() and self.decoder_rnn.weight_ih.requires_grad:
-            cells = (DeferredLSTMCell(self.attention_rnn, memory.device.type),
-                     DeferredLSTMCell(self.decoder_rnn, memory.device.type))
+        # the same LSTM steps, their weight gradients summed once per sequence where that pays (a CPU)
+        cells = sequence_cells((self.attention_rnn, self.decoder_rnn), memory.device, self.deferred_weight_grads)
         frames, gates, alignments = [], [], []
         for t in range(prenet_out.size(1)):
             frame, gate, state = self.decode(prenet_out[:, t], state, memory, processed_memory, pad_mask, cells)
