@@ -32,7 +32,13 @@ from tacotron2.data_function import TextMelLoader
 
 
 def wav_mel(wav: torch.Tensor, stft: TacotronSTFT) -> np.ndarray:
-    return stft.mel_spectrogram(wav.float()[None]).squeeze(0).numpy()
+    """(n_mel, T) log-mel of a waveform; one too short for the STFT's padding (a model that stopped at once) is
+    padded with silence to a frame."""
+    wav = wav.float()
+    n_fft = stft.stft_fn.filter_length
+    if wav.numel() <= n_fft // 2:
+        wav = torch.nn.functional.pad(wav, (0, n_fft // 2 + 1 - wav.numel()))
+    return stft.mel_spectrogram(wav[None]).squeeze(0).numpy()
 
 
 def calibration(rows: List[Dict[str, object]], dataset: TextMelLoader, model: torch.nn.Module,
