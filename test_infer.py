@@ -12,6 +12,7 @@ models with random weights are timed (a gate that never fires: every run decodes
 """
 import argparse
 import sys
+import time
 import warnings
 from typing import Dict, List, Sequence
 
@@ -21,6 +22,7 @@ import torch
 import models
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
+from common.timing import sync
 from synthesis import InputError, Phrase, Synthesizer, build_synthesizer, precision_policy, read_phrases
 from tacotron2.text import text_to_sequence
 
@@ -93,12 +95,31 @@ def parse_args(argv):
     parser.add_argument("--stft-hop-length", type=int, default=256)
     parser.add_argument("--log-file", default="nvlog.json", help="DLLogger JSON-stream log of every run")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--first-chunk", action="store_true",
+                        help="also time, for the batch's first phrase, how long until the first audio chunk is ready "
+                             "when streaming (Synthesizer.stream), averaged over the counted runs")
     args = parser.parse_args(argv)
     if args.num_iters <= args.warmup:
         parser.error(f"--num-iters {args.num_iters} leaves no run after --warmup {args.warmup}")
     if args.input_length < 1 or args.input_length > len(SENTENCE.strip()):
         parser.error(f"--input-length must be 1..{len(SENTENCE.strip())}")
     return args
+
+
+def time_to_first_chunk(synth: Synthesizer, phrase: Phrase, runs: int, device: torch.device) -> float:
+    """Mean seconds from the start of Synthesizer.stream to its first audio piece (Tacotron 2 and one chunk)."""
+    seconds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(max(runs, 1)):
+            sync(device)
+            start = time.perf_counter()
+            pieces = synth.stream(phrase)
+            next(pieces)
+            sync(device)
+            seconds.append(time.perf_counter() - start)
+            pieces.close()
+    return float(np.mean(seconds))
 
 
 def sentence_batch(batch_size: int, input_length: int) -> List[Phrase]:
@@ -160,12 +181,16 @@ def main(argv=None) -> int:
                     "tacotron2_items_per_sec": int(result["mel_lengths"].sum()) / result["tacotron2_latency"],
                     "waveglow_items_per_sec": n_samples / result["vocoder_latency"]})
     stats = latency_stats(latencies, samples, mels, args.sampling_rate)
+    if args.first_chunk:
+        stats["first_chunk"] = time_to_first_chunk(synth, phrases[0], args.num_iters - args.warmup, device)
     precision = precision_policy(device, args.amp_run).label
     if args.amp_run and device.type == "cpu":  # bf16 only where it was timed faster
         precision = "BF16" if any("bfloat16" in c for c in synth.chosen_fast_paths().values()) else "FP32"
     row = {"batch_size": len(phrases), "input_length": int(np.mean([len(p.text) for p in phrases])),
            "precision": precision, **stats}
     print("\n".join(seed_lines(stats)))
+    if "first_chunk" in stats:
+        print(f"Time to the first audio chunk, streaming (seconds) = {stats['first_chunk']:.4f}")
     print(format_table([row]))
     if logger:
         logger.log((), {k: v for k, v in row.items()})

@@ -227,3 +227,12 @@ def test_streamed_pieces_join_into_the_one_shot_audio(checkpoints):
     one_shot = synth([phrase], normalize=False)["audio"][0]
     assert [p.numel() for p in pieces] == [6 * 256, 6 * 256, 6 * 256, 2 * 256]
     assert torch.equal(torch.cat(pieces), one_shot)
+
+
+def test_latency_script_times_the_first_streamed_chunk(checkpoints, capsys):
+    import test_infer
+    assert test_infer.main(["--tacotron2", checkpoints["Tacotron2"], "--waveglow", checkpoints["WaveGlow"],
+                            "-il", "40", "-n", "3", "--warmup", "1", "--first-chunk", "--log-file", ""]) == 0
+    out = capsys.readouterr().out
+    first = float(out.split("Time to the first audio chunk, streaming (seconds) = ")[1].split()[0])
+    assert first > 0 and "Latency average (seconds) = " in out
