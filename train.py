@@ -296,8 +296,9 @@ def check_data_content(args: argparse.Namespace, info: dist_utils.DistInfo, pack
                 findings += data_checks.check_corpus(item.entries, manifest, min_samples=item.min_samples,
                                                      text_lengths=item.text_lengths)[0]
         info.barrier()
-    refused = [f for f in findings if f.error or args.data_checks == "strict"]
-    warned = [f for f in findings if f not in refused]
+    strict = args.data_checks == "strict"
+    refused = [f for f in findings if f.error or strict]
+    warned = [f for f in findings if not (f.error or strict)]
     if info.is_main and warned:
         shown = "\n".join(str(f) for f in warned[:20])
         more = f"\n... and {len(warned) - 20} more" if len(warned) > 20 else ""

@@ -87,17 +87,20 @@ class Corpus:
                     self.unusable.discard(e.where)  # channels, rate or format: --fix converts it
                 readable.append(e)
                 lengths[(e.source, e.line)] = length
-        self.stats = data_checks.measure_all((e.path for e in readable), data_checks.Manifest(None), jobs)
         self.readable = readable
+        measured = data_checks.Manifest(None)  # in memory: each clip is read once, for every filelist below
+        self.stats = data_checks.measure_all((e.path for e in readable), measured, jobs)
+        readable_lines = {e.where for e in readable}
         for entries in self.entries.values():
-            mine = [e for e in entries if e in readable]
-            found, _ = data_checks.check_corpus(mine, data_checks.Manifest(None), jobs=jobs,
+            mine = [e for e in entries if e.where in readable_lines]
+            found, _ = data_checks.check_corpus(mine, measured, jobs=jobs,
                                                 text_lengths=[lengths[(e.source, e.line)] for e in mine])
             for f in found:
                 self.findings.append(f)
                 if f.error:
                     self.unusable.add(f.where)
         self.lengths = lengths
+        self.digests = {e.where: _digest(e.path) for e in readable}  # content of each readable line's file
 
     def _refuse(self, entry: FilelistEntry, message: str) -> None:
         self.findings.append(data_checks.Finding(True, entry.where, message))
@@ -111,7 +114,7 @@ class Corpus:
             by_path[os.path.realpath(e.path)].append(e.where)
             by_text[e.fields[0].strip().lower()].append(e.where)
         for e in self.readable:
-            by_digest[_digest(e.path)].append(e.where)
+            by_digest[self.digests[e.where]].append(e.where)
         for what, groups in (("the same file", by_path), ("identical audio", by_digest),
                              ("the same transcript", by_text)):
             for places in groups.values():
@@ -123,7 +126,7 @@ class Corpus:
         """Clips (by content) that are in more than one filelist."""
         lists = defaultdict(set)
         for e in self.readable:
-            lists[_digest(e.path)].add(e.source)
+            lists[self.digests[e.where]].add(e.source)
         names = list(self.entries)
         out = []
         for i, a in enumerate(names):
@@ -217,7 +220,7 @@ def clean_clip(path: str, out_path: str, sampling_rate: int, target_db: float, m
 def fix(corpus: Corpus, root: str, out: str, sampling_rate: int, target_db: float) -> List[str]:
     """Write the cleaned copy; returns the new filelists' paths. Lines that cannot train are dropped, and so are
     repeated lines and clips that a later filelist holds too (a validation clip stays out of training)."""
-    digests = {e.where: _digest(e.path) for e in corpus.readable}
+    digests = corpus.digests
     later: Dict[str, set] = {}
     names = list(corpus.entries)
     for i, name in enumerate(names):
