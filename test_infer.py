@@ -12,7 +12,6 @@ models with random weights are timed (a gate that never fires: every run decodes
 """
 import argparse
 import sys
-import time
 import warnings
 from typing import Dict, List, Sequence
 
@@ -22,7 +21,7 @@ import torch
 import models
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
-from common.timing import sync
+from common.timing import first_item_seconds
 from synthesis import InputError, Phrase, Synthesizer, build_synthesizer, precision_policy, read_phrases
 from tacotron2.text import text_to_sequence
 
@@ -106,22 +105,6 @@ def parse_args(argv):
     return args
 
 
-def time_to_first_chunk(synth: Synthesizer, phrase: Phrase, runs: int, device: torch.device) -> float:
-    """Mean seconds from the start of Synthesizer.stream to its first audio piece (Tacotron 2 and one chunk)."""
-    seconds = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(max(runs, 1)):
-            sync(device)
-            start = time.perf_counter()
-            pieces = synth.stream(phrase)
-            next(pieces)
-            sync(device)
-            seconds.append(time.perf_counter() - start)
-            pieces.close()
-    return float(np.mean(seconds))
-
-
 def sentence_batch(batch_size: int, input_length: int) -> List[Phrase]:
     text = SENTENCE[:input_length]
     return [Phrase(i, text, text_to_sequence(text, ["english_cleaners"])) for i in range(batch_size)]
@@ -182,7 +165,10 @@ def main(argv=None) -> int:
                     "waveglow_items_per_sec": n_samples / result["vocoder_latency"]})
     stats = latency_stats(latencies, samples, mels, args.sampling_rate)
     if args.first_chunk:
-        stats["first_chunk"] = time_to_first_chunk(synth, phrases[0], args.num_iters - args.warmup, device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stats["first_chunk"] = first_item_seconds(lambda: synth.stream(phrases[0]), device,
+                                                      args.num_iters - args.warmup)
     precision = precision_policy(device, args.amp_run).label
     if args.amp_run and device.type == "cpu":  # bf16 only where it was timed faster
         precision = "BF16" if any("bfloat16" in c for c in synth.chosen_fast_paths().values()) else "FP32"

@@ -7,7 +7,7 @@ the faster and bfloat16 convolutions ran at 0.6x float32. The fast inference pat
 their candidates once, on the real weights and shapes, and keep the fastest (`fastest`).
 """
 import time
-from typing import Callable, Dict, Mapping, Tuple
+from typing import Callable, Dict, Iterator, Mapping, Tuple
 
 import torch
 
@@ -44,3 +44,20 @@ def fastest(candidates: Mapping[str, Callable[[], object]], device: torch.device
         raise ValueError("no candidates to time")
     seconds = {name: median_seconds(fn, device, repeats) for name, fn in candidates.items()}
     return min(seconds, key=seconds.get), seconds
+
+
+def first_item_seconds(start: Callable[[], Iterator], device: torch.device, runs: int = 1) -> float:
+    """Mean seconds from calling start() to the first item of the iterator it returns (a stream's first audio
+    piece), over `runs` calls; the rest of each stream is closed unread."""
+    seconds = []
+    for _ in range(max(runs, 1)):
+        sync(device)
+        t0 = time.perf_counter()
+        items = start()
+        next(items)
+        sync(device)
+        seconds.append(time.perf_counter() - t0)
+        close = getattr(items, "close", None)
+        if close:
+            close()
+    return sum(seconds) / len(seconds)

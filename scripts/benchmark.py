@@ -4,7 +4,9 @@
 
 Rows: Tacotron 2 encoder (128 symbols) and decoder ms/step at batch 1 and 4 (200 steps), WaveGlow
 inference samples/s at batch 1 for 80 mel frames (WN 512 and 256), Tacotron 2 training mels/s
-(batch 8, 100 symbols, 400 frames) and WaveGlow training samples/s (WN 256, batch 2, segment 8000).
+(batch 8, 100 symbols, 400 frames) and WaveGlow training samples/s (WN 256, batch 2, segment 8000), and end to
+end as test_infer.py runs it (phrase_1_128, batch 1, WN 256, 300 frames: latency in seconds, RTF, and the time
+until the first streamed audio chunk).
 The plain eager path is the baseline row of each group; "vs plain" is the speed-up against it. bf16 rows also
 give the output's SNR against float32.
 
@@ -186,6 +188,46 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
     return rows
 
 
+def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = None,
+                    phrase_file: str = "phrases/phrase_1_128.txt") -> List[Dict[str, object]]:
+    """test_infer.py's case: the phrase, text -> audio at batch 1 with WaveGlow WN 256 and the denoiser, fp32 and as
+    --amp-run picks; random weights whose gate never fires, so that every run decodes exactly `frames` frames.
+    The latency of the whole phrase and the time until the first streamed audio chunk."""
+    import copy
+    from common.timing import first_item_seconds
+    from synthesis import build_synthesizer, read_phrases
+    torch.manual_seed(0)
+    t2_config = full_config("Tacotron2", max_decoder_steps=frames, gate_threshold=2.0)
+    wg_config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256})
+    t2, wg = Tacotron2(**t2_config).eval(), WaveGlow(**wg_config).eval()
+    for wn in wg.WN:  # random end layers: a trained model's coupling is not the identity
+        torch.nn.init.normal_(wn.end.weight, std=0.02)
+    phrase = read_phrases(phrase_file, ["english_cleaners"])[0]
+    group = f"end to end, {os.path.splitext(os.path.basename(phrase_file))[0]}, {frames} frames, WN 256"
+    sequence = torch.tensor([phrase.sequence])
+    ref_job = ("end_to_end", {"tacotron2": t2_config, "waveglow": wg_config},
+               {"tacotron2": t2.state_dict(), "waveglow": {k: v.clone() for k, v in wg.state_dict().items()}},
+               {"sequence": sequence, "lengths": torch.tensor([sequence.size(1)]), "sigma": 0.6, "strength": 0.01})
+    ref_before = reference(*ref_job) if reference else None
+    rows = []
+    audio_seconds = frames * 256 / 22050
+    for variant, amp in (("fp32", False), ("--amp-run", True)):
+        synth = build_synthesizer(copy.deepcopy(t2).to(device), copy.deepcopy(wg).to(device), device, amp=amp)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            latency = median_seconds(lambda: synth([phrase]), device, repeats)
+            first = first_item_seconds(lambda: synth.stream(phrase), device, repeats)
+        rows.append({"group": group, "variant": variant, "value": latency, "unit": "s", "lower_is_better": True,
+                     "note": f"RTF {audio_seconds / latency:.2f}; first audio chunk after {first:.2f} s "
+                             f"(streaming); {', '.join(synth.chosen_fast_paths().values()) or 'plain'}"})
+    if reference:
+        seconds = min(ref_before, reference(*ref_job))
+        rows.append({"group": group, "variant": "reference", "value": seconds, "unit": "s", "lower_is_better": True,
+                     "note": f"NVIDIA's inference.py --cpu path (Tacotron 2, WaveGlow, denoiser), fp32; "
+                             f"RTF {audio_seconds / seconds:.2f}; no streaming: first audio at the end"})
+    return rows
+
+
 def _train_step_fn(model, criterion, batch, target, device, amp: bool, fused: bool):
     """One optimizer step as train.py takes it (Adam, fused or not; bf16 autocast on CPU, fp16 on GPU)."""
     optimizer = make_adam(model.parameters(), 1e-4, 0.0, device, fused)
@@ -263,6 +305,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps (smoke run)")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--wav", default=None, help="a speech wav whose mel drives WaveGlow (default: random mel)")
     parser.add_argument("--reference-dir", default=None,
@@ -280,6 +323,8 @@ def main() -> None:
     rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats, reference=reference)
     rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256],
                           wav=args.wav, reference=reference)
+    if not args.skip_end_to_end:
+        rows += end_to_end_rows(device, frames=60 if args.quick else 300, repeats=repeats, reference=reference)
     if not args.skip_training:
         rows += training_rows(device, repeats, reference)
     print_table(rows)

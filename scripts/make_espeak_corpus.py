@@ -7,6 +7,8 @@ and the filelists OUT/filelists/espeak_audio_text_{train,val,test}_filelist.txt 
 The sentences come from a small grammar of our own (no downloaded text): subjects, verbs, objects,
 places and times, with numbers, money, ordinals, abbreviations and punctuation so that the cleaners
 are exercised. The same seed gives the same corpus. The test split is held out from training.
+`--sentences FILE` speaks the lines of a text file instead (the demo's phrases, so that the teacher's recording
+of each can be heard and compared with the model's).
 """
 import argparse
 import os
@@ -15,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import soundfile as sf
@@ -151,12 +153,15 @@ def speak(exe: str, text: str, path: str, sampling_rate: int, rate: int, voice: 
 
 def build_corpus(out_dir: str, n: int, seed: int = 1, sampling_rate: int = 22050, rate: int = 175,
                  val_fraction: float = 0.05, test_fraction: float = 0.05, jobs: int = 4,
-                 pseudo_fraction: float = 0.0) -> List[str]:
-    """Write the corpus and filelists; returns the sentences in id order."""
+                 pseudo_fraction: float = 0.0, sentences: Optional[List[str]] = None) -> List[str]:
+    """Write the corpus and filelists; returns the sentences in id order. Given `sentences` (e.g. the demo
+    phrases), speak those instead of n generated ones, into one filelist `espeak_audio_text_all_filelist.txt`."""
     from tacotron2.text.cleaners import english_cleaners
 
     exe = ensure_espeak()
-    sentences = make_sentences(n, seed, pseudo_fraction)
+    given = sentences is not None
+    sentences = list(sentences) if given else make_sentences(n, seed, pseudo_fraction)
+    n = len(sentences)
     wav_dir = os.path.join(out_dir, "wavs")
     os.makedirs(wav_dir, exist_ok=True)
     ids = [f"ES-{i:05d}" for i in range(n)]
@@ -166,6 +171,12 @@ def build_corpus(out_dir: str, n: int, seed: int = 1, sampling_rate: int = 22050
     with open(os.path.join(out_dir, "metadata.csv"), "w", encoding="utf-8") as f:
         for i, s in zip(ids, sentences):
             f.write(f"{i}|{s}|{english_cleaners(s).strip()}\n")
+    if given:
+        os.makedirs(os.path.join(out_dir, "filelists"), exist_ok=True)
+        with open(os.path.join(out_dir, "filelists", "espeak_audio_text_all_filelist.txt"), "w",
+                  encoding="utf-8") as f:
+            f.writelines(f"wavs/{i}.wav|{s}\n" for i, s in zip(ids, sentences))
+        return sentences
     from scripts.write_filelists import write_filelists
     write_filelists(os.path.join(out_dir, "metadata.csv"), os.path.join(out_dir, "filelists"), prefix="espeak",
                     wav_dir="wavs", val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
@@ -182,9 +193,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--pseudo-words", type=float, default=0.0,
                         help="fraction of sentences made of made-up words (letter-to-sound, not memorised words)")
+    parser.add_argument("--sentences", default=None,
+                        help="speak the lines of this text file (e.g. phrases/demo.txt) instead of generated sentences,"
+                             " all in filelists/espeak_audio_text_all_filelist.txt")
     args = parser.parse_args()
-    build_corpus(args.output, args.n, args.seed, rate=args.rate, jobs=args.jobs, pseudo_fraction=args.pseudo_words)
-    print(f"wrote {args.n} utterances to {args.output}")
+    given = None
+    if args.sentences:
+        from common.filelist import read_text_lines
+        given = [line.strip() for line in read_text_lines(args.sentences, SystemExit) if line.strip()]
+    sentences = build_corpus(args.output, args.n, args.seed, rate=args.rate, jobs=args.jobs,
+                             pseudo_fraction=args.pseudo_words, sentences=given)
+    print(f"wrote {len(sentences)} utterances to {args.output}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ process whose import path is the reference checkout (the two repositories have p
 
 JOB.pt holds {"case", "config", "state_dict", "inputs", "repeats", "threads"}; prints the median seconds of the
 case as one JSON line. Cases: "decoder" (greedy decoding of given memory), "waveglow" (inference of a mel),
-"tacotron2_train" / "waveglow_train" (one Adam step, fp32, as the reference's train.py takes it).
+"tacotron2_train" / "waveglow_train" (one Adam step, fp32, as the reference's train.py takes it), "end_to_end"
+(inference.py --cpu on one phrase: Tacotron 2, WaveGlow, denoiser; config and state_dict hold both models').
 """
 import json
 import sys
@@ -32,6 +33,22 @@ def main() -> None:
     from tacotron2.model import Tacotron2  # the reference's modules, from PYTHONPATH
     from waveglow.model import WaveGlow
     case, x = job["case"], job["inputs"]
+    if case == "end_to_end":
+        from waveglow.denoiser import Denoiser
+        t2 = Tacotron2(**job["config"]["tacotron2"])
+        t2.load_state_dict(job["state_dict"]["tacotron2"])
+        t2.eval()
+        wg = WaveGlow(**job["config"]["waveglow"])
+        wg.load_state_dict(job["state_dict"]["waveglow"])
+        wg = wg.remove_weightnorm(wg).eval()
+        denoiser = Denoiser(wg)
+
+        def synthesize() -> None:
+            mel, _, _ = t2.infer(x["sequence"], x["lengths"])
+            denoiser(wg.infer(mel, sigma=x["sigma"]).float(), strength=x["strength"])
+        with torch.no_grad():
+            print(json.dumps({"seconds": _median(synthesize, job["repeats"])}))
+        return
     if case in ("decoder", "tacotron2_train"):
         model = Tacotron2(**job["config"])
     else:

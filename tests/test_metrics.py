@@ -87,3 +87,28 @@ def test_calibration_orders_the_references_and_a_hum_fails(corpus):
     mean = {k: np.mean(v, axis=0) for k, v in rows.items()}
     assert mean["floor"][0] < mean["en-gb"][0] < mean["hum"][0]
     assert mean["hum"][1] < 0.9 < mean["floor"][1]
+
+
+class _CopyPreviousFrame(torch.nn.Module):
+    """A 'decoder' that only extends its previous frame: the cause of an averaged hum when it runs free."""
+    n_frames_per_step = 1
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, inputs):
+        _, _, mels, _, _ = inputs  # (1, n_mel, T) previous frames as given
+        shifted = torch.cat([mels[:, :, :1], mels[:, :, :-1]], dim=2)
+        return shifted, shifted, None, None
+
+
+def test_the_text_only_error_fails_a_decoder_that_copies_its_previous_frame():
+    mel = torch.from_numpy(_mel(T=200))
+    text = torch.arange(10)
+    copier = _CopyPreviousFrame()
+    teacher_forced = metrics.teacher_forced_error(copier, text, mel)
+    text_only = metrics.text_only_error(copier, text, mel)
+    band_mean_error = float(((mel - mel.mean(dim=1, keepdim=True)) ** 2).mean())
+    assert teacher_forced < 0.1 * band_mean_error  # looks excellent teacher-forced ...
+    assert text_only == pytest.approx(band_mean_error, rel=1e-5)  # ... and says nothing from the text

@@ -1,0 +1,85 @@
+"""The demo's evaluation outputs and its static page, opened in a real (headless) Chromium."""
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from common.checkpoint import save_training_checkpoint
+from common.dllog import RunLogger
+from scripts import demo_page, evaluate_tacotron2
+from tacotron2.model import Tacotron2
+from waveglow.model import WaveGlow
+
+from .browser import check_page, find_chromium
+from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
+
+
+@pytest.fixture(scope="module")
+def demo_out(corpus, tmp_path_factory):
+    """An OUT folder as demo.sh leaves it, from tiny random-weight models: two held-out sentences evaluated with
+    both vocoders and their wavs, and training logs."""
+    out = str(tmp_path_factory.mktemp("demo"))
+    torch.manual_seed(0)
+    paths = {}
+    configs = {"Tacotron2": {**TINY_TACOTRON2, "n_mel_channels": 80, "max_decoder_steps": 30, "gate_threshold": 2.0},
+               "WaveGlow": {**TINY_WAVEGLOW, "n_mel_channels": 80}}
+    for name, cls in (("Tacotron2", Tacotron2), ("WaveGlow", WaveGlow)):
+        paths[name] = os.path.join(out, f"{name}.pt")
+        save_training_checkpoint(paths[name], model=cls(**configs[name]), model_name=name, config=configs[name],
+                                 epoch=0, iteration=0)
+    for model in ("tacotron2", "waveglow"):
+        logger = RunLogger(os.path.join(out, model, "nvlog.json"), stdout=False)
+        for epoch in range(3):
+            logger.log((epoch,), {"train_loss": 5.0 - epoch, "val_loss": 5.5 - epoch, "val_mcd_dtw": 60.0 - epoch,
+                                  "val_contrast": 0.7 + 0.05 * epoch})
+        logger.close()
+    assert evaluate_tacotron2.main([
+        "--tacotron2", paths["Tacotron2"], "--waveglow", paths["WaveGlow"], "-d", corpus,
+        "--filelist", os.path.join(corpus, "filelists", "espeak_audio_text_val_filelist.txt"),
+        "-o", os.path.join(out, "eval"), "--limit", "2", "--audio", "--griffin-lim-iters", "4"]) == 0
+    return out
+
+
+def test_evaluation_writes_every_wav_and_picture_with_the_vocoders_figures(demo_out):
+    with open(os.path.join(demo_out, "eval", "metrics.json")) as f:
+        result = json.load(f)
+    assert len(result["sentences"]) == 2
+    for row in result["sentences"]:
+        for suffix in ("_teacher.wav", "_griffin_lim.wav", "_waveglow.wav"):
+            assert os.path.getsize(os.path.join(demo_out, "eval", row["id"] + suffix)) > 1000
+        assert os.path.exists(os.path.join(demo_out, "eval", f"sentence_{row['id']}.png"))
+    vocoded = result["vocoded"]
+    assert set(vocoded) == {"teacher_griffin_lim", "model_griffin_lim", "teacher_waveglow", "model_waveglow"}
+    # the teacher's own mel through Griffin-Lim is far closer to the teacher than a random model's mel
+    gl_floor = sum(r["mcd_dtw"] for r in vocoded["teacher_griffin_lim"])
+    assert gl_floor < sum(r["mcd_dtw"] for r in vocoded["model_griffin_lim"])
+
+
+def test_the_page_names_every_file_and_reads_the_curves(demo_out):
+    page = demo_page.write_page(demo_out)
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    assert text.count("<audio") == 6 and "curves.png" in text
+    curves = demo_page.read_curves(os.path.join(demo_out, "tacotron2", "nvlog.json"))
+    assert [v for _, v in curves["val_mcd_dtw"]] == [60.0, 59.0, 58.0]
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium (bash scripts/setup.sh installs Debian's chromium)")
+def test_the_page_loads_in_chromium_with_no_error_and_every_file_resolves(demo_out, tmp_path):
+    page = demo_page.write_page(demo_out)
+    report = check_page(page)
+    assert report["errors"] == [] and report["broken"] == []
+    assert report["audios"] == 6 and report["images"] == 3  # the curves and one picture per sentence
+    # and the check can fail: a copy of the page with one wav gone reports it
+    broken = str(tmp_path / "broken")
+    shutil.copytree(demo_out, broken)
+    victim = sorted(f for f in os.listdir(os.path.join(broken, "eval")) if f.endswith("_waveglow.wav"))[0]
+    os.remove(os.path.join(broken, "eval", victim))
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    with open(os.path.join(broken, "index.html"), "w", encoding="utf-8") as f:
+        f.write(text)  # the page as written before the file went missing
+    report = check_page(os.path.join(broken, "index.html"))
+    assert report["broken"] == [f"eval/{victim}"] and report["errors"]
