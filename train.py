@@ -328,6 +328,9 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
     model_config = models.get_model_config(model_name, args)
     model = models.get_model(model_name, model_config, device,
                              uniform_initialize_bn_weight=not args.disable_uniform_initialize_bn_weight)
+    package = models.package(model_name)
+    if package.prepare_training is not None:
+        package.prepare_training(model, args)
     if info.is_main:
         check_output_dir(args.output, model)
     optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)

@@ -170,6 +170,19 @@ class DecoderState(NamedTuple):
     attention_context: torch.Tensor  # (B, E)
 
 
+def drop_teacher_frames(groups: torch.Tensor, p: float) -> torch.Tensor:
+    """(B, steps, n_mel * r) previous-frame groups, each replaced with probability p by its utterance's mean group.
+
+    A decoder given the true previous frame can learn to extend it and ignore the text (on a small corpus it does,
+    and then hums when it runs free); one whose previous frame is sometimes uninformative has to read the text
+    through the attention. Padding and the go frame (all-zero groups) are left alone.
+    """
+    valid = (groups != 0).any(dim=2, keepdim=True)  # (B, steps, 1)
+    mean = (groups * valid).sum(dim=1, keepdim=True) / valid.sum(dim=1, keepdim=True).clamp_min(1)
+    drop = (torch.rand(groups.shape[:2] + (1,), device=groups.device) < p) & valid
+    return torch.where(drop, mean.to(groups.dtype), groups)
+
+
 class Decoder(nn.Module):
     """Autoregressive attention decoder: r mel frames and one stop-gate logit per step."""
 
@@ -197,6 +210,8 @@ class Decoder(nn.Module):
         # teacher-forced LSTM weight gradients summed once per sequence: None on a CPU only, True/False force
         # it (common/recurrent_grad.py)
         self.deferred_weight_grads: Optional[bool] = None
+        # training only: share of teacher frames replaced by the utterance's mean frame (0: the paper)
+        self.p_teacher_frame_dropout = 0.0
 
     def initial_state(self, memory: torch.Tensor) -> DecoderState:
         """All-zero state for memory (B, T_in, E)."""
@@ -251,6 +266,8 @@ class Decoder(nn.Module):
         groups = decoder_inputs.transpose(1, 2).reshape(B, T_out // r, n_mel * r)
         go = groups.new_zeros(B, 1, n_mel * r)
         prenet_in = torch.cat((go, groups[:, :-1]), dim=1)  # step t reads group t-1
+        if self.training and self.p_teacher_frame_dropout > 0:
+            prenet_in = drop_teacher_frames(prenet_in, self.p_teacher_frame_dropout)
         prenet_out = self.prenet(prenet_in)  # (B, steps, prenet_dim)
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
@@ -332,6 +349,13 @@ class Tacotron2(nn.Module):
         """
         self.encoder.mask_padding_in_convs = enabled
         self.batch_invariant = enabled
+
+    def set_teacher_frame_dropout(self, p: float) -> None:
+        """In training, replace each teacher frame given to the decoder by the utterance's mean frame with
+        probability p (0, the default: the paper; see drop_teacher_frames)."""
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"teacher frame dropout must be in [0, 1), got {p}")
+        self.decoder.p_teacher_frame_dropout = p
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""

@@ -14,6 +14,10 @@ def loss(args: argparse.Namespace) -> Tacotron2Loss:
                          guided_attention_half_life=args.guided_attention_half_life)
 
 
+def prepare_training(model: Tacotron2, args: argparse.Namespace) -> None:
+    model.set_teacher_frame_dropout(args.teacher_frame_dropout)
+
+
 def content_items(dataset: data_function.TextMelLoader, args: argparse.Namespace) -> Optional[ContentItems]:
     if dataset.load_mel_from_disk:  # mels computed elsewhere: their wavs were checked then (preprocess_audio2mel.py)
         return None
@@ -26,4 +30,4 @@ PACKAGE = ModelPackage(
     signature_key="embedding.weight", loss=loss, dataset=data_function.get_data_loader,
     collate=data_function.get_collate_function, batch_to_device=data_function.batch_to_device,
     item_lengths=lambda dataset: dataset.lengths, loss_per_iteration=True, quality_metrics=metrics.score,
-    content_items=content_items)
+    content_items=content_items, prepare_training=prepare_training)

@@ -237,3 +237,43 @@ def test_prenet_dropout_switch():
         c = model.infer(x[0], x[1])[0]
         d = model.infer(x[0], x[1])[0]
     assert torch.equal(c, d)
+
+
+def test_teacher_frame_dropout_replaces_frames_by_the_mean_and_leaves_go_and_padding_alone():
+    from tacotron2.model import drop_teacher_frames
+    torch.manual_seed(0)
+    groups = torch.randn(3, 400, 6)
+    groups[:, 0] = 0  # the go frame
+    groups[1, 300:] = 0  # padding
+    out = drop_teacher_frames(groups, 0.3)
+    assert torch.equal(out[:, 0], groups[:, 0]) and torch.equal(out[1, 300:], groups[1, 300:])
+    changed = (out != groups).any(dim=2)
+    valid = (groups != 0).any(dim=2)
+    assert abs(float(changed[valid].float().mean()) - 0.3) < 0.05
+    mean_1 = groups[1, 1:300].mean(dim=0)
+    assert torch.allclose(out[1][changed[1]], mean_1.expand(int(changed[1].sum()), 6), atol=1e-6)
+
+
+def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
+    import argparse
+    from tacotron2.package import PACKAGE
+    torch.manual_seed(0)
+    model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
+    model.set_prenet_dropout(False)
+    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.5))
+    assert model.decoder.p_teacher_frame_dropout == 0.5
+    text = torch.randint(1, 40, (2, 12))
+    mel = torch.randn(2, 20, 24)
+    batch = (text, torch.tensor([12, 12]), mel, 24, torch.tensor([24, 24]))
+    outputs = {}
+    for training in (False, True):  # inference first: a training pass moves the batch-norm statistics
+        for p in (0.0, 0.5):
+            model.set_teacher_frame_dropout(p)
+            model.train(training)
+            torch.manual_seed(1)  # the same dropout draws elsewhere
+            with torch.no_grad():
+                outputs[p, training] = model(batch)[0]
+    assert torch.equal(outputs[0.0, False], outputs[0.5, False])  # inference: untouched
+    assert not torch.allclose(outputs[0.0, True], outputs[0.5, True])  # training: other inputs
+    with pytest.raises(ValueError):
+        model.set_teacher_frame_dropout(1.0)
