@@ -39,6 +39,7 @@ from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.model import WaveGlow
 
+CASES = ("decoder", "waveglow", "end-to-end", "training")
 WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
 
 
@@ -304,8 +305,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps (smoke run)")
-    parser.add_argument("--skip-training", action="store_true")
-    parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--skip-training", action="store_true", help="the same as leaving 'training' out of --cases")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES, help="which groups of rows to time")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--wav", default=None, help="a speech wav whose mel drives WaveGlow (default: random mel)")
     parser.add_argument("--reference-dir", default=None,
@@ -320,12 +321,15 @@ def main() -> None:
     print(f"matrix-product peak (2048^3): float32 {gemm_gflops(device, torch.float32):,.0f} GFLOP/s, "
           f"{dtype_name(low)} {gemm_gflops(device, low):,.0f} GFLOP/s")
     reference = reference_timer(args.reference_dir, repeats) if args.reference_dir else None
-    rows = tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats, reference=reference)
-    rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256],
-                          wav=args.wav, reference=reference)
-    if not args.skip_end_to_end:
+    rows = []
+    if "decoder" in args.cases:
+        rows += tacotron2_rows(device, steps=20 if args.quick else 200, repeats=repeats, reference=reference)
+    if "waveglow" in args.cases:
+        rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256],
+                              wav=args.wav, reference=reference)
+    if "end-to-end" in args.cases:
         rows += end_to_end_rows(device, frames=60 if args.quick else 300, repeats=repeats, reference=reference)
-    if not args.skip_training:
+    if "training" in args.cases and not args.skip_training:
         rows += training_rows(device, repeats, reference)
     print_table(rows)
 

@@ -3,12 +3,12 @@
 # train a small Tacotron 2 and a small WaveGlow on it for bounded times, then evaluate on held-out sentences and on
 # phrases/demo.txt, print the quality and calibration tables and write OUT/index.html to listen and look.
 #   bash scripts/demo.sh
-# Settings (environment): MINUTES=10 (Tacotron 2), WG_MINUTES=5 (WaveGlow; 0 skips it), INPUT=phonemes
+# Settings (environment): MINUTES=30 (Tacotron 2), WG_MINUTES=8 (WaveGlow; 0 skips it), INPUT=phonemes
 # (espeak-ng's own phonemes as ARPAbet) or characters, OUT=demo_output, DATA=data/espeak_pw.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MINUTES="${MINUTES:-10}"
-WG_MINUTES="${WG_MINUTES:-5}"
+MINUTES="${MINUTES:-30}"
+WG_MINUTES="${WG_MINUTES:-8}"
 INPUT="${INPUT:-phonemes}"
 OUT="${OUT:-demo_output}"
 DATA="${DATA:-data/espeak_pw}"
@@ -31,19 +31,21 @@ case "$INPUT" in
 esac
 
 # Stage 1: Tacotron 2 (text -> mel)
-python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 5e-4 --epochs 1000 -bs 16 \
+python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 1e-3 --epochs 1000 -bs 16 \
     --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
     --anneal-steps 35 --anneal-factor 0.3 \
     --training-files "$FL/espeak_audio_${KIND}_train_filelist.txt" \
     --validation-files "$FL/espeak_audio_${KIND}_val_filelist.txt" --epochs-per-checkpoint 1
 T2="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"
 
-# Stage 2: WaveGlow (mel -> audio), on the same corpus
+# Stage 2: WaveGlow (mel -> audio), on the same corpus; epochs of 300 clips (random segments of each), so that the
+# validation curve has a point every minute or two
 WG_ARGS=()
 if [ "$WG_MINUTES" != 0 ]; then
+    head -n 300 "$FL/espeak_audio_text_train_filelist.txt" > "$FL/espeak_audio_text_train_300_filelist.txt"
     python train.py -m WaveGlow -o "$OUT/waveglow" -d "$DATA" -lr 1e-3 --epochs 1000 -bs 4 \
         --config-file scripts/configs/waveglow_small_cpu.json --max-minutes "$WG_MINUTES" --resume-from-last \
-        --training-files "$FL/espeak_audio_text_train_filelist.txt" \
+        --training-files "$FL/espeak_audio_text_train_300_filelist.txt" \
         --validation-files "$FL/espeak_audio_text_val_filelist.txt" --epochs-per-checkpoint 1
     WG_ARGS=(--waveglow "$OUT/waveglow/checkpoint_WaveGlow_last.pt")
 fi

@@ -198,6 +198,18 @@ def test_split_text_prefers_sentence_then_clause_ends():
         split_text(text, 0)
 
 
+def test_split_text_keeps_arpabet_groups_whole():
+    from tacotron2.text import sequence_to_text, text_to_sequence
+    from tacotron2.text.segment import split_text
+    text = "{DH AH0} {OW1 L D} {S EY1 L ER0} {K AE1 R IY0 D} {AH0} {Y EH1 L OW0} {AH0 M B R EH1 L AH0}."
+    pieces = split_text(text, 30)
+    assert len(pieces) > 2 and " ".join(pieces) == text
+    assert all(p.count("{") == p.count("}") for p in pieces)  # before: '{K AE1' and 'R IY0 D}' apart
+    assert sum(len(text_to_sequence(p, ["english_cleaners"])) for p in pieces) \
+        == len(text_to_sequence(text, ["english_cleaners"])) - (len(pieces) - 1)  # only the joining spaces go
+    assert sequence_to_text(text_to_sequence(pieces[-1], ["english_cleaners"])).endswith("}.")
+
+
 def test_warmup_runs_every_batch_shape_before_timing(checkpoints, tmp_path, monkeypatch):
     """--include-warmup: CUDA-graph capture and cuDNN choices happen per shape; none may fall in a timed run."""
     calls = []

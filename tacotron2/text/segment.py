@@ -3,7 +3,7 @@
 Models trained on LJSpeech saw sentences of at most ~190 characters (10 s); a much longer line
 makes the decoder run out of `max_decoder_steps` or lose its alignment, and the speech is cut off.
 `split_text` cuts a line into pieces of at most `max_chars` characters, preferring the ends of
-sentences, then clause punctuation, then spaces; a single word longer than `max_chars` stays whole.
+sentences, then clause punctuation, then spaces; a single word (or ARPAbet group) longer than `max_chars` stays whole.
 """
 import re
 from typing import List
@@ -11,6 +11,8 @@ from typing import List
 # a break after these, with the punctuation kept on the left piece
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:\u2014])\s+|\s+(?=[\u2014(])")
+# a word, where an ARPAbet group `{HH AH0 L OW1}` (with what touches it) counts as one
+_WORD = re.compile(r"[^\s{]*\{[^}]*\}\S*|\S+")
 
 
 def _pack(parts: List[str], max_chars: int) -> List[str]:
@@ -37,5 +39,5 @@ def split_text(text: str, max_chars: int) -> List[str]:
             pieces.append(sentence)
             continue
         for clause in _CLAUSE_END.split(sentence):
-            pieces.extend([clause] if len(clause) <= max_chars else _pack(clause.split(" "), max_chars))
+            pieces.extend([clause] if len(clause) <= max_chars else _pack(_WORD.findall(clause), max_chars))
     return _pack(pieces, max_chars)
