@@ -118,6 +118,8 @@ def check_page(path: str, chromium: Optional[str] = None) -> Dict[str, object]:
                                                    "returnByValue": True}, session=session)["result"]["value"]
             pipe.call("Runtime.evaluate", {"expression": "0"}, session=session)  # flush pending events
             errors = []
+            urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in pipe.events
+                    if e.get("method") == "Network.requestWillBeSent"}
             for event in pipe.events:
                 method, params = event.get("method"), event.get("params", {})
                 if method == "Runtime.exceptionThrown":
@@ -126,8 +128,12 @@ def check_page(path: str, chromium: Optional[str] = None) -> Dict[str, object]:
                     errors.append(f"console.{params['type']}: {params.get('args')}")
                 elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
                     errors.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
-                elif method == "Network.loadingFailed":
-                    errors.append(f"failed to load: {params.get('errorText')}")
+                elif method == "Network.loadingFailed" and not (
+                        params.get("canceled") or params.get("errorText") == "net::ERR_ABORTED"):
+                    # (a media element cancels its request once it has what preload asks for: not an error;
+                    # a file that is not there is `broken` above and ERR_FILE_NOT_FOUND here)
+                    errors.append(f"failed to load {urls.get(params.get('requestId'), '?')}: "
+                                  f"{params.get('errorText')}")
             try:
                 pipe.call("Browser.close", timeout=5)
             except (RuntimeError, TimeoutError):
