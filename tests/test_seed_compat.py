@@ -212,7 +212,8 @@ def _train_commands():
             path = os.path.join(REPO, folder, name)
             if not (name.startswith("train_") and name.endswith(".sh")):
                 continue
-            text = open(path).read().replace("\\\n", " ")
+            with open(path) as f:
+                text = f.read().replace("\\\n", " ")
             for line in text.splitlines():
                 if " train.py " in line and not line.lstrip().startswith("#"):
                     yield f"{folder}/{name}", shlex.split(line.split(" train.py ", 1)[1].replace('"$@"', ""))

@@ -156,7 +156,8 @@ def test_sigterm_saves_and_resume_continues_exactly(corpus, tmp_path, monkeypatc
     monkeypatch.setattr(TextMelLoader, "get_mel", lambda self, entry: loaded.append(entry.where) or real(self, entry))
     assert train.main(train_argv(corpus, "Tacotron2", split, "--resume-from-last", epochs=2)) == 0
     # the batches trained before the interruption are not even loaded again
-    n_batches = len(open(os.path.join(corpus, "filelists", "espeak_audio_text_train_filelist.txt")).readlines()) // 4
+    with open(os.path.join(corpus, "filelists", "espeak_audio_text_train_filelist.txt")) as f:
+        n_batches = len(f.readlines()) // 4
     train_loads = [w for w in loaded if "train_filelist" in w]
     assert len(train_loads) == 4 * (n_batches * (2 - resume_epoch) - resume_batch)
     a = load_checkpoint_file(os.path.join(straight, "checkpoint_Tacotron2_last.pt"))["state_dict"]
