@@ -207,7 +207,7 @@ def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = No
     group = f"end to end, {os.path.splitext(os.path.basename(phrase_file))[0]}, {frames} frames, WN 256"
     sequence = torch.tensor([phrase.sequence])
     ref_job = ("end_to_end", {"tacotron2": t2_config, "waveglow": wg_config},
-               {"tacotron2": t2.state_dict(), "waveglow": {k: v.clone() for k, v in wg.state_dict().items()}},
+               {"tacotron2": t2.state_dict(), "waveglow": wg.state_dict()},
                {"sequence": sequence, "lengths": torch.tensor([sequence.size(1)]), "sigma": 0.6, "strength": 0.01})
     ref_before = reference(*ref_job) if reference else None
     rows = []

@@ -60,7 +60,7 @@ PHRASES=phrases/demo.txt
 if [ "$KIND" = phoneme ]; then
     python -m scripts.phonemize "$OUT/phrases/filelists/espeak_audio_text_all_filelist.txt" \
         "$OUT/phrases/filelists/espeak_audio_phoneme_all_filelist.txt"
-    python -m scripts.phonemize phrases/demo.txt "$OUT/phrases/demo_phonemes.txt"
+    cut -d'|' -f2 "$OUT/phrases/filelists/espeak_audio_phoneme_all_filelist.txt" > "$OUT/phrases/demo_phonemes.txt"
     PHRASES="$OUT/phrases/demo_phonemes.txt"
 fi
 python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" -d "$OUT/phrases" \

@@ -51,8 +51,8 @@ def read_curves(path: str) -> Curve:
 
 
 def plot_curves(tacotron2: Curve, waveglow: Curve, calibration: Dict[str, Dict[str, float]], path: str) -> bool:
-    """Training curves against minutes: the losses, Tacotron 2's teacher-forced error, and MCD-DTW and contrast of
-    both models' validation synthesis beside the calibration rows. False when there is nothing to draw."""
+    """Training curves against minutes: both models' losses, and MCD-DTW and contrast of both models' validation
+    synthesis beside the calibration rows. False when there is nothing to draw."""
     if not tacotron2 and not waveglow:
         return False
     import matplotlib
@@ -126,7 +126,7 @@ def summary_section(out_dir: str) -> Tuple[str, Dict[str, Dict[str, float]]]:
     with open(path, encoding="utf-8") as f:
         result = json.load(f)
     s = result["summary"]
-    rows = [["sentences", f"{s['n']}"], ["MCD-DTW (model + Griffin-Lim mel vs teacher)", f"{s['mcd_dtw']:.1f}"],
+    rows = [["sentences", f"{s['n']}"], ["MCD-DTW (the model's mel vs the teacher's)", f"{s['mcd_dtw']:.1f}"],
             ["contrast", f"{s['contrast']:.2f}"], ["stop within ±10 %", f"{100 * s['stop_within_10pct']:.0f} %"],
             ["at the step cap", f"{s['reached_max']}"], ["word-level staircases", f"{s['staircase']}"],
             ["teacher-forced MSE", f"{s['teacher_forced_mse']:.2f}"], ["diagonality", f"{s['diagonality']:.2f}"]]

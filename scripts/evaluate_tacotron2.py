@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -56,51 +56,62 @@ def clip_id(entry) -> str:
     return os.path.splitext(os.path.basename(entry.path))[0]
 
 
-def vocode_rows(rows: List[Dict[str, object]], dataset: TextMelLoader, vocoders: Dict[str, Vocoder],
+class Teacher(NamedTuple):
+    """A held-out sentence's recording (L,) and its log-mel (n_mel, T), read once for every row that needs them."""
+    recording: torch.Tensor
+    mel: np.ndarray
+
+
+def read_teachers(rows: List[Dict[str, object]], dataset: TextMelLoader, stft: TacotronSTFT,
+                  sampling_rate: int) -> List[Teacher]:
+    teachers = []
+    for i in range(len(rows)):
+        recording = load_wav(dataset.entries[i].path, sampling_rate)
+        teachers.append(Teacher(recording, wav_mel(recording, stft)))
+    return teachers
+
+
+def vocode_rows(rows: List[Dict[str, object]], teachers: List[Teacher], vocoders: Dict[str, Vocoder],
                 stft: TacotronSTFT, sampling_rate: int, audio_dir: Optional[str] = None) -> Dict[str, List[List[float]]]:
     """For every vocoder, the teacher's own mel and the model's mel of each row through it: [MCD-DTW, contrast]
     per sentence against the teacher's mel, keyed `teacher_<vocoder>` and `model_<vocoder>`; the wavs (and the
     teacher's recording) are written to audio_dir as `<id>_<key>.wav` when given."""
     scores: Dict[str, List[List[float]]] = {}
-    for i, row in enumerate(rows):
-        entry = dataset.entries[i]
-        recording = load_wav(entry.path, sampling_rate)
-        teacher = wav_mel(recording, stft)
+    for row, teacher in zip(rows, teachers):
         if audio_dir:
-            save_wav(os.path.join(audio_dir, f"{row['id']}_teacher.wav"), recording, sampling_rate)
+            save_wav(os.path.join(audio_dir, f"{row['id']}_teacher.wav"), teacher.recording, sampling_rate)
         for name, vocoder in vocoders.items():
-            for source, mel in (("teacher", torch.from_numpy(teacher)), ("model", row["mel"])):
+            for source, mel in (("teacher", torch.from_numpy(teacher.mel)), ("model", row["mel"])):
                 # as written to a wav file: clipped to [-1, 1]
                 wav = vocoder(mel[None], torch.tensor([mel.size(1)]))[0].float().clamp(-1, 1)
                 got = wav_mel(wav, stft)
                 scores.setdefault(f"{source}_{name}", []).append(
-                    [metrics.mcd_dtw(got, teacher), metrics.contrast_ratio(got, teacher)])
+                    [metrics.mcd_dtw(got, teacher.mel), metrics.contrast_ratio(got, teacher.mel)])
                 if audio_dir and source == "model":
                     save_wav(os.path.join(audio_dir, f"{row['id']}_{name}.wav"), wav, sampling_rate)
     return scores
 
 
-def calibration(rows: List[Dict[str, object]], dataset: TextMelLoader, vocoded: Dict[str, List[List[float]]],
-                audio: AudioConfig, texts: Dict[str, str]) -> Dict[str, Dict[str, float]]:
-    """MCD-DTW and contrast of each calibration row, averaged over the sentences of `rows` (see the docstring):
+def calibration(dataset: TextMelLoader, teachers: List[Teacher],
+                vocoded: Dict[str, List[List[float]]], stft: TacotronSTFT, sampling_rate: int,
+                texts: Dict[str, str]) -> Dict[str, Dict[str, float]]:
+    """MCD-DTW and contrast of each calibration row, averaged over the sentences of `teachers` (see the docstring):
     the vocoder rows of `vocoded` plus the same voice at 150 words a minute and the en-gb voice."""
     from scripts.make_espeak_corpus import ensure_espeak, speak
     exe = ensure_espeak()
-    stft = TacotronSTFT(**audio.stft_kwargs())
     scores: Dict[str, List[List[float]]] = {"same_voice_150wpm": [], "en_gb_voice": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for i, row in enumerate(rows):
+        for i, teacher in enumerate(teachers):
             entry = dataset.entries[i]
             text = texts.get(clip_id(entry), entry.fields[0])
             if "{" in text:
                 raise SystemExit(f"error: {entry.filelist}:{entry.line}: the calibration needs the sentence espeak-ng "
                                  f"spoke, and this filelist holds ARPAbet with no metadata.csv beside the corpus")
-            teacher = wav_mel(load_wav(entry.path, audio.sampling_rate), stft)
             for name, rate, voice in (("same_voice_150wpm", 150, "en-us"), ("en_gb_voice", 175, "en-gb")):
                 path = os.path.join(tmp, f"{name}.wav")
-                speak(exe, text, path, audio.sampling_rate, rate, voice)
-                mel = wav_mel(load_wav(path, audio.sampling_rate), stft)
-                scores[name].append([metrics.mcd_dtw(mel, teacher), metrics.contrast_ratio(mel, teacher)])
+                speak(exe, text, path, sampling_rate, rate, voice)
+                mel = wav_mel(load_wav(path, sampling_rate), stft)
+                scores[name].append([metrics.mcd_dtw(mel, teacher.mel), metrics.contrast_ratio(mel, teacher.mel)])
     scores.update(vocoded)
     return {k: {"mcd_dtw": float(np.mean([v[0] for v in vals])), "contrast": float(np.mean([v[1] for v in vals]))}
             for k, vals in scores.items()}
@@ -162,11 +173,11 @@ def main(argv=None) -> int:
             vocoders["waveglow"] = WaveGlowVocoder(waveglow, cpu, precision_policy(cpu, amp=False), args.sigma_infer,
                                                    args.denoising_strength, audio.hop_length)
         stft = TacotronSTFT(**audio.stft_kwargs())
-        vocoded = vocode_rows(rows, dataset, vocoders, stft, audio.sampling_rate,
-                              args.output if args.audio else None)
+        teachers = read_teachers(rows, dataset, stft, audio.sampling_rate)
+        vocoded = vocode_rows(rows, teachers, vocoders, stft, audio.sampling_rate, args.output if args.audio else None)
         result["vocoded"] = {k: [{"mcd_dtw": v[0], "contrast": v[1]} for v in vals] for k, vals in vocoded.items()}
     if args.calibrate:
-        result["calibration"] = calibration(rows, dataset, vocoded, audio, texts)
+        result["calibration"] = calibration(dataset, teachers, vocoded, stft, audio.sampling_rate, texts)
         print()
         print(format_calibration(result["calibration"]))
     with open(os.path.join(args.output, "metrics.json"), "w") as f:

@@ -40,7 +40,11 @@ _STRESS = {"ˈ": "1", "ˌ": "2"}
 
 
 class PhonemizeError(ValueError):
-    """espeak-ng gave a phoneme this table does not know."""
+    """espeak-ng gave a phoneme this table does not know (`line`: where, in phonemize_lines' input, 1-based)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def ipa_word_to_arpabet(word: str) -> List[str]:
@@ -79,19 +83,23 @@ def phonemize(text: str, voice: str = "en-us", exe: str = "espeak-ng") -> str:
 
 
 def phonemize_lines(lines: List[str], voice: str = "en-us", jobs: int = 4) -> List[str]:
-    """Lines of a filelist (`path|text[|...]`, the text rewritten) or of a phrase file (the whole line)."""
+    """Lines of a filelist (`path|text[|...]`, the text rewritten) or of a phrase file (the whole line).
+    A phoneme outside the table raises PhonemizeError with the line's number."""
     exe = ensure_espeak()
 
-    def one(line: str) -> str:
+    def one(number: int, line: str) -> str:
         if not line.strip():
             return line
         fields = line.split("|")
-        if len(fields) > 1:
-            return "|".join([fields[0], phonemize(fields[1], voice, exe)] + fields[2:])
-        return phonemize(line, voice, exe)
+        try:
+            if len(fields) > 1:
+                return "|".join([fields[0], phonemize(fields[1], voice, exe)] + fields[2:])
+            return phonemize(line, voice, exe)
+        except PhonemizeError as e:
+            raise PhonemizeError(str(e), number) from e
 
     with ThreadPoolExecutor(jobs) as pool:
-        return list(pool.map(one, lines))
+        return list(pool.map(one, range(1, len(lines) + 1), lines))
 
 
 def main(argv=None) -> int:
@@ -105,7 +113,7 @@ def main(argv=None) -> int:
     try:
         result = phonemize_lines(lines, args.voice, args.jobs)
     except PhonemizeError as e:
-        raise SystemExit(f"error: {args.input}: {e}")
+        raise SystemExit(f"error: {args.input}:{e.line}: {e}")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in result))

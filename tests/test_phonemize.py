@@ -35,3 +35,15 @@ def test_filelist_lines_keep_their_paths_and_phrase_lines_are_rewritten_whole():
     out = phonemize_lines(["wavs/a.wav|Hello there.|extra", "Good morning!", ""], jobs=2)
     assert out[0].startswith("wavs/a.wav|{HH") and out[0].endswith(".|extra")
     assert out[1].startswith("{G") and out[1].endswith("!") and out[2] == ""
+
+
+def test_a_phoneme_outside_the_table_is_reported_with_its_line(monkeypatch):
+    import scripts.phonemize as ph
+
+    def fake_phonemize(text, voice, exe):  # espeak-ng's output for the second line holds an unknown phoneme
+        return " ".join(ph.ipa_word_to_arpabet("q_ˈa" if text == "bad" else "ɡ_ˈʊ_d"))
+    monkeypatch.setattr(ph, "ensure_espeak", lambda: "espeak-ng")
+    monkeypatch.setattr(ph, "phonemize", fake_phonemize)
+    with pytest.raises(PhonemizeError, match="unknown espeak-ng phoneme") as caught:
+        phonemize_lines(["good", "bad", "good"], jobs=2)
+    assert caught.value.line == 2

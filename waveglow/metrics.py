@@ -17,15 +17,16 @@ def resynthesize(model: torch.nn.Module, dataset: MelAudioLoader, n: int, sigma:
     """The first n clips of the dataset (at most max_seconds of each) through mel -> WaveGlow -> mel."""
     model.eval()
     audio_cfg = dataset.audio
+    device = next(model.parameters()).device
     rows = []
-    # a fixed latent: the figures of two epochs differ by the weights only; the global generators are left as they were
-    with torch.random.fork_rng(devices=[]):
+    # a fixed latent (drawn on the model's device): the figures of two epochs differ by the weights only; the global
+    # generators, the CPU's and the model's GPU's, are left as they were, so that training continues unchanged
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         for entry in dataset.entries[:n]:
             audio = load_wav(entry.path, audio_cfg.sampling_rate, audio_cfg.max_wav_value)
             audio = audio[:int(max_seconds * audio_cfg.sampling_rate)]
             teacher = dataset.stft.mel_spectrogram(audio[None])  # (1, n_mel, T)
-            device = next(model.parameters()).device
             wav = model.infer(teacher.to(device), sigma=sigma)[0].float().cpu().clamp(-1, 1)  # (T * hop,)
             got = dataset.stft.mel_spectrogram(wav[None])[0].numpy()
             rows.append({"mcd_dtw": mcd_dtw(got, teacher[0].numpy()), "contrast": contrast_ratio(got, teacher[0].numpy()),
