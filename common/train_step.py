@@ -67,7 +67,7 @@ def _step_with_flag(optimizer: torch.optim.Optimizer, bad: torch.Tensor) -> None
 def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, bad: torch.Tensor,
                    device_skip: bool) -> None:
     """Update the weights unless `bad` (0-d, 0 or 1 on every rank: a loss or gradient was not finite),
-    then update the scaler.
+    then update the scaler; the weights' version counters move either way.
 
     With a float16 GradScaler the scaler decides from its own inf check (and lowers the scale);
     otherwise, where `device_skip` (see `device_skip_supported`), a fused optimizer skips on the device,
@@ -81,6 +81,10 @@ def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScale
     elif not bool(bad):
         optimizer.step()
     scaler.update()
+    # A fused kernel writes the weights without moving autograd's version counters, and what is computed from the
+    # weights is kept by those counters (WaveGlow's W^-1, the engines' ParameterVersions): move them (a counter
+    # each on the host, no kernel; a skipped step only costs a recomputation).
+    torch.autograd.graph.increment_version([p for group in optimizer.param_groups for p in group["params"]])
 
 
 def loss_scale(scaler: torch.amp.GradScaler, device: torch.device) -> torch.Tensor:

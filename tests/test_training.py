@@ -264,3 +264,26 @@ def test_cached_mels_are_computed_once_with_workers(corpus, tmp_path, monkeypatc
                                  "--validation-files", "", epochs=3, bs=4)) == 0
     paths = calls.read_text().split()
     assert len(paths) > 4 and len(paths) == len(set(paths)), f"{len(paths)} mel computations, {len(set(paths))} files"
+
+
+@pytest.mark.parametrize("device_skip", [True, False])
+def test_a_fused_optimizer_step_invalidates_what_was_computed_from_the_weights(device_skip):
+    """The fused kernel writes the weights without autograd's version counter: caches keyed on it (WaveGlow's
+    W^-1, the engines' ParameterVersions) went stale in training, so validation resynthesised with the inverse of
+    the first epoch's weights."""
+    from common.train_step import make_adam, optimizer_step
+    from common.utils import ParameterVersions
+    from waveglow.model import Invertible1x1Conv
+    torch.manual_seed(0)
+    conv = Invertible1x1Conv(8)
+    opt = make_adam(conv.parameters(), 0.1, 0.0, torch.device("cpu"))
+    assert opt.param_groups[0]["fused"]
+    versions = ParameterVersions(conv)  # as a fast inference engine built before the step would hold
+    stale = conv.inverse_weight().clone()
+    conv(torch.randn(2, 8, 16))[0].sum().backward()
+    optimizer_step(opt, torch.amp.GradScaler("cpu", enabled=False), torch.tensor(0.0), device_skip=device_skip)
+    expected = conv.conv.weight.detach().squeeze(2).inverse().unsqueeze(2)
+    assert not torch.allclose(stale, expected)
+    assert torch.allclose(conv.inverse_weight(), expected, atol=1e-5)
+    with pytest.raises(RuntimeError, match="weights that have changed"):
+        versions.check("an engine")
