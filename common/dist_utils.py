@@ -7,6 +7,7 @@ it reduces nothing), so a CPU tensor meant for an NCCL all-reduce fails on a lap
 not after an hour in a queue for eight GPUs.
 """
 import datetime
+import gc
 import os
 import socket
 from typing import Any, List, NamedTuple
@@ -141,5 +142,9 @@ def free_port() -> int:
 
 
 def cleanup() -> None:
+    """Leave the process group. Call it after dropping the DDP models: a process group still referenced from
+    a reference cycle outlives destroy_process_group and dies with the interpreter, where gloo may abort."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.barrier()  # no rank closes its connections while another is still in a collective
         dist.destroy_process_group()

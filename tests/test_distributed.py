@@ -5,6 +5,7 @@ machine the training loop runs on an emulated device (tests/device_emulator.py) 
 placement rules on real numbers; DistInfo's collectives refuse host tensors even in a single process.
 Several processes on one machine train with --cpu (gloo): one GPU cannot hold two NCCL ranks.
 """
+import gc
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 
 import pytest
 import torch
+import torch.distributed as dist
 
 import train
 from common import dist_utils, rng
@@ -245,6 +247,22 @@ def test_one_rank_process_group_runs_the_distributed_path(corpus, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_WaveGlow_last.pt"))
     assert not any(k.startswith("module.") for k in ckpt["state_dict"])  # DDP's prefix never reaches the file
+
+
+def test_training_frees_its_ddp_model_before_leaving_the_process_group(corpus, tmp_path, monkeypatch):
+    """A DDP model left in reference cycles kept its process group alive until the interpreter's exit, where
+    gloo's threads were destroyed mid-finalisation: now and then a rank aborted after training had finished
+    ("terminate called without an active exception", rank exit code -6)."""
+    for var in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)  # init_distributed sets them for its one-rank rendezvous
+    gc.disable()  # the defect: only a collection that happened to run freed the model in time
+    try:
+        assert train.main(train_argv(corpus, "Tacotron2", str(tmp_path / "o"), "--force-distributed",
+                                     "--max-steps-per-epoch", "2", epochs=1)) == 0
+        live = [o for o in gc.get_objects() if type(o) is torch.nn.parallel.DistributedDataParallel]
+    finally:
+        gc.enable()
+    assert not dist.is_initialized() and live == []
 
 
 def test_bucketed_batches_of_one_step_have_similar_lengths():
