@@ -20,6 +20,7 @@ from common.filelist import read_text_lines
 from common.layers import TacotronSTFT
 from common.stft import STFT
 from common.timing import sync
+from common.linear import INT8_AVAILABLE
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import InferenceOutput, Tacotron2
 from tacotron2.text import EmptyTextError, text_to_sequence
@@ -88,15 +89,17 @@ class Precision(NamedTuple):
 def precision_policy(device: torch.device, amp: bool) -> Precision:
     """--amp-run on CUDA: float16 models, the decoder's fused weights float16, replayed as CUDA graphs.
     On a CPU: bfloat16 weights wherever they are timed faster than float32 on this processor (decoder
-    mel error ~5e-4, WaveGlow SNR above 30 dB against float32; see the README), states, softmax,
+    mel error ~5e-4, WaveGlow SNR above 30 dB against float32; see the README), or the decoder's LSTM matrices
+    in int8 (dynamically quantized products; mel error in the README), states, softmax,
     1x1 inverses and the affine coupling in float32. Without it, float32 (TF32 products on Ampere+ GPUs
     where torch enables them)."""
     if device.type == "cuda":
         return Precision(half=amp, decoder_dtypes=(torch.float16 if amp else torch.float32,),
                          waveglow_dtypes=(None,), label="FP16" if amp else "FP32")
     if amp:
-        return Precision(False, (torch.bfloat16, torch.float32), (None, torch.float32, torch.bfloat16),
-                         "BF16 where faster")
+        int8 = (torch.qint8,) if INT8_AVAILABLE else ()
+        return Precision(False, (torch.bfloat16, torch.float32, *int8), (None, torch.float32, torch.bfloat16),
+                         "BF16/INT8 where faster")
     return Precision(False, (torch.float32,), (None, torch.float32), "FP32")
 
 

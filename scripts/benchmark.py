@@ -31,9 +31,11 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
+from common.linear import INT8_AVAILABLE
 from common.timing import dtype_name, median_seconds
 from common.train_step import make_adam
 from loss_functions import get_loss_function
+from synthesis import precision_policy
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
@@ -99,7 +101,8 @@ def decoder_variants(device: torch.device) -> List[Tuple[str, Optional[torch.dty
     low = torch.float16 if device.type == "cuda" else torch.bfloat16
     low_name = "fp16" if device.type == "cuda" else "bf16"
     static_name = "graphs" if device.type == "cuda" else "static"
-    return [("plain", None, False), ("fast fp32", torch.float32, False), (f"fast {low_name}", low, False),
+    int8 = [("fast int8", torch.qint8, False)] if device.type == "cpu" and INT8_AVAILABLE else []
+    return [("plain", None, False), ("fast fp32", torch.float32, False), (f"fast {low_name}", low, False), *int8,
             (f"{static_name} fp32", torch.float32, True), (f"{static_name} {low_name}", low, True),
             ("tuned", low, False)]
 
@@ -123,7 +126,8 @@ def tacotron2_rows(device, steps: int, repeats: int, reference: Reference = None
         for variant, dtype, static in decoder_variants(device):
             chosen = ""
             if variant == "tuned":  # what inference.py --amp-run does: time the candidates, keep the fastest
-                engine, timings = tune_decoder(model.decoder, batch, [torch.float32, dtype])
+                engine, timings = tune_decoder(model.decoder, batch, precision_policy(device, True).decoder_dtypes
+                                               if device.type == "cpu" else [torch.float32, dtype])
                 chosen = f"; kept {engine.name}"
             else:
                 engine = model.decoder if dtype is None else FastDecoder(model.decoder, dtype, static=static)

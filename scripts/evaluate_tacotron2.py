@@ -31,6 +31,9 @@ from common.layers import TacotronSTFT
 from synthesis import GriffinLimVocoder, Vocoder, WaveGlowVocoder, precision_policy
 from tacotron2 import metrics
 from tacotron2.data_function import TextMelLoader
+from tacotron2.fast_inference import FastDecoder
+
+DECODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
 
 
 def wav_mel(wav: torch.Tensor, stft: TacotronSTFT) -> np.ndarray:
@@ -150,13 +153,17 @@ def main(argv=None) -> int:
     parser.add_argument("--sigma-infer", type=float, default=0.6, help="WaveGlow's sigma")
     parser.add_argument("--denoising-strength", type=float, default=0.01)
     parser.add_argument("--griffin-lim-iters", type=int, default=60)
+    parser.add_argument("--decoder", choices=["plain", *DECODER_DTYPES], default="plain",
+                        help="decode with the fused fast decoder in this precision (qint8: int8 LSTM matrices) "
+                             "instead of the model's own step, to measure what a fast path costs in quality")
     args = parser.parse_args(argv)
     model, _ = models.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
+    decode = None if args.decoder == "plain" else FastDecoder(model.decoder, DECODER_DTYPES[args.decoder]).infer
     audio = AudioConfig()
     dataset = TextMelLoader(args.dataset_path, args.filelist, audio, ["english_cleaners"])
     os.makedirs(args.output, exist_ok=True)
     rows = metrics.evaluate(model, dataset, args.limit, None if args.no_plots else args.output,
-                            prenet_dropout=not args.deterministic, seed=args.seed, keep_tensors=True)
+                            prenet_dropout=not args.deterministic, seed=args.seed, keep_tensors=True, decode=decode)
     texts = spoken_texts(args.dataset_path)
     for row in rows:
         row["sentence"] = texts.get(row["id"], row["text"])

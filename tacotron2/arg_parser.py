@@ -93,6 +93,8 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False
     g.add_argument("--guided-attention-sigma", default=0.2, type=float, help="width of the guided-attention band")
     g.add_argument("--guided-attention-half-life", default=1000.0, type=float,
                    help="iterations after which the guided-attention weight has halved")
+    g.add_argument("--mel-loss", default="mse", choices=["mse", "l1"],
+                   help="distance of the mel outputs to the teacher's (mse: the reference; l1 blurs less on small data)")
     g.add_argument("--teacher-frame-dropout", default=0.0, type=float,
                    help="share of the teacher's previous frames replaced by the utterance's mean frame in training, so "
                         "that the decoder must read the text rather than extend its last frame (0: as the reference)")

@@ -10,16 +10,20 @@ stay in float32. `static=True` decodes over preallocated buffers, as CUDA graphs
     engine = FastDecoder(model.decoder, torch.bfloat16)
     out = model.generate(text, lengths, decode=engine.infer)
 
+`torch.qint8` puts the two LSTMs' matrices (~95 % of a step's weight bytes) in int8 with one scale per row,
+multiplied by fbgemm's dynamically quantized product (common/linear.py), the rest in float32: a quarter of the
+bytes a batch-1 step streams, at a mel error the tests and the README state.
+
 A snapshot does not follow later weight changes: it refuses to run once any decoder parameter has
 changed (an optimizer step, `load_state_dict`); build a new one. `tune_decoder` times the candidate
 dtypes and matrix-product backends (common/linear.py) on this machine and keeps the fastest.
 """
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-from common.linear import ONEDNN_AVAILABLE, linear
+from common.linear import ONEDNN_AVAILABLE, Int8Weight, int8_weight, linear
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions, mask_from_lengths
 from tacotron2 import greedy
@@ -28,11 +32,12 @@ from tacotron2.static_decoder import StaticDecoder
 
 
 class FusedDecoderWeights(NamedTuple):
-    """Decoder weights prepared for greedy inference, in one dtype (location and attention vector in float32)."""
-    att_W: torch.Tensor  # (4 H_att, prenet + E + H_att)
-    att_b: torch.Tensor
-    dec_W: torch.Tensor  # (4 H_dec, H_att + E + H_dec)
-    dec_b: torch.Tensor
+    """Decoder weights prepared for greedy inference, in one dtype (location and attention vector in float32;
+    with int8 LSTM matrices, everything else in float32 and their biases inside the Int8Weights)."""
+    att_W: Union[torch.Tensor, Int8Weight]  # (4 H_att, prenet + E + H_att)
+    att_b: Optional[torch.Tensor]
+    dec_W: Union[torch.Tensor, Int8Weight]  # (4 H_dec, H_att + E + H_dec)
+    dec_b: Optional[torch.Tensor]
     query_W: torch.Tensor  # (A, H_att)
     loc_W: torch.Tensor  # (A, 2, K) = location_dense o location_conv
     v: torch.Tensor  # (A,)
@@ -41,17 +46,27 @@ class FusedDecoderWeights(NamedTuple):
     prenet: List[torch.Tensor]
     onednn: bool  # products through oneDNN rather than aten (common/linear.py) where it applies
 
+    @property
+    def activation_dtype(self) -> torch.dtype:
+        """The dtype the products take their inputs in: the weights', float32 for int8 weights."""
+        return torch.float32 if self.att_W.dtype == torch.qint8 else self.att_W.dtype
+
 
 @torch.no_grad()
 def fuse_weights(decoder: Decoder, dtype: torch.dtype, onednn: bool = True) -> FusedDecoderWeights:
-    """Copies of the decoder's weights, fused and cast to dtype."""
+    """Copies of the decoder's weights, fused and cast to dtype (torch.qint8: the LSTM matrices in int8)."""
     att, dec, al = decoder.attention_rnn, decoder.decoder_rnn, decoder.attention_layer
     loc = al.location_layer
     loc_W = torch.einsum("af,fck->ack", loc.location_dense.linear_layer.weight, loc.location_conv.conv.weight)
     proj, gate = decoder.linear_projection.linear_layer, decoder.gate_layer.linear_layer
+    lstms = [(torch.cat([m.weight_ih, m.weight_hh], 1), m.bias_ih + m.bias_hh) for m in (att, dec)]
+    if dtype == torch.qint8:
+        (att_W, att_b), (dec_W, dec_b) = [(int8_weight(W, b), None) for W, b in lstms]
+        dtype = torch.float32
+    else:
+        (att_W, att_b), (dec_W, dec_b) = [(W.to(dtype), b.to(dtype)) for W, b in lstms]
     return FusedDecoderWeights(
-        att_W=torch.cat([att.weight_ih, att.weight_hh], 1).to(dtype), att_b=(att.bias_ih + att.bias_hh).to(dtype),
-        dec_W=torch.cat([dec.weight_ih, dec.weight_hh], 1).to(dtype), dec_b=(dec.bias_ih + dec.bias_hh).to(dtype),
+        att_W=att_W, att_b=att_b, dec_W=dec_W, dec_b=dec_b,
         query_W=al.query_layer.linear_layer.weight.to(dtype), loc_W=loc_W.float(), v=al.v.linear_layer.weight[0].float(),
         proj_W=torch.cat([proj.weight, gate.weight]).to(dtype), proj_b=torch.cat([proj.bias, gate.bias]).to(dtype),
         prenet=[layer.linear_layer.weight.to(dtype).contiguous() for layer in decoder.prenet.layers], onednn=onednn)
@@ -100,7 +115,7 @@ class FastDecoder:
         processed_memory_t is (B, A, T_in); returns frames (B, n_mel * r), gate logit (B, 1), the new state.
         """
         f = self.weights
-        dt = f.att_W.dtype
+        dt = f.activation_dtype
         x = torch.cat((prenet_out.to(dt), state.attention_context.to(dt), state.attention_hidden.to(dt)), 1)
         att_h, att_c = _lstm_pointwise(linear(x, f.att_W, f.att_b, f.onednn), state.attention_cell)
         weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
@@ -152,7 +167,7 @@ def tune_decoder(decoder: Decoder, batch_size: int, dtypes: Sequence[torch.dtype
     candidates: Dict[str, FastDecoder] = {}
     for dtype in dtypes:
         weights = fuse_weights(decoder, dtype)
-        for onednn in backends:
+        for onednn in backends:  # int8: the float products' backend
             engine = FastDecoder(decoder, weights=weights._replace(onednn=onednn))
             candidates[engine.name] = engine
     processed_t = next(iter(candidates.values())).processed_memory_t(memory)

@@ -40,6 +40,9 @@ def guided_attention_loss(alignments: torch.Tensor, input_lengths: torch.Tensor,
     return (alignments.float() * weight * valid).sum() / valid[:, :, 0].sum().clamp_min(1)
 
 
+MEL_DISTANCES = {"mse": F.mse_loss, "l1": F.l1_loss}
+
+
 class Tacotron2Loss(nn.Module):
     """Sum of two mel MSEs and the gate BCE, each a mean over all elements as in the reference.
 
@@ -49,17 +52,22 @@ class Tacotron2Loss(nn.Module):
         guided_attention_weight: weight of the guided-attention term at iteration 0 (0: off, the reference).
         guided_attention_sigma: width of the diagonal band.
         guided_attention_half_life: iterations after which the term's weight has halved.
+        mel_loss: "mse" (the reference) or "l1", the distance of both mel outputs to the target.
     The guided term needs the lengths: targets = (mel, gate, input_lengths, output_lengths).
     """
 
     def __init__(self, gate_pos_weight: Optional[float] = None, guided_attention_weight: float = 0.0,
-                 guided_attention_sigma: float = 0.2, guided_attention_half_life: float = 1000.0) -> None:
+                 guided_attention_sigma: float = 0.2, guided_attention_half_life: float = 1000.0,
+                 mel_loss: str = "mse") -> None:
         super().__init__()
         self.gate_pos_weight = gate_pos_weight
         self.guided_attention_weight = guided_attention_weight
         self.guided_attention_sigma = guided_attention_sigma
         self.guided_attention_half_life = guided_attention_half_life
         self.iteration = 0
+        if mel_loss not in MEL_DISTANCES:
+            raise ValueError(f"mel_loss must be one of {sorted(MEL_DISTANCES)}, not {mel_loss!r}")
+        self.mel_distance = MEL_DISTANCES[mel_loss]
 
     def set_iteration(self, iteration: int) -> None:
         """The training iteration, for the guided-attention weight's decay."""
@@ -72,7 +80,7 @@ class Tacotron2Loss(nn.Module):
         mel_out, mel_out_postnet, gate_out = (t.float() for t in model_output[:3])
         mel_target, gate_target = targets[0].detach(), targets[1].detach()
         gate_target = gate_targets_per_step(gate_target, gate_out.size(1))
-        mel_loss = F.mse_loss(mel_out, mel_target) + F.mse_loss(mel_out_postnet, mel_target)
+        mel_loss = self.mel_distance(mel_out, mel_target) + self.mel_distance(mel_out_postnet, mel_target)
         pos_weight = None
         if self.gate_pos_weight is not None:
             pos_weight = gate_out.new_tensor(self.gate_pos_weight)

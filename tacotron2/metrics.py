@@ -12,7 +12,7 @@ a character-level alignment moves a symbol or two at a time, a word-level stairc
 """
 import os
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -91,8 +91,10 @@ def summarize(rows: Sequence[Dict[str, float]], stop_tolerance: float = 0.10) ->
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_dir: Optional[str] = None,
-             prenet_dropout: bool = True, seed: int = 0, keep_tensors: bool = False) -> List[Dict[str, object]]:
-    """Per-sentence metrics of greedy synthesis against the teacher mels.
+             prenet_dropout: bool = True, seed: int = 0, keep_tensors: bool = False,
+             decode: Optional[Callable] = None) -> List[Dict[str, object]]:
+    """Per-sentence metrics of greedy synthesis against the teacher mels (`decode`: a decoding strategy for
+    `Tacotron2.generate`, e.g. a FastDecoder's infer; None: the model's own step).
 
     By default the prenet dropout stays on, as at inference (a model trained with it can behave
     differently without it); the draws come from the generators seeded with `seed`, and every global
@@ -112,7 +114,8 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
             text, teacher, _ = dataset[i]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out = model.generate(text[None].long().to(device), torch.tensor([len(text)], device=device))
+                out = model.generate(text[None].long().to(device), torch.tensor([len(text)], device=device),
+                                     decode=decode)
             length = int(out.mel_lengths[0])
             steps = max(1, -(-max(length, 1) // r))
             align = out.alignments[0, :steps, :len(text)].float().cpu()

@@ -11,7 +11,8 @@ from tacotron2.model import Tacotron2
 def loss(args: argparse.Namespace) -> Tacotron2Loss:
     return Tacotron2Loss(gate_pos_weight=args.gate_pos_weight, guided_attention_weight=args.guided_attention_weight,
                          guided_attention_sigma=args.guided_attention_sigma,
-                         guided_attention_half_life=args.guided_attention_half_life)
+                         guided_attention_half_life=args.guided_attention_half_life,
+                         mel_loss=args.mel_loss)
 
 
 def prepare_training(model: Tacotron2, args: argparse.Namespace) -> None:

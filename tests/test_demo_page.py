@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from common.checkpoint import save_training_checkpoint
+from common.linear import INT8_AVAILABLE
 from common.dllog import RunLogger
 from scripts import demo_page, evaluate_tacotron2
 from tacotron2.model import Tacotron2
@@ -55,6 +56,24 @@ def test_evaluation_writes_every_wav_and_picture_with_the_vocoders_figures(demo_
     # the teacher's own mel through Griffin-Lim is far closer to the teacher than a random model's mel
     gl_floor = sum(r["mcd_dtw"] for r in vocoded["teacher_griffin_lim"])
     assert gl_floor < sum(r["mcd_dtw"] for r in vocoded["model_griffin_lim"])
+
+
+@pytest.mark.skipif(not INT8_AVAILABLE, reason="this torch build has no x86/fbgemm quantized engine")
+def test_evaluation_through_the_int8_decoder_measures_what_it_costs(demo_out, corpus, tmp_path):
+    """--decoder qint8 decodes the held-out sentences with int8 LSTM matrices: the same lengths, MCD within a
+    few percent of float32's (and not equal: the int8 path really ran)."""
+    summaries = {}
+    for decoder in ("float32", "qint8"):
+        out = str(tmp_path / decoder)
+        assert evaluate_tacotron2.main([
+            "--tacotron2", os.path.join(demo_out, "Tacotron2.pt"), "-d", corpus, "--decoder", decoder,
+            "--filelist", os.path.join(corpus, "filelists", "espeak_audio_text_val_filelist.txt"),
+            "-o", out, "--limit", "2", "--no-plots", "--deterministic"]) == 0
+        with open(os.path.join(out, "metrics.json")) as f:
+            summaries[decoder] = json.load(f)["sentences"]
+    for a, b in zip(summaries["float32"], summaries["qint8"]):
+        assert a["frames"] == b["frames"] and a["mcd_dtw"] != b["mcd_dtw"]
+        assert b["mcd_dtw"] == pytest.approx(a["mcd_dtw"], rel=0.05)
 
 
 def test_the_page_names_every_file_and_reads_the_curves(demo_out):

@@ -4,6 +4,7 @@ import warnings
 import pytest
 import torch
 
+from common.linear import INT8_AVAILABLE, Int8Weight, int8_weight
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, _upsample_as_product, tune_waveglow
@@ -78,6 +79,26 @@ def test_fast_decoder_equals_plain(r):
             assert torch.equal(a, b)
     rel = (bf16.mel_outputs_postnet - plain.mel_outputs_postnet).abs().max() / plain.mel_outputs_postnet.abs().max()
     assert rel < 0.05
+
+
+@pytest.mark.skipif(not INT8_AVAILABLE, reason="this torch build has no x86/fbgemm quantized engine")
+def test_int8_decoder_stays_close_to_float32():
+    """The LSTM matrices in int8 (one scale per row), inputs quantized per call: outputs within 1 % of float32,
+    the same stop step; the int8 products really run (bias packed, float32 out)."""
+    torch.manual_seed(0)
+    model = Tacotron2(**{**TINY_TACOTRON2, "max_decoder_steps": 15}).eval()
+    model.set_prenet_dropout(False)
+    text, lengths = torch.randint(12, 60, (3, 11)), torch.tensor([11, 8, 5])
+    engine = FastDecoder(model.decoder, torch.qint8)
+    assert isinstance(engine.weights.dec_W, Int8Weight) and engine.weights.dec_b is None
+    assert engine.name.startswith("qint8/")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = model.generate(text, lengths)
+        int8 = model.generate(text, lengths, decode=engine.infer)
+    assert torch.equal(plain.mel_lengths, int8.mel_lengths)
+    diff = (int8.mel_outputs_postnet - plain.mel_outputs_postnet).abs().max()
+    assert 0 < diff < 0.01 * plain.mel_outputs_postnet.abs().max()
 
 
 def _gated_model(gate_bias: float, max_steps: int = 37):
@@ -258,6 +279,11 @@ def test_cpu_linear_equals_torch_linear(dtype):
     ref = torch.nn.functional.linear(x.float(), w.float(), b.float())
     tol = 1e-4 if dtype == torch.float32 else 0.1
     assert out.dtype == dtype and torch.allclose(out.float(), ref, atol=tol * ref.abs().max().item())
+    if INT8_AVAILABLE:  # int8 weights, one scale per output row, 8-bit inputs: within ~2 % of the largest output
+        q = linear(x.float(), int8_weight(w.float(), b.float()))
+        assert q.dtype == torch.float32 and torch.allclose(q, ref, atol=0.03 * ref.abs().max().item())
+        with pytest.raises(ValueError, match="bias"):
+            linear(x.float(), int8_weight(w.float()), b.float())
     # with gradients recorded it falls back to an op autograd knows
     w.requires_grad_(True)
     linear(x, w, b).float().sum().backward()
@@ -277,9 +303,10 @@ def test_decoder_tuning_keeps_the_fastest_candidate_and_its_outputs():
     from common.linear import ONEDNN_AVAILABLE
     model, text, lengths = _gated_model(1.2)
     model.set_prenet_dropout(False)
-    engine, timings = tune_decoder(model.decoder, 4, [torch.float32, torch.bfloat16], text_length=11, steps=3)
+    dtypes = [torch.float32, torch.bfloat16] + ([torch.qint8] if INT8_AVAILABLE else [])
+    engine, timings = tune_decoder(model.decoder, 4, dtypes, text_length=11, steps=3)
     backends = ["aten", "onednn"] if ONEDNN_AVAILABLE else ["aten"]
-    assert set(timings) == {f"{d}/{b}" for d in ("float32", "bfloat16") for b in backends}
+    assert set(timings) == {f"{str(d).replace('torch.', '')}/{b}" for d in dtypes for b in backends}
     best = min(timings, key=timings.get)
     w = engine.weights
     assert f"{str(w.att_W.dtype).replace('torch.', '')}/{'onednn' if w.onednn else 'aten'}" == best == engine.name

@@ -97,3 +97,16 @@ def test_guided_loss_term_is_added_with_lengths():
     plain = Tacotron2Loss()(outputs, targets)
     guided = Tacotron2Loss(guided_attention_weight=2.0)(outputs, targets)
     assert guided.item() > plain.item() + 0.1
+
+
+def test_l1_mel_loss_is_the_mean_absolute_error_of_both_outputs():
+    g = torch.Generator().manual_seed(0)
+    mel, post, target = (torch.randn(2, 4, 6, generator=g) for _ in range(3))
+    gate_out, gate = torch.zeros(2, 6), torch.zeros(2, 6)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(gate_out, gate)
+    l1 = Tacotron2Loss(mel_loss="l1")((mel, post, gate_out), (target, gate))
+    mse = Tacotron2Loss()((mel, post, gate_out), (target, gate))
+    assert l1.item() == pytest.approx(float((mel - target).abs().mean() + (post - target).abs().mean() + bce))
+    assert mse.item() == pytest.approx(float(((mel - target) ** 2).mean() + ((post - target) ** 2).mean() + bce))
+    with pytest.raises(ValueError, match="mel_loss"):
+        Tacotron2Loss(mel_loss="huber")
