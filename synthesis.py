@@ -83,7 +83,7 @@ class Precision(NamedTuple):
     half: bool  # CUDA: the models in float16 (Tacotron 2 under float16 autocast)
     decoder_dtypes: Tuple[torch.dtype, ...]  # candidates for the fused decoder weights (timed when several)
     waveglow_dtypes: Tuple[Optional[torch.dtype], ...]  # WaveGlow candidates, None: the plain model
-    label: str  # "FP16", "BF16 where faster" or "FP32": how tables name it
+    label: str  # "FP16", "BF16/INT8 where faster" or "FP32": how tables name it
 
 
 def precision_policy(device: torch.device, amp: bool) -> Precision:
