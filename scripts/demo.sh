@@ -31,7 +31,7 @@ case "$INPUT" in
 esac
 
 # Stage 1: Tacotron 2 (text -> mel)
-python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 1e-3 --epochs 1000 -bs 16 \
+python train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 8 \
     --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
     --anneal-steps 35 --anneal-factor 0.3 \
     --training-files "$FL/espeak_audio_${KIND}_train_filelist.txt" \
