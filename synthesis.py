@@ -18,9 +18,9 @@ import torch
 from common.audio_processing import griffin_lim
 from common.filelist import read_text_lines
 from common.layers import TacotronSTFT
+from common.linear import INT8_AVAILABLE
 from common.stft import STFT
 from common.timing import sync
-from common.linear import INT8_AVAILABLE
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import InferenceOutput, Tacotron2
 from tacotron2.text import EmptyTextError, text_to_sequence

@@ -14,7 +14,7 @@ callers that can time both (Decoder.tune_fast_inference) pass `onednn` explicitl
 bytes, for the batch-1 recurrent steps that stream their weights from memory every step.
 """
 import warnings
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +29,7 @@ ONEDNN_AVAILABLE = _onednn_linear_available()  # a fact of the installed build, 
 
 class Int8Weight(NamedTuple):
     """x W^T + b with W (out, in) in int8, one symmetric scale per output row, prepacked for fbgemm."""
-    packed: torch.ScriptObject  # quantized::linear_prepack of the int8 weight and the float32 bias
-    shape: Tuple[int, int]  # (out, in)
+    packed: torch.ScriptObject  # quantized::linear_prepack of the int8 weight (out, in) and the float32 bias
     dtype: torch.dtype = torch.qint8
 
 
@@ -56,7 +55,7 @@ INT8_AVAILABLE = _int8_available()  # a fact of the installed build
 
 def int8_weight(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> Int8Weight:
     """weight (out, in) and bias (out,) prepared for `linear` as int8 (CPU only)."""
-    return Int8Weight(_quantize(weight, bias), tuple(weight.shape))
+    return Int8Weight(_quantize(weight, bias))
 
 
 def linear(x: torch.Tensor, weight: Union[torch.Tensor, Int8Weight], bias: Optional[torch.Tensor] = None,

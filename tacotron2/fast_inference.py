@@ -62,14 +62,14 @@ def fuse_weights(decoder: Decoder, dtype: torch.dtype, onednn: bool = True) -> F
     lstms = [(torch.cat([m.weight_ih, m.weight_hh], 1), m.bias_ih + m.bias_hh) for m in (att, dec)]
     if dtype == torch.qint8:
         (att_W, att_b), (dec_W, dec_b) = [(int8_weight(W, b), None) for W, b in lstms]
-        dtype = torch.float32
     else:
         (att_W, att_b), (dec_W, dec_b) = [(W.to(dtype), b.to(dtype)) for W, b in lstms]
+    rest = torch.float32 if dtype == torch.qint8 else dtype  # int8 is for the LSTM matrices only
     return FusedDecoderWeights(
         att_W=att_W, att_b=att_b, dec_W=dec_W, dec_b=dec_b,
-        query_W=al.query_layer.linear_layer.weight.to(dtype), loc_W=loc_W.float(), v=al.v.linear_layer.weight[0].float(),
-        proj_W=torch.cat([proj.weight, gate.weight]).to(dtype), proj_b=torch.cat([proj.bias, gate.bias]).to(dtype),
-        prenet=[layer.linear_layer.weight.to(dtype).contiguous() for layer in decoder.prenet.layers], onednn=onednn)
+        query_W=al.query_layer.linear_layer.weight.to(rest), loc_W=loc_W.float(), v=al.v.linear_layer.weight[0].float(),
+        proj_W=torch.cat([proj.weight, gate.weight]).to(rest), proj_b=torch.cat([proj.bias, gate.bias]).to(rest),
+        prenet=[layer.linear_layer.weight.to(rest).contiguous() for layer in decoder.prenet.layers], onednn=onednn)
 
 
 def _lstm_pointwise(gates: torch.Tensor, cell: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
