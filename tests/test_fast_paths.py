@@ -7,7 +7,8 @@ import torch
 from common.linear import INT8_AVAILABLE, Int8Weight, int8_weight
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import Tacotron2
-from waveglow.fast_inference import FastWaveGlow, _upsample_as_product, tune_waveglow
+from waveglow.fast_inference import FastWaveGlow, tune_waveglow
+from waveglow.upsample import product_weight, upsample
 from waveglow.model import WaveGlow
 
 from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
@@ -334,16 +335,47 @@ def test_waveglow_tuning_keeps_the_fastest_candidate_and_its_outputs():
 
 
 @pytest.mark.parametrize("kernel,stride", [(1024, 256), (12, 4), (5, 5)])
-def test_upsampling_as_one_product_equals_the_transposed_convolution(kernel, stride):
+def test_upsampling_as_one_product_equals_the_transposed_convolution_and_its_gradients(kernel, stride):
     torch.manual_seed(0)
-    model = WaveGlow(**{**TINY_WAVEGLOW}).eval()
-    model.upsample = torch.nn.ConvTranspose1d(20, 20, kernel, stride=stride)
-    mel = torch.randn(2, 20, 9)
-    with torch.no_grad():
-        plain = model.upsample(mel)
-        fast = _upsample_as_product(mel, FastWaveGlow(model).upsample_W, model.upsample.bias, stride)
+    conv = torch.nn.ConvTranspose1d(20, 20, kernel, stride=stride)
+    mel = torch.randn(2, 20, 9, requires_grad=True)
+    plain = conv(mel)
+    grads_plain = torch.autograd.grad(plain.square().sum(), (mel, conv.weight, conv.bias))
+    fast = upsample(mel, conv)
+    assert product_weight(conv) is not None  # the product, not the module
+    grads_fast = torch.autograd.grad(fast.square().sum(), (mel, conv.weight, conv.bias))
     assert fast.shape == plain.shape == (2, 20, 8 * stride + kernel)
     assert torch.allclose(fast, plain, atol=1e-5)
+    for a, b in zip(grads_fast, grads_plain):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_upsampling_falls_back_to_the_module_where_the_kernel_is_not_whole_strides():
+    conv = torch.nn.ConvTranspose1d(4, 4, 10, stride=4)
+    mel = torch.randn(1, 4, 5)
+    assert product_weight(conv) is None
+    assert torch.equal(upsample(mel, conv), conv(mel))
+
+
+def test_merged_conditioning_equals_the_layers_one_by_one():
+    """WN computes every layer's cond_layers[i] as one product: the same numbers, weight-normed or folded."""
+    torch.manual_seed(0)
+    wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
+    for c in wn.cond_layers:
+        c.weight_g.data.uniform_(0.5, 2.0)
+    spect = torch.randn(2, wn.cond_layers[0].weight_v.size(1), 30, requires_grad=True)
+    one_by_one = torch.cat([c(spect) for c in wn.cond_layers], 1)
+    merged = wn.conditioning(spect)
+    assert torch.allclose(merged, one_by_one, atol=1e-6)
+    weights = [c.weight_v for c in wn.cond_layers]
+    up = torch.randn_like(merged)
+    for a, b in zip(torch.autograd.grad(merged, [spect] + weights, up),
+                    torch.autograd.grad(one_by_one, [spect] + weights, up)):
+        assert torch.allclose(a, b, atol=1e-5)
+    one_by_one = one_by_one.detach()
+    folded = torch.nn.ModuleList(c.fold() for c in wn.cond_layers)
+    wn.cond_layers = folded
+    assert torch.allclose(wn.conditioning(spect), one_by_one, atol=1e-6)
 
 
 def test_static_decoder_follows_later_changes_of_decoder_settings():

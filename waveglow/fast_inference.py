@@ -16,7 +16,8 @@ from torch import nn
 
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions
-from waveglow.model import WaveGlow, WeightNormConv1d, fused_add_tanh_sigmoid_multiply
+from waveglow.model import WaveGlow, WeightNormConv1d, effective_weight, fused_add_tanh_sigmoid_multiply
+from waveglow.upsample import product_weight, upsample_as_product
 
 
 class FastWN(NamedTuple):
@@ -37,40 +38,9 @@ class FastWN(NamedTuple):
     W_inverse: torch.Tensor  # (c, c, 1) float32 inverse of the flow's 1x1 convolution
 
 
-def _upsample_as_product(spect: torch.Tensor, W: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
-    """ConvTranspose1d(n_mel, n_mel, n * stride, stride) of (B, n_mel, F) -> (B, n_mel, (F + n - 1) * stride).
-
-    Output block t (stride samples) is sum_j W_j^T x[t - j] over the kernel's n stride-long pieces W_j:
-    one product of the stacked, shifted frames instead of a transposed convolution (which aten runs as a
-    slow reference loop on a CPU: 53 ms against 11 ms for 80 frames on this project's 2-core machine).
-    """
-    B, C, n_frames = spect.shape
-    n = W.size(0) // C
-    padded = F.pad(spect.float(), (n - 1, n - 1))
-    # (B, n * C, F + n - 1): row block j holds the frames shifted right by j
-    cols = torch.cat([padded[:, :, n - 1 - j:2 * n - 2 - j + n_frames] for j in range(n)], 1)
-    blocks = torch.matmul(W.t(), cols)  # (B, C * stride, F + n - 1)
-    blocks = blocks.view(B, C, stride, n_frames + n - 1).transpose(2, 3)  # (B, C, F + n - 1, stride)
-    return blocks.reshape(B, C, -1) + bias[:, None]
-
-
-def _upsample_product_weight(upsample: nn.ConvTranspose1d) -> Optional[torch.Tensor]:
-    """The (n * C_in, C_out * stride) float32 weight `_upsample_as_product` takes; None where the kernel is
-    not a whole number of strides or the convolution pads."""
-    w = upsample.weight.detach().float()  # (C_in, C_out, n * stride)
-    C_in, C_out, K = w.shape
-    stride = upsample.stride[0]
-    if K % stride or upsample.padding[0]:
-        return None
-    # row block j, column block (c, s) = w[:, c, j * stride + s]
-    return w.view(C_in, C_out, K // stride, stride).permute(2, 0, 1, 3).reshape(K // stride * C_in,
-                                                                                C_out * stride).contiguous()
-
-
 def _prepared(conv: nn.Module, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
     """(weight (out, in, 1, k) channels-last, bias) of a conv1d, cast to dtype."""
-    weight = conv.weight() if isinstance(conv, WeightNormConv1d) else conv.weight
-    weight = weight.detach().to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
+    weight = effective_weight(conv).detach().to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
     return weight, conv.bias.detach().to(dtype)
 
 
@@ -95,7 +65,8 @@ class FastWaveGlow:
                           for wn, inv in zip(model.WN, model.convinv)]
             # (n * n_mel, n_mel * stride) float32, n = kernel / stride: the upsampling transposed convolution as
             # one matrix product over n shifted copies of the mel; None where the kernel does not allow it
-            self.upsample_W = _upsample_product_weight(model.upsample)
+            W = product_weight(model.upsample)
+            self.upsample_W = None if W is None else W.detach().float().contiguous()
             self.upsample_b = model.upsample.bias.detach().clone()
         self._versions = ParameterVersions(model)
 
@@ -134,7 +105,7 @@ class FastWaveGlow:
         upsampling and grouping, with the one layout change here rather than in every conditioning conv."""
         m = self.model
         if self.upsample_W is not None:
-            upsampled = _upsample_as_product(spect, self.upsample_W, self.upsample_b, m.upsample.stride[0])
+            upsampled = upsample_as_product(spect.float(), self.upsample_W, self.upsample_b, m.upsample.stride[0])
         else:
             upsampled = m.upsample(spect)
         return _as_rows(m.group(upsampled), self.dtype)
