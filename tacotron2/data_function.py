@@ -69,6 +69,10 @@ class TextMelLoader(torch.utils.data.Dataset):
             desc = f"{tuple(mel.shape)} {mel.dtype}" if isinstance(mel, torch.Tensor) else type(mel).__name__
             raise FilelistError(f"{entry.path}: expected a float mel of shape ({self.audio.n_mel_channels}, frames), "
                                 f"got {desc}")
+        bad = int((~torch.isfinite(mel)).sum())
+        if bad:  # one NaN in one clip makes every later loss and weight NaN
+            raise FilelistError(f"{entry.path}: mel has {bad} non-finite values (NaN or Inf) in "
+                                f"{mel.size(1)} frames; recompute it (scripts/prepare_mels.sh)")
         return mel.float()
 
     def get_mel(self, entry) -> torch.Tensor:

@@ -87,6 +87,8 @@ def _mel_root(root, mel):
     (torch.zeros(40, 10), "expected a float mel of shape (80, frames)"),
     (torch.zeros(80, 10, dtype=torch.int64), "expected a float mel"),
     ({"not": "a tensor"}, "expected a float mel"),
+    (torch.zeros(80, 10).index_fill_(1, torch.tensor([3]), float("nan")), "80 non-finite values (NaN or Inf)"),
+    (torch.zeros(80, 10).fill_(float("-inf")), "800 non-finite values (NaN or Inf)"),
 ])
 def test_bad_mel_files_are_named(root, mel, message):
     lines = _mel_root(root, mel)
