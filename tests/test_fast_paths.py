@@ -350,8 +350,10 @@ def test_upsampling_as_one_product_equals_the_transposed_convolution_and_its_gra
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_upsampling_falls_back_to_the_module_where_the_kernel_is_not_whole_strides():
-    conv = torch.nn.ConvTranspose1d(4, 4, 10, stride=4)
+@pytest.mark.parametrize("kernel,bias", [(10, True), (8, False)])
+def test_upsampling_falls_back_to_the_module_where_the_product_does_not_apply(kernel, bias):
+    """A kernel that is not whole strides, or an upsampler without bias."""
+    conv = torch.nn.ConvTranspose1d(4, 4, kernel, stride=4, bias=bias)
     mel = torch.randn(1, 4, 5)
     assert product_weight(conv) is None
     assert torch.equal(upsample(mel, conv), conv(mel))

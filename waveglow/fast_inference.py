@@ -67,7 +67,7 @@ class FastWaveGlow:
             # one matrix product over n shifted copies of the mel; None where the kernel does not allow it
             W = product_weight(model.upsample)
             self.upsample_W = None if W is None else W.detach().float().contiguous()
-            self.upsample_b = model.upsample.bias.detach().clone()
+            self.upsample_b = None if W is None else model.upsample.bias.detach().clone()
         self._versions = ParameterVersions(model)
 
     @property

@@ -16,12 +16,12 @@ from torch import nn
 def product_weight(upsample: nn.ConvTranspose1d) -> Optional[torch.Tensor]:
     """The upsampler's weight (C_in, C_out, n * stride) as the (n * C_in, C_out * stride) matrix `upsample_as_product`
     takes (differentiable: a view of the parameter); None where the kernel is not a whole number of strides or the
-    convolution pads, dilates or groups (then call the module)."""
+    convolution pads, dilates, groups or has no bias (then call the module)."""
     w = upsample.weight
     C_in, C_out, K = w.shape
     stride = upsample.stride[0]
     if K % stride or upsample.padding[0] or upsample.output_padding[0] or upsample.dilation[0] != 1 \
-            or upsample.groups != 1:
+            or upsample.groups != 1 or upsample.bias is None:
         return None
     # row block j, column block (c, s) = w[:, c, j * stride + s]
     return w.view(C_in, C_out, K // stride, stride).permute(2, 0, 1, 3).reshape(K // stride * C_in, C_out * stride)
