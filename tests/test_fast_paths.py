@@ -3,13 +3,14 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from common.linear import INT8_AVAILABLE, Int8Weight, int8_weight
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.upsample import product_weight, upsample
-from waveglow.model import WaveGlow
+from waveglow.model import WaveGlow, _fold_weightnorm, effective_weight
 
 from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
 
@@ -359,25 +360,66 @@ def test_upsampling_falls_back_to_the_module_where_the_product_does_not_apply(ke
     assert torch.equal(upsample(mel, conv), conv(mel))
 
 
-def test_merged_conditioning_equals_the_layers_one_by_one():
-    """WN computes every layer's cond_layers[i] as one product: the same numbers, weight-normed or folded."""
+def _wn_as_conv1d(wn, audio, spect):
+    """WN as the paper writes it: conv1d on (B, C, L), channels sliced."""
+    def c(layer, x):
+        p, d = (v[0] if isinstance(v, tuple) else v for v in (layer.padding, layer.dilation))
+        return F.conv1d(x, effective_weight(layer), layer.bias, padding=p, dilation=d)
+    n = wn.n_channels
+    audio = c(wn.start, audio)
+    output = 0
+    for i in range(wn.n_layers):
+        in_act = c(wn.in_layers[i], audio) + c(wn.cond_layers[i], spect)
+        res_skip = c(wn.res_skip_layers[i], torch.tanh(in_act[:, :n]) * torch.sigmoid(in_act[:, n:]))
+        if i < wn.n_layers - 1:
+            audio = audio + res_skip[:, :n]
+        output = output + (res_skip[:, n:] if i < wn.n_layers - 1 else res_skip)
+    return c(wn.end, output)
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_wn_in_channels_last_rows_equals_conv1d(folded):
+    """On a CPU, WN computes on (B, C, 1, L) channels-last rows: the same values and gradients as conv1d."""
     torch.manual_seed(0)
     wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
-    for c in wn.cond_layers:
-        c.weight_g.data.uniform_(0.5, 2.0)
-    spect = torch.randn(2, wn.cond_layers[0].weight_v.size(1), 30, requires_grad=True)
-    one_by_one = torch.cat([c(spect) for c in wn.cond_layers], 1)
-    merged = wn.conditioning(spect)
-    assert torch.allclose(merged, one_by_one, atol=1e-6)
-    weights = [c.weight_v for c in wn.cond_layers]
-    up = torch.randn_like(merged)
-    for a, b in zip(torch.autograd.grad(merged, [spect] + weights, up),
-                    torch.autograd.grad(one_by_one, [spect] + weights, up)):
-        assert torch.allclose(a, b, atol=1e-5)
-    one_by_one = one_by_one.detach()
-    folded = torch.nn.ModuleList(c.fold() for c in wn.cond_layers)
-    wn.cond_layers = folded
-    assert torch.allclose(wn.conditioning(spect), one_by_one, atol=1e-6)
+    for p in wn.parameters():
+        p.data.uniform_(-0.5, 0.5)  # the end layer starts at zero, which would hide the layers before it
+    if folded:
+        _fold_weightnorm(wn)
+    audio = torch.randn(2, wn.start.weight_v.size(1) if not folded else wn.start.weight.size(1), 30,
+                        requires_grad=True)
+    spect = torch.randn(2, wn.cond_layers[0].in_channels if folded else wn.cond_layers[0].weight_v.size(1), 30,
+                        requires_grad=True)
+    ours, paper = wn((audio, spect)), _wn_as_conv1d(wn, audio, spect)
+    assert ours.shape == paper.shape and torch.allclose(ours, paper, atol=1e-5)
+    inputs = [audio, spect] + list(wn.parameters())
+    up = torch.randn_like(paper)
+    for a, b in zip(torch.autograd.grad(ours, inputs, up), torch.autograd.grad(paper, inputs, up)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_wn_gradients_stay_channels_last(monkeypatch):
+    """Every gradient reaching a WN convolution's output in backward is channels-last, as its input is; one in
+    the default layout (what a channel slice's backward makes) costs oneDNN a reorder each way, which made the
+    training step slower than conv1d's."""
+    import waveglow.model as wg_model
+    layouts = []
+    real_conv = wg_model.conv
+
+    def recording_conv(*args, **kwargs):
+        out = real_conv(*args, **kwargs)
+        if out.requires_grad:
+            out.register_hook(lambda g: layouts.append(g.is_contiguous(memory_format=torch.channels_last)))
+        return out
+    monkeypatch.setattr(wg_model, "conv", recording_conv)
+    torch.manual_seed(0)
+    wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
+    wn.end.weight.data.uniform_(-0.5, 0.5)
+    n_in = wn.start.weight_v.size(1)
+    out = wn((torch.randn(2, n_in, 30), torch.randn(2, wn.cond_layers[0].weight_v.size(1), 30)))
+    out.square().sum().backward()
+    n_convs = 2 + 3 * wn.n_layers
+    assert len(layouts) == n_convs and all(layouts), layouts
 
 
 def test_static_decoder_follows_later_changes_of_decoder_settings():
