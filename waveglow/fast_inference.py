@@ -63,7 +63,7 @@ class FastWaveGlow:
                                  end=_prepared(wn.end, dtype),
                                  W_inverse=inv.inverse_weight().detach().clone())
                           for wn, inv in zip(model.WN, model.convinv)]
-            # (n * n_mel, n_mel * stride) float32, n = kernel / stride: the upsampling transposed convolution as
+            # (n_mel * stride, n * n_mel) float32, n = kernel / stride: the upsampling transposed convolution as
             # one matrix product over n shifted copies of the mel; None where the kernel does not allow it
             W = product_weight(model.upsample)
             self.upsample_W = None if W is None else W.detach().float().contiguous()
