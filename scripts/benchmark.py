@@ -45,8 +45,11 @@ CASES = ("decoder", "waveglow", "end-to-end", "training")
 WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
 
 
-# (case, config, state_dict, inputs) -> the reference's median seconds; None: no reference checkout given
-Reference = Optional[Callable[[str, dict, dict, dict], float]]
+# (case, config, state_dict, inputs[, warmup]) -> the reference's median seconds; None: no reference checkout given
+Reference = Optional[Callable[..., float]]
+# Untimed training steps before the timed ones, ours and the reference's alike: the first steps of a new model
+# and optimizer run up to 10 % slower (oneDNN primitives, allocator), and a single one left that in the median
+TRAIN_WARMUP = 3
 
 
 def reference_timer(reference_dir: str, repeats: int) -> Callable[[str, dict, dict, dict], float]:
@@ -58,11 +61,11 @@ def reference_timer(reference_dir: str, repeats: int) -> Callable[[str, dict, di
                  "(give the Tacotron2 folder of NVIDIA's DeepLearningExamples checkout)")
     harness = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_timing.py")
 
-    def time_it(case: str, config: dict, state_dict: dict, inputs: dict) -> float:
+    def time_it(case: str, config: dict, state_dict: dict, inputs: dict, warmup: int = 1) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             job = os.path.join(tmp, "job.pt")
             torch.save({"case": case, "config": config, "state_dict": state_dict, "inputs": inputs,
-                        "repeats": repeats, "threads": torch.get_num_threads()}, job)
+                        "repeats": repeats, "warmup": warmup, "threads": torch.get_num_threads()}, job)
             proc = subprocess.run([sys.executable, harness, job], cwd=root, capture_output=True, text=True,
                                   env=dict(os.environ, PYTHONPATH=root))
         if proc.returncode != 0:
@@ -247,7 +250,8 @@ def _train_step_fn(model, criterion, batch, target, device, amp: bool, fused: bo
     return step
 
 
-def training_rows(device, repeats: int, reference: Reference = None) -> List[Dict[str, object]]:
+def training_rows(device, repeats: int, reference: Reference = None, warmup: int = TRAIN_WARMUP
+                  ) -> List[Dict[str, object]]:
     rows = []
     torch.manual_seed(0)
     t2_config = full_config("Tacotron2")
@@ -262,14 +266,16 @@ def training_rows(device, repeats: int, reference: Reference = None) -> List[Dic
     group = "Tacotron 2 training, batch 8, 400 frames"
     ref_job = ("tacotron2_train", t2_config, {k: v.cpu().clone() for k, v in t2.state_dict().items()},
                {"batch": tuple(t.cpu() if torch.is_tensor(t) else t for t in x), "target": (mels.cpu(), gate.cpu())})
-    ref_before = reference(*ref_job) if reference else None
+    ref_before = reference(*ref_job, warmup=warmup) if reference else None
     for variant, deferred, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
         t2.decoder.deferred_weight_grads = deferred
-        t = median_seconds(_train_step_fn(t2, crit, x, (mels, gate), device, amp, fused=deferred), device, repeats)
+        t = median_seconds(_train_step_fn(t2, crit, x, (mels, gate), device, amp, fused=deferred), device, repeats,
+                           warmup)
         rows.append({"group": group, "variant": variant, "value": B * T_out / t, "unit": "mels/s",
                      "lower_is_better": False, "note": "deferred LSTM weight grads, fused Adam" if deferred else ""})
     if reference:
-        rows.append(reference_row(group, "mels/s", False, min(ref_before, reference(*ref_job)), B * T_out))
+        rows.append(reference_row(group, "mels/s", False, min(ref_before, reference(*ref_job, warmup=warmup)),
+                                  B * T_out))
     wg_config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256})
     wg = WaveGlow(**wg_config).to(device).train()
     audio = torch.rand(2, 8000, device=device) * 0.2 - 0.1
@@ -278,14 +284,16 @@ def training_rows(device, repeats: int, reference: Reference = None) -> List[Dic
     group = "WaveGlow WN 256 training, batch 2, segment 8000"
     ref_job = ("waveglow_train", wg_config, {k: v.cpu().clone() for k, v in wg.state_dict().items()},
                {"batch": (wmel.cpu(), audio.cpu()), "target": audio.cpu()})
-    ref_before = reference(*ref_job) if reference else None
+    ref_before = reference(*ref_job, warmup=warmup) if reference else None
     for variant, fused, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
-        t = median_seconds(_train_step_fn(wg, wcrit, (wmel, audio), audio, device, amp, fused), device, repeats)
+        t = median_seconds(_train_step_fn(wg, wcrit, (wmel, audio), audio, device, amp, fused), device, repeats,
+                           warmup)
         rows.append({"group": group, "variant": variant,
                      "value": audio.numel() / t, "unit": "samples/s", "lower_is_better": False,
                      "note": "fused Adam" if fused else ""})
     if reference:
-        rows.append(reference_row(group, "samples/s", False, min(ref_before, reference(*ref_job)), audio.numel()))
+        rows.append(reference_row(group, "samples/s", False, min(ref_before, reference(*ref_job, warmup=warmup)),
+                                  audio.numel()))
     return rows
 
 
@@ -334,7 +342,7 @@ def main() -> None:
     if "end-to-end" in args.cases:
         rows += end_to_end_rows(device, frames=60 if args.quick else 300, repeats=repeats, reference=reference)
     if "training" in args.cases and not args.skip_training:
-        rows += training_rows(device, repeats, reference)
+        rows += training_rows(device, repeats, reference, warmup=1 if args.quick else TRAIN_WARMUP)
     print_table(rows)
 
 

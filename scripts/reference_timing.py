@@ -17,8 +17,9 @@ import time
 import torch
 
 
-def _median(fn, repeats: int) -> float:
-    fn()  # warm-up
+def _median(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -76,7 +77,7 @@ def main() -> None:
             optimizer.zero_grad(set_to_none=True)
             criterion(model(batch), target).backward()
             optimizer.step()
-        seconds = _median(step, job["repeats"])
+        seconds = _median(step, job["repeats"], job.get("warmup", 1))
     print(json.dumps({"seconds": seconds}))
 
 
