@@ -50,6 +50,20 @@ def read_curves(path: str) -> Curve:
     return curves
 
 
+FREE_RUNNING_KEYS = ("val_mcd_dtw", "val_contrast")  # validation metrics of free-running synthesis
+
+
+def split_capped(curve: Curve, key: str) -> Tuple[List[Tuple[float, float]], List[Tuple[float, float]]]:
+    """curve[key]'s points as (those of validations where no sentence reached the decoder's step cap, those where
+    some did). A model that never stops is scored on a mel cut at the cap, which is no measure of its speech:
+    the first validation of a run can score a deceptively low MCD that way."""
+    points = curve.get(key, [])
+    if key not in FREE_RUNNING_KEYS:
+        return points, []
+    capped_at = {m for m, v in curve.get("val_reached_max", []) if v > 0}
+    return [p for p in points if p[0] not in capped_at], [p for p in points if p[0] in capped_at]
+
+
 def plot_curves(tacotron2: Curve, waveglow: Curve, calibration: Dict[str, Dict[str, float]], path: str) -> bool:
     """Training curves against minutes: both models' losses, and MCD-DTW and contrast of both models' validation
     synthesis beside the calibration rows. False when there is nothing to draw."""
@@ -69,9 +83,11 @@ def plot_curves(tacotron2: Curve, waveglow: Curve, calibration: Dict[str, Dict[s
                (("Tacotron 2 free-running", tacotron2, "val_contrast"), ("WaveGlow resynthesis", waveglow, "val_contrast"))))
     for ax, title, lines in panels:
         for label, curve, key in lines:
-            if curve.get(key):
-                xs, ys = zip(*curve[key])
-                ax.plot(xs, ys, marker=".", label=label)
+            kept, capped = split_capped(curve, key)
+            if kept:
+                ax.plot(*zip(*kept), marker=".", label=label)
+            if capped:
+                ax.plot(*zip(*capped), ls="none", marker="x", color="gray", label=f"{label}: some at the step cap")
         ax.set(title=title, xlabel="minutes of training")
     rows = (("teacher_griffin_lim", "teacher mel + Griffin-Lim", "gray"), ("en_gb_voice", "en-gb voice", "red"))
     for key, label, colour in rows:

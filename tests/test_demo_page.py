@@ -102,3 +102,15 @@ def test_the_page_loads_in_chromium_with_no_error_and_every_file_resolves(demo_o
         f.write(text)  # the page as written before the file went missing
     report = check_page(os.path.join(broken, "index.html"))
     assert report["broken"] == [f"eval/{victim}"] and report["errors"]
+
+
+def test_curves_set_apart_validations_where_sentences_reached_the_step_cap():
+    """A first validation where every sentence runs to the cap scores a deceptively low MCD: not on the line."""
+    curve = {"val_mcd_dtw": [(0.5, 49.7), (1.0, 78.2), (1.5, 70.0)],
+             "val_contrast": [(0.5, 0.7), (1.0, 0.8), (1.5, 0.8)],
+             "val_reached_max": [(0.5, 10.0), (1.0, 0.0), (1.5, 2.0)], "val_loss": [(0.5, 3.0), (1.0, 2.0), (1.5, 1.5)]}
+    kept, capped = demo_page.split_capped(curve, "val_mcd_dtw")
+    assert kept == [(1.0, 78.2)] and capped == [(0.5, 49.7), (1.5, 70.0)]
+    assert demo_page.split_capped(curve, "val_contrast")[1] == [(0.5, 0.7), (1.5, 0.8)]
+    assert demo_page.split_capped(curve, "val_loss") == (curve["val_loss"], [])  # losses are not synthesis
+    assert demo_page.split_capped({"val_mcd_dtw": [(1.0, 5.0)]}, "val_mcd_dtw") == ([(1.0, 5.0)], [])  # WaveGlow

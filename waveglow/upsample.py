@@ -42,7 +42,8 @@ def upsample_as_product(spect: torch.Tensor, W: torch.Tensor, bias: torch.Tensor
 def upsample(spect: torch.Tensor, upsampler: nn.ConvTranspose1d) -> torch.Tensor:
     """`upsampler(spect)`, as one product where its shape allows."""
     device = spect.device.type
-    W = product_weight(upsampler, torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None)
+    autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+    W = product_weight(upsampler, torch.get_autocast_dtype(device) if autocast else None)
     if W is None:
         return upsampler(spect)
     return upsample_as_product(spect, W, upsampler.bias, upsampler.stride[0])
