@@ -52,7 +52,7 @@ Reference = Optional[Callable[..., float]]
 TRAIN_WARMUP = 3
 
 
-def reference_timer(reference_dir: str, repeats: int) -> Callable[[str, dict, dict, dict], float]:
+def reference_timer(reference_dir: str, repeats: int) -> Callable[..., float]:
     """Time the reference in its own process (its packages share our packages' names)."""
     root = os.path.abspath(reference_dir)
     if not (os.path.isfile(os.path.join(root, "tacotron2", "model.py"))
