@@ -22,6 +22,14 @@ def amp_settings(amp: bool, device: torch.device,
     return torch.bfloat16, torch.amp.GradScaler(scaler_device, enabled=False)
 
 
+def active_autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    """The dtype autocast computes in here and now on `device_type`, or None where it is off (or the device type
+    has no autocast at all)."""
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:
     """torch.autocast for `dtype` on `device`, or nothing at all for float32 (dtype None)."""
     if dtype is None:

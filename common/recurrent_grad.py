@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
+from common.amp import active_autocast_dtype
 from common.linear import linear
 
 
@@ -89,11 +90,7 @@ class DeferredLSTMCell:
     """
 
     def __init__(self, cell: nn.LSTMCell, device_type: str) -> None:
-        if torch.is_autocast_enabled(device_type):
-            dtype = torch.get_autocast_dtype(device_type)
-        else:
-            dtype = cell.weight_ih.dtype
-        self.record = _Record(cell, dtype)
+        self.record = _Record(cell, active_autocast_dtype(device_type) or cell.weight_ih.dtype)
         self.token = _WeightTap.apply(self.record, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
 
     def __call__(self, x: torch.Tensor, state: Tuple[torch.Tensor, torch.Tensor]

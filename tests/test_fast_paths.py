@@ -3,14 +3,13 @@ import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from common.linear import INT8_AVAILABLE, Int8Weight, int8_weight
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.upsample import product_weight, upsample
-from waveglow.model import WaveGlow, _fold_weightnorm, effective_weight
+from waveglow.model import WaveGlow, _fold_weightnorm, apply_conv
 
 from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
 
@@ -361,20 +360,17 @@ def test_upsampling_falls_back_to_the_module_where_the_product_does_not_apply(ke
 
 
 def _wn_as_conv1d(wn, audio, spect):
-    """WN as the paper writes it: conv1d on (B, C, L), channels sliced."""
-    def c(layer, x):
-        p, d = (v[0] if isinstance(v, tuple) else v for v in (layer.padding, layer.dilation))
-        return F.conv1d(x, effective_weight(layer), layer.bias, padding=p, dilation=d)
+    """WN as the paper writes it: conv1d on (B, C, L) (what apply_conv does with 3-d input), channels sliced."""
     n = wn.n_channels
-    audio = c(wn.start, audio)
+    audio = apply_conv(wn.start, audio)
     output = 0
     for i in range(wn.n_layers):
-        in_act = c(wn.in_layers[i], audio) + c(wn.cond_layers[i], spect)
-        res_skip = c(wn.res_skip_layers[i], torch.tanh(in_act[:, :n]) * torch.sigmoid(in_act[:, n:]))
+        in_act = apply_conv(wn.in_layers[i], audio) + apply_conv(wn.cond_layers[i], spect)
+        res_skip = apply_conv(wn.res_skip_layers[i], torch.tanh(in_act[:, :n]) * torch.sigmoid(in_act[:, n:]))
         if i < wn.n_layers - 1:
             audio = audio + res_skip[:, :n]
         output = output + (res_skip[:, n:] if i < wn.n_layers - 1 else res_skip)
-    return c(wn.end, output)
+    return apply_conv(wn.end, output)
 
 
 @pytest.mark.parametrize("folded", [False, True])
@@ -384,12 +380,10 @@ def test_wn_in_channels_last_rows_equals_conv1d(folded):
     wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
     for p in wn.parameters():
         p.data.uniform_(-0.5, 0.5)  # the end layer starts at zero, which would hide the layers before it
+    audio = torch.randn(2, wn.start.weight_v.size(1), 30, requires_grad=True)
+    spect = torch.randn(2, wn.cond_layers[0].weight_v.size(1), 30, requires_grad=True)
     if folded:
         _fold_weightnorm(wn)
-    audio = torch.randn(2, wn.start.weight_v.size(1) if not folded else wn.start.weight.size(1), 30,
-                        requires_grad=True)
-    spect = torch.randn(2, wn.cond_layers[0].in_channels if folded else wn.cond_layers[0].weight_v.size(1), 30,
-                        requires_grad=True)
     ours, paper = wn((audio, spect)), _wn_as_conv1d(wn, audio, spect)
     assert ours.shape == paper.shape and torch.allclose(ours, paper, atol=1e-5)
     inputs = [audio, spect] + list(wn.parameters())

@@ -12,17 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.amp import active_autocast_dtype
+
 
 def product_weight(upsample: nn.ConvTranspose1d, dtype: Optional[torch.dtype] = None) -> Optional[torch.Tensor]:
     """The upsampler's weight (C_in, C_out, n * stride) as the (C_out * stride, n * C_in) matrix `upsample_as_product`
     takes, in dtype (cast before it is rearranged: half the bytes to move); differentiable. None where the kernel is
     not a whole number of strides or the convolution pads, dilates, groups or has no bias (then call the module)."""
-    w = upsample.weight if dtype is None else upsample.weight.to(dtype)
-    C_in, C_out, K = w.shape
+    C_in, C_out, K = upsample.weight.shape
     stride = upsample.stride[0]
     if K % stride or upsample.padding[0] or upsample.output_padding[0] or upsample.dilation[0] != 1 \
             or upsample.groups != 1 or upsample.bias is None:
         return None
+    w = upsample.weight if dtype is None else upsample.weight.to(dtype)
     # row (c, s), column block j = w[:, c, j * stride + s]
     return w.view(C_in, C_out, K // stride, stride).permute(1, 3, 2, 0).reshape(C_out * stride, K // stride * C_in)
 
@@ -41,9 +43,7 @@ def upsample_as_product(spect: torch.Tensor, W: torch.Tensor, bias: torch.Tensor
 
 def upsample(spect: torch.Tensor, upsampler: nn.ConvTranspose1d) -> torch.Tensor:
     """`upsampler(spect)`, as one product where its shape allows."""
-    device = spect.device.type
-    autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
-    W = product_weight(upsampler, torch.get_autocast_dtype(device) if autocast else None)
+    W = product_weight(upsampler, active_autocast_dtype(spect.device.type))
     if W is None:
         return upsampler(spect)
     return upsample_as_product(spect, W, upsampler.bias, upsampler.stride[0])
