@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, 
 import torch
 import torch.nn.functional as F
 
+from common.layers import dropout
 from common.linear import ONEDNN_AVAILABLE, Int8Weight, int8_weight, linear
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions, mask_from_lengths
@@ -104,7 +105,7 @@ class FastDecoder:
         active = p.always_dropout or p.training
         x = x.to(w.prenet[0].dtype)
         for W in w.prenet:
-            x = F.dropout(F.relu(linear(x, W, onednn=w.onednn)), p=p.p_dropout, training=active)
+            x = dropout(F.relu(linear(x, W, onednn=w.onednn)), p=p.p_dropout, training=active)
         return x
 
     def step(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,

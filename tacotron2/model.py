@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.layers import ConvNorm, LinearNorm
+from common.layers import ConvNorm, LinearNorm, dropout
 from common.recurrent_grad import sequence_cells
 from common.utils import mask_from_lengths
 from tacotron2 import greedy
@@ -90,7 +90,7 @@ class Prenet(nn.Module):
         """(..., in_dim) -> (..., sizes[-1])."""
         active = self.always_dropout or self.training
         for layer in self.layers:
-            x = F.dropout(F.relu(layer(x)), p=self.p_dropout, training=active)
+            x = dropout(F.relu(layer(x)), p=self.p_dropout, training=active)
         return x
 
 
@@ -109,6 +109,7 @@ class Postnet(nn.Module):
         gains = ["tanh"] * (postnet_n_convolutions - 1) + ["linear"]
         self.convolutions = nn.ModuleList(
             _conv_bn(dims[i], dims[i + 1], postnet_kernel_size, gains[i]) for i in range(postnet_n_convolutions))
+        self.p_dropout = 0.5  # training only
 
     def forward(self, x: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, n_mel, T_out) -> (B, n_mel, T_out).
@@ -123,7 +124,7 @@ class Postnet(nn.Module):
             x = conv(x)
             if i < last:
                 x = torch.tanh(x)
-            x = F.dropout(x, 0.5, self.training)
+            x = dropout(x, self.p_dropout, self.training)
         return x
 
 
@@ -151,7 +152,7 @@ class Encoder(nn.Module):
         for conv in self.convolutions:
             if valid is not None:
                 x = x * valid
-            x = F.dropout(F.relu(conv(x)), 0.5, self.training)
+            x = dropout(F.relu(conv(x)), 0.5, self.training)
         x = x.transpose(1, 2)  # (B, E, T) -> (B, T, E)
         packed = nn.utils.rnn.pack_padded_sequence(x, input_lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, _ = self.lstm(packed)
@@ -221,31 +222,41 @@ class Decoder(nn.Module):
                             zeros(B, self.decoder_rnn.hidden_size), zeros(B, self.decoder_rnn.hidden_size),
                             zeros(B, T_in), zeros(B, T_in), zeros(B, E))
 
-    def decode(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
-               processed_memory: torch.Tensor, pad_mask: torch.Tensor,
-               cells: Optional[Tuple[LSTMStep, LSTMStep]] = None
-               ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """One decoder step.
+    def recur(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
+              processed_memory: torch.Tensor, pad_mask: torch.Tensor,
+              cells: Optional[Tuple[LSTMStep, LSTMStep]] = None) -> Tuple[torch.Tensor, DecoderState]:
+        """One decoder step up to the projections: the attention LSTM, attention, the decoder LSTM.
 
         Args:
             prenet_out: (B, prenet_dim) prenet of the previous frame group.
             cells: stand-ins for (attention_rnn, decoder_rnn) with the same math, e.g. DeferredLSTMCell.
         Returns:
-            frames (B, n_mel * r), gate logit (B, 1), the new state.
+            [decoder output; context] (B, decoder_rnn_dim + E), the new state.
         """
         attention_rnn, decoder_rnn = cells or (self.attention_rnn, self.decoder_rnn)
         cell_input = torch.cat((prenet_out, state.attention_context), -1)
         att_h, att_c = attention_rnn(cell_input, (state.attention_hidden, state.attention_cell))
-        att_h = F.dropout(att_h, self.p_attention_dropout, self.training)
+        att_h = dropout(att_h, self.p_attention_dropout, self.training)
         weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
         context, weights = self.attention_layer(att_h, memory, processed_memory, weights_cat, pad_mask)
         weights_cum = state.attention_weights_cum + weights
         dec_h, dec_c = decoder_rnn(torch.cat((att_h, context), -1), (state.decoder_hidden, state.decoder_cell))
-        dec_h = F.dropout(dec_h, self.p_decoder_dropout, self.training)
-        hidden_context = torch.cat((dec_h, context), dim=1)
-        frames = self.linear_projection(hidden_context)
-        gate = self.gate_layer(hidden_context)
-        return frames, gate, DecoderState(att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
+        dec_h = dropout(dec_h, self.p_decoder_dropout, self.training)
+        hidden_context = torch.cat((dec_h, context), dim=-1)
+        return hidden_context, DecoderState(att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
+
+    def project(self, hidden_context: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(..., decoder_rnn_dim + E) -> frames (..., n_mel * r), gate logits (..., 1)."""
+        return self.linear_projection(hidden_context), self.gate_layer(hidden_context)
+
+    def decode(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
+               processed_memory: torch.Tensor, pad_mask: torch.Tensor,
+               cells: Optional[Tuple[LSTMStep, LSTMStep]] = None
+               ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """One decoder step: frames (B, n_mel * r), gate logit (B, 1), the new state (arguments as `recur`)."""
+        hidden_context, state = self.recur(prenet_out, state, memory, processed_memory, pad_mask, cells)
+        frames, gate = self.project(hidden_context)
+        return frames, gate, state
 
     def forward(self, memory: torch.Tensor, decoder_inputs: torch.Tensor, memory_lengths: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -274,14 +285,15 @@ class Decoder(nn.Module):
         state = self.initial_state(memory)
         # the same LSTM steps, their weight gradients summed once per sequence where that pays (a CPU)
         cells = sequence_cells((self.attention_rnn, self.decoder_rnn), memory.device, self.deferred_weight_grads)
-        frames, gates, alignments = [], [], []
+        hidden_contexts, alignments = [], []
         for t in range(prenet_out.size(1)):
-            frame, gate, state = self.decode(prenet_out[:, t], state, memory, processed_memory, pad_mask, cells)
-            frames.append(frame)
-            gates.append(gate.squeeze(1))
+            hidden_context, state = self.recur(prenet_out[:, t], state, memory, processed_memory, pad_mask, cells)
+            hidden_contexts.append(hidden_context)
             alignments.append(state.attention_weights)
-        mels = greedy.frames_to_mels(torch.stack(frames, dim=1), self.n_mel_channels)
-        return mels, torch.stack(gates, dim=1), torch.stack(alignments, dim=1)
+        # teacher-forced, no step reads its own output: the projections of all steps in one product each
+        frames, gates = self.project(torch.stack(hidden_contexts, dim=1))  # (B, steps, n_mel * r), (B, steps, 1)
+        mels = greedy.frames_to_mels(frames, self.n_mel_channels)
+        return mels, gates.squeeze(2), torch.stack(alignments, dim=1)
 
     def stop_rule(self) -> greedy.StopRule:
         return greedy.StopRule(self.max_decoder_steps, self.gate_threshold, self.early_stopping)
@@ -356,6 +368,12 @@ class Tacotron2(nn.Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"teacher frame dropout must be in [0, 1), got {p}")
         self.decoder.p_teacher_frame_dropout = p
+
+    def set_postnet_dropout(self, p: float) -> None:
+        """Dropout after each postnet convolution in training (0.5 in the paper)."""
+        if not 0 <= p < 1:
+            raise ValueError(f"postnet dropout must be in [0, 1), got {p}")
+        self.postnet.p_dropout = p
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""

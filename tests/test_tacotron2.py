@@ -260,7 +260,7 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
     torch.manual_seed(0)
     model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
     model.set_prenet_dropout(False)
-    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.5))
+    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.5, p_postnet_dropout=0.5))
     assert model.decoder.p_teacher_frame_dropout == 0.5
     text = torch.randint(1, 40, (2, 12))
     mel = torch.randn(2, 20, 24)
@@ -277,3 +277,39 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
     assert not torch.allclose(outputs[0.0, True], outputs[0.5, True])  # training: other inputs
     with pytest.raises(ValueError):
         model.set_teacher_frame_dropout(1.0)
+
+
+def test_postnet_dropout_is_set_from_the_flag_and_acts_in_training_only():
+    import argparse
+    from tacotron2.package import PACKAGE
+    model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
+    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.0, p_postnet_dropout=0.0))
+    assert model.postnet.p_dropout == 0.0
+    mel = torch.randn(2, 20, 24)
+    model.postnet.train()
+    assert torch.equal(model.postnet(mel), model.postnet(mel))  # no dropout left: the same output twice
+    model.set_postnet_dropout(0.5)
+    out = model.postnet(mel)
+    assert not torch.allclose(out, model.postnet(mel))
+    # the last convolution's output is dropped: about half of its elements are exactly zero
+    assert 0.4 < float((out == 0).float().mean()) < 0.6
+    with pytest.raises(ValueError):
+        model.set_postnet_dropout(1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_keeps_one_minus_p_scaled_and_passes_gradients_through_the_mask(dtype):
+    from common.layers import dropout
+    torch.manual_seed(0)
+    x = (torch.rand(64, 128, 100) + 1).to(dtype).requires_grad_()  # no zeros of its own
+    y = dropout(x, 0.3, True)
+    kept = y != 0
+    assert abs(float(kept.float().mean()) - 0.7) < 0.005
+    assert torch.allclose(y[kept].float(), (x[kept] / 0.7).float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-6)
+    y.sum().backward()
+    assert torch.allclose(x.grad.float(), kept.float() / 0.7, rtol=1e-2 if dtype == torch.bfloat16 else 1e-6)
+    assert torch.equal(dropout(x, 0.3, False), x)  # not training: the input itself
+    torch.manual_seed(1)
+    a = dropout(x, 0.3, True)
+    torch.manual_seed(1)
+    assert torch.equal(a, dropout(x, 0.3, True))  # seeded like every other draw
