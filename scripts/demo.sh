@@ -3,12 +3,12 @@
 # train a small Tacotron 2 and a small WaveGlow on it for bounded times, then evaluate on held-out sentences and on
 # phrases/demo.txt, print the quality and calibration tables and write OUT/index.html to listen and look.
 #   bash scripts/demo.sh
-# Settings (environment): MINUTES=30 (Tacotron 2), WG_MINUTES=8 (WaveGlow; 0 skips it), INPUT=phonemes
+# Settings (environment): MINUTES=20 (Tacotron 2), WG_MINUTES=8 (WaveGlow; 0 skips it), INPUT=phonemes
 # (espeak-ng's own phonemes as ARPAbet) or characters, OUT=demo_output, DATA=data/espeak_pw, PROCS=min(nproc, 2)
 # Tacotron 2 training processes (data parallel over gloo, batch 8 each), THREADS=nproc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MINUTES="${MINUTES:-30}"
+MINUTES="${MINUTES:-20}"
 WG_MINUTES="${WG_MINUTES:-8}"
 INPUT="${INPUT:-phonemes}"
 OUT="${OUT:-demo_output}"

@@ -86,6 +86,8 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False
     g.add_argument("--postnet-n-convolutions", default=d.postnet_n_convolutions, type=int,
                    help="number of postnet convolutions")
     g = parser.add_argument_group("Tacotron 2 training")
+    g.add_argument("--p-encoder-dropout", default=0.5, type=float,
+                   help="dropout after each encoder convolution in training (0.5: the paper)")
     g.add_argument("--p-postnet-dropout", default=0.5, type=float,
                    help="dropout after each postnet convolution in training (0.5: the paper)")
     g.add_argument("--gate-pos-weight", default=None, type=float,

@@ -142,6 +142,7 @@ class Encoder(nn.Module):
         # padded positions are zeroed before every convolution: each item is encoded exactly as
         # if it were alone (what batched inference needs). Off by default, as published models were trained.
         self.mask_padding_in_convs = False
+        self.p_dropout = 0.5  # training only
 
     def forward(self, x: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
         """(B, E, T) embedded text -> (B, max(input_lengths), E), zeros at padded positions.
@@ -152,7 +153,7 @@ class Encoder(nn.Module):
         for conv in self.convolutions:
             if valid is not None:
                 x = x * valid
-            x = dropout(F.relu(conv(x)), 0.5, self.training)
+            x = dropout(F.relu(conv(x)), self.p_dropout, self.training)
         x = x.transpose(1, 2)  # (B, E, T) -> (B, T, E)
         packed = nn.utils.rnn.pack_padded_sequence(x, input_lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, _ = self.lstm(packed)
@@ -369,11 +370,12 @@ class Tacotron2(nn.Module):
             raise ValueError(f"teacher frame dropout must be in [0, 1), got {p}")
         self.decoder.p_teacher_frame_dropout = p
 
-    def set_postnet_dropout(self, p: float) -> None:
-        """Dropout after each postnet convolution in training (0.5 in the paper)."""
-        if not 0 <= p < 1:
-            raise ValueError(f"postnet dropout must be in [0, 1), got {p}")
-        self.postnet.p_dropout = p
+    def set_conv_dropout(self, encoder: float, postnet: float) -> None:
+        """Dropout after each encoder and each postnet convolution in training (0.5 and 0.5 in the paper)."""
+        for name, p in (("encoder", encoder), ("postnet", postnet)):
+            if not 0 <= p < 1:
+                raise ValueError(f"{name} dropout must be in [0, 1), got {p}")
+        self.encoder.p_dropout, self.postnet.p_dropout = encoder, postnet
 
     def set_prenet_dropout(self, always_on: bool) -> None:
         """Keep the prenet dropout on at inference (paper, default) or only in training."""

@@ -17,7 +17,7 @@ def loss(args: argparse.Namespace) -> Tacotron2Loss:
 
 def prepare_training(model: Tacotron2, args: argparse.Namespace) -> None:
     model.set_teacher_frame_dropout(args.teacher_frame_dropout)
-    model.set_postnet_dropout(args.p_postnet_dropout)
+    model.set_conv_dropout(args.p_encoder_dropout, args.p_postnet_dropout)
 
 
 def content_items(dataset: data_function.TextMelLoader, args: argparse.Namespace) -> Optional[ContentItems]:

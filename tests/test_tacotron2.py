@@ -260,7 +260,7 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
     torch.manual_seed(0)
     model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
     model.set_prenet_dropout(False)
-    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.5, p_postnet_dropout=0.5))
+    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.5, p_encoder_dropout=0.5, p_postnet_dropout=0.5))
     assert model.decoder.p_teacher_frame_dropout == 0.5
     text = torch.randint(1, 40, (2, 12))
     mel = torch.randn(2, 20, 24)
@@ -279,22 +279,29 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
         model.set_teacher_frame_dropout(1.0)
 
 
-def test_postnet_dropout_is_set_from_the_flag_and_acts_in_training_only():
+def test_conv_dropouts_are_set_from_the_flags_and_act_in_training_only():
     import argparse
     from tacotron2.package import PACKAGE
     model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
-    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.0, p_postnet_dropout=0.0))
-    assert model.postnet.p_dropout == 0.0
-    mel = torch.randn(2, 20, 24)
-    model.postnet.train()
-    assert torch.equal(model.postnet(mel), model.postnet(mel))  # no dropout left: the same output twice
-    model.set_postnet_dropout(0.5)
+    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.0, p_encoder_dropout=0.0,
+                                                       p_postnet_dropout=0.0))
+    assert model.encoder.p_dropout == model.postnet.p_dropout == 0.0
+    mel, text = torch.randn(2, 20, 24), torch.randn(2, TINY_TACOTRON2["encoder_embedding_dim"], 12)
+    lengths = torch.tensor([12, 10])
+    model.train()
+    # no dropout left: the same outputs twice
+    assert torch.equal(model.postnet(mel), model.postnet(mel))
+    assert torch.equal(model.encoder(text, lengths), model.encoder(text, lengths))
+    model.set_conv_dropout(0.5, 0.5)
     out = model.postnet(mel)
     assert not torch.allclose(out, model.postnet(mel))
+    assert not torch.allclose(model.encoder(text, lengths), model.encoder(text, lengths))
     # the last convolution's output is dropped: about half of its elements are exactly zero
     assert 0.4 < float((out == 0).float().mean()) < 0.6
+    model.eval()
+    assert torch.equal(model.encoder(text, lengths), model.encoder(text, lengths))
     with pytest.raises(ValueError):
-        model.set_postnet_dropout(1.0)
+        model.set_conv_dropout(0.5, 1.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
