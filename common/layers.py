@@ -29,7 +29,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if not training or x.device.type != "cpu" or not 0 < p < 1:
         return F.dropout(x, p, training)
     keep = torch.rand(x.shape, dtype=torch.float32) >= p
-    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+    return (x * (1.0 / (1.0 - p))).mul_(keep)  # the scale as a scalar: exact in opmath, as F.dropout's
 
 
 class ConvNorm(torch.nn.Module):
