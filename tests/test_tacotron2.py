@@ -1,4 +1,5 @@
 """Tacotron 2 against the reference goldens: shapes, teacher-forced outputs, greedy inference, the loss."""
+import argparse
 import json
 import warnings
 
@@ -254,13 +255,18 @@ def test_teacher_frame_dropout_replaces_frames_by_the_mean_and_leaves_go_and_pad
     assert torch.allclose(out[1][changed[1]], mean_1.expand(int(changed[1].sum()), 6), atol=1e-6)
 
 
+def _flags(**overrides):
+    """Tacotron 2's flags at their defaults, some set otherwise (what train.py hands prepare_training)."""
+    from models import default_flags
+    return argparse.Namespace(**{**vars(default_flags("Tacotron2")), **overrides})
+
+
 def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
-    import argparse
     from tacotron2.package import PACKAGE
     torch.manual_seed(0)
     model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
     model.set_prenet_dropout(False)
-    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.5, p_encoder_dropout=0.5, p_postnet_dropout=0.5))
+    PACKAGE.prepare_training(model, _flags(teacher_frame_dropout=0.5))
     assert model.decoder.p_teacher_frame_dropout == 0.5
     text = torch.randint(1, 40, (2, 12))
     mel = torch.randn(2, 20, 24)
@@ -280,11 +286,9 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
 
 
 def test_conv_dropouts_are_set_from_the_flags_and_act_in_training_only():
-    import argparse
     from tacotron2.package import PACKAGE
     model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
-    PACKAGE.prepare_training(model, argparse.Namespace(teacher_frame_dropout=0.0, p_encoder_dropout=0.0,
-                                                       p_postnet_dropout=0.0))
+    PACKAGE.prepare_training(model, _flags(p_encoder_dropout=0.0, p_postnet_dropout=0.0))
     assert model.encoder.p_dropout == model.postnet.p_dropout == 0.0
     mel, text = torch.randn(2, 20, 24), torch.randn(2, TINY_TACOTRON2["encoder_embedding_dim"], 12)
     lengths = torch.tensor([12, 10])
