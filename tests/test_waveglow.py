@@ -142,6 +142,27 @@ def test_remove_weightnorm_keeps_outputs():
     assert not any("weight_g" in k for k in model.state_dict())
 
 
+def test_weight_norm_is_torchs_bit_for_bit_with_gradients():
+    """The reference trains with torch.nn.utils.weight_norm: our kernel, and the gradients of g and v, are its numbers
+    exactly (spelling the formula out in autograd ops differs in the last bits)."""
+    from waveglow.model import WeightNormConv1d
+
+    torch.manual_seed(0)
+    ours = WeightNormConv1d(24, 48, kernel_size=3, dilation=2, padding=2)
+    with torch.no_grad():
+        ours.weight_g.mul_(torch.rand_like(ours.weight_g) + 0.5)
+    theirs = torch.nn.Conv1d(24, 48, 3, dilation=2, padding=2)
+    with pytest.warns(FutureWarning):
+        theirs = torch.nn.utils.weight_norm(theirs)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 24, 37)
+    ours(x).square().sum().backward()
+    theirs(x).square().sum().backward()
+    assert torch.equal(ours.weight(), theirs.weight)
+    for name in ("weight_g", "weight_v", "bias"):
+        assert torch.equal(getattr(ours, name).grad, getattr(theirs, name).grad), name
+
+
 def test_log_det_is_finite_for_negative_determinant():
     model = _tiny()
     with torch.no_grad():
