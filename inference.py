@@ -18,6 +18,7 @@ import models
 from common.audio import save_wav
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger, log_path
+from common.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
 from synthesis import InputError, build_synthesizer, read_phrases
 
@@ -70,6 +71,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    if device.type == "cpu":
+        keep_freed_memory()
     if args.seed is not None:
         torch.manual_seed(args.seed)
     vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")

@@ -21,6 +21,7 @@ import torch
 import models
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
+from common.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
 from synthesis import InputError, Phrase, Synthesizer, build_synthesizer, precision_policy, read_phrases
 from tacotron2.text import text_to_sequence
@@ -133,6 +134,8 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    if device.type == "cpu":
+        keep_freed_memory()
     try:
         if args.input:
             phrases = read_phrases(args.input, ["english_cleaners"])

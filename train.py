@@ -38,6 +38,7 @@ from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, unwrap_model
 from common.dllog import RunLogger, log_path
 from common.filelist import read_text_lines
+from common.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
 from common.preemption import Preemption
 from common.sampler import BucketBatchSampler, ResumableBatchSampler
@@ -258,6 +259,8 @@ class TrainState:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     info = dist_utils.init_distributed(cpu=args.cpu, timeout_s=args.dist_timeout, force=args.force_distributed)
+    if info.device.type == "cpu":
+        keep_freed_memory()  # no page faults for the memory each step frees and takes again
     run, state = build_run(args, info)
     stop_reason = None
     try:

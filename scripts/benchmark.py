@@ -31,6 +31,7 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
+from common.host_memory import keep_freed_memory
 from common.linear import INT8_AVAILABLE
 from common.timing import dtype_name, median_seconds
 from common.train_step import make_adam
@@ -327,6 +328,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as train.py and inference.py do on a CPU; the reference's processes run as shipped
     repeats = 1 if args.quick else 3
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     low = torch.float16 if device.type == "cuda" else torch.bfloat16
