@@ -416,6 +416,29 @@ def test_wn_gradients_stay_channels_last(monkeypatch):
     assert len(layouts) == n_convs and all(layouts), layouts
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows", [False, True])
+def test_gated_activation_backward_is_autograds(dtype, rows):
+    """The gated activation's written-out backward gives autograd's gradients, in the inputs' layout, for one input
+    or both."""
+    from waveglow.model import fused_add_tanh_sigmoid_multiply
+    torch.manual_seed(0)
+    shape = (2, 12, 1, 17) if rows else (2, 12, 17)
+    layout = torch.channels_last if rows else torch.contiguous_format
+    a0, b0 = (torch.randn(shape, dtype=dtype).contiguous(memory_format=layout) for _ in range(2))
+    up = torch.randn(shape[:1] + (6,) + shape[2:], dtype=dtype)
+    for needs_b in (True, False):
+        a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_(needs_b)
+        ours = fused_add_tanh_sigmoid_multiply(a, b, 6)
+        t_act, s_act = (a + b).split(6, dim=1)
+        plain = torch.tanh(t_act) * torch.sigmoid(s_act)
+        assert torch.equal(ours, plain)
+        inputs = [a, b] if needs_b else [a]
+        for got, want in zip(torch.autograd.grad(ours, inputs, up), torch.autograd.grad(plain, inputs, up)):
+            assert got.dtype == dtype and torch.equal(got, want)  # the same operations in the same order
+            assert got.is_contiguous(memory_format=layout)
+
+
 def test_static_decoder_follows_later_changes_of_decoder_settings():
     """A session holds buffers sized by max_decoder_steps and the step's constants (gate threshold, prenet
     dropout): changing them after a first call must not reuse the old session."""
