@@ -119,7 +119,7 @@ def apply_conv(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def fused_add_tanh_sigmoid_multiply(input_a: torch.Tensor, input_b: torch.Tensor, n_channels: int) -> torch.Tensor:
     """Gated activation tanh(a + b)[:n] * sigmoid(a + b)[n:], (B, 2n, ...) -> (B, n, ...)."""
-    if torch.is_grad_enabled() and (input_a.requires_grad or input_b.requires_grad):
+    if torch.is_grad_enabled() and (input_a.requires_grad or input_b.requires_grad) and not torch.jit.is_tracing():
         return GatedActivation.apply(input_a, input_b, n_channels)
     t_act, s_act = (input_a + input_b).split(n_channels, dim=1)
     return torch.tanh(t_act) * torch.sigmoid(s_act)
