@@ -3,6 +3,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from common.linear import INT8_AVAILABLE, Int8Weight, int8_weight
 from tacotron2.fast_inference import FastDecoder, tune_decoder
@@ -437,6 +438,35 @@ def test_gated_activation_backward_is_autograds(dtype, rows):
         for got, want in zip(torch.autograd.grad(ours, inputs, up), torch.autograd.grad(plain, inputs, up)):
             assert got.dtype == dtype and torch.equal(got, want)  # the same operations in the same order
             assert got.is_contiguous(memory_format=layout)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
+    """WN's 1x1 convolutions on channels-last rows take their weight gradient from one matrix product: the values
+    and gradients of conv2d's own backward (float32; bf16 autocast within its rounding), gradients in the
+    parameters' float32 and the input's layout, for an input that needs no gradient too."""
+    from waveglow.model import conv
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 24, 1, 37).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(40, 24, 1, requires_grad=True)
+    b = torch.randn(40, requires_grad=True) if with_bias else None
+    up = torch.randn(2, 40, 1, 37).contiguous(memory_format=torch.channels_last)
+    for x_needs_grad in (True, False):
+        x = x0.clone().requires_grad_(x_needs_grad)
+        params = [t for t in (x, w, b) if t is not None and t.requires_grad]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            ours = conv(x, w, b)
+            plain = F.conv2d(x, w.unsqueeze(2), b)
+        assert ours.dtype == plain.dtype and ours.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(ours, plain)  # the same oneDNN forward
+        tol = {"rtol": 2e-2, "atol": 2e-2} if amp else {"rtol": 1e-5, "atol": 1e-5}
+        for got, want in zip(torch.autograd.grad(ours, params, up), torch.autograd.grad(plain, params, up)):
+            assert got.dtype == want.dtype == torch.float32 and got.shape == want.shape
+            assert torch.allclose(got, want, **tol), (got - want).abs().max()
+        if x_needs_grad:
+            assert x.grad is None and torch.autograd.grad(conv(x, w, b), x, up)[0].is_contiguous(
+                memory_format=torch.channels_last)
 
 
 def test_static_decoder_follows_later_changes_of_decoder_settings():
