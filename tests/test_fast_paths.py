@@ -445,7 +445,9 @@ def test_gated_activation_backward_is_autograds(dtype, rows):
 def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
     """WN's 1x1 convolutions on channels-last rows take their weight gradient from one matrix product: the values
     and gradients of conv2d's own backward (float32; bf16 autocast within its rounding), gradients in the
-    parameters' float32 and the input's layout, for an input that needs no gradient too."""
+    parameters' float32 and the input's layout, for an input that needs no gradient too. WN uses it under autocast
+    only (in float32 oneDNN's weight gradient is faster)."""
+    from waveglow.autograd import pointwise_conv_rows
     from waveglow.model import conv
     torch.manual_seed(0)
     x0 = torch.randn(2, 24, 1, 37).contiguous(memory_format=torch.channels_last)
@@ -456,8 +458,9 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
         x = x0.clone().requires_grad_(x_needs_grad)
         params = [t for t in (x, w, b) if t is not None and t.requires_grad]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            ours = conv(x, w, b)
+            ours = pointwise_conv_rows(x, w.squeeze(2), b)
             plain = F.conv2d(x, w.unsqueeze(2), b)
+            assert ("PointwiseConvRows" in type(conv(x, w, b).grad_fn).__name__) == amp
         assert ours.dtype == plain.dtype and ours.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(ours, plain)  # the same oneDNN forward
         tol = {"rtol": 2e-2, "atol": 2e-2} if amp else {"rtol": 1e-5, "atol": 1e-5}
@@ -465,7 +468,7 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
             assert got.dtype == want.dtype == torch.float32 and got.shape == want.shape
             assert torch.allclose(got, want, **tol), (got - want).abs().max()
         if x_needs_grad:
-            assert x.grad is None and torch.autograd.grad(conv(x, w, b), x, up)[0].is_contiguous(
+            assert torch.autograd.grad(pointwise_conv_rows(x, w.squeeze(2), b), x, up)[0].is_contiguous(
                 memory_format=torch.channels_last)
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.amp import active_autocast_dtype
 from waveglow.autograd import GatedActivation, pointwise_conv_rows
 from waveglow.upsample import upsample
 
@@ -104,8 +105,9 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], pa
     the layout WN.forward computes in on a CPU."""
     if x.dim() == 3:
         return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
-    if weight.size(2) == 1 and _needs_grad(x, weight):
-        return pointwise_conv_rows(x, weight.squeeze(2), bias)  # a faster weight gradient (waveglow/autograd.py)
+    if weight.size(2) == 1 and _needs_grad(x, weight) and active_autocast_dtype(x.device.type) is not None:
+        # a faster weight gradient in bf16 (waveglow/autograd.py); in float32 oneDNN's own is faster
+        return pointwise_conv_rows(x, weight.squeeze(2), bias)
     return F.conv2d(x, weight.unsqueeze(2), bias, padding=(0, padding), dilation=(1, dilation))
 
 
