@@ -71,8 +71,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
-    if device.type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory(device)
     if args.seed is not None:
         torch.manual_seed(args.seed)
     vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")

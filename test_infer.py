@@ -134,8 +134,7 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
-    if device.type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory(device)
     try:
         if args.input:
             phrases = read_phrases(args.input, ["english_cleaners"])

@@ -259,8 +259,7 @@ class TrainState:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     info = dist_utils.init_distributed(cpu=args.cpu, timeout_s=args.dist_timeout, force=args.force_distributed)
-    if info.device.type == "cpu":
-        keep_freed_memory()  # no page faults for the memory each step frees and takes again
+    keep_freed_memory(info.device)  # on a CPU: no page faults for the memory each step frees and takes again
     run, state = build_run(args, info)
     stop_reason = None
     try:

@@ -10,6 +10,8 @@ The process's memory then stays at its peak, which a training or inference loop 
 import ctypes
 import os
 
+import torch
+
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 << 20  # blocks up to this size come from the heap and are reused; larger ones are mmapped
@@ -21,13 +23,13 @@ def user_chose_malloc_settings() -> bool:
         or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
 
 
-def keep_freed_memory() -> bool:
-    """Never trim glibc's heap and serve blocks up to 256 MiB from it; True where that was done.
+def keep_freed_memory(device: torch.device) -> bool:
+    """For a run on the CPU, never trim glibc's heap and serve blocks up to 256 MiB from it; True where that was done.
 
-    A no-op (False) without glibc (macOS, musl) or where the user chose malloc settings in the environment.
-    Process-wide: train.py, inference.py and test_infer.py call it for CPU runs, the benchmark for its own rows.
+    A no-op (False) for other devices, without glibc (macOS, musl) or where the user chose malloc settings in the
+    environment. Process-wide: train.py, inference.py and test_infer.py call it, the benchmark for its own rows.
     """
-    if user_chose_malloc_settings():
+    if device.type != "cpu" or user_chose_malloc_settings():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

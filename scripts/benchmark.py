@@ -328,8 +328,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # as train.py and inference.py do on a CPU; the reference's processes run as shipped
+    keep_freed_memory(device)  # as train.py and inference.py do on a CPU; the reference's processes run as shipped
     repeats = 1 if args.quick else 3
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     low = torch.float16 if device.type == "cuda" else torch.bfloat16

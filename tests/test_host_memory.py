@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from common.host_memory import keep_freed_memory
 
@@ -17,7 +18,7 @@ CYCLES = r"""
 import json, resource, sys
 import torch
 from common.host_memory import keep_freed_memory
-kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+kept = keep_freed_memory(torch.device("cpu")) if sys.argv[1] == "keep" else None
 faults = []
 for _ in range(8):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -52,8 +53,12 @@ def test_the_users_malloc_settings_stand():
     assert min(chosen["faults"][3:]) >= 16_000, chosen
 
 
+def test_other_devices_are_left_alone():
+    assert keep_freed_memory(torch.device("meta")) is False
+
+
 def test_user_choice_is_read_from_the_environment(monkeypatch):
     for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
-    assert keep_freed_memory() is False
+    assert keep_freed_memory(torch.device("cpu")) is False
