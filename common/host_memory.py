@@ -15,12 +15,12 @@ import torch
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 << 20  # blocks up to this size come from the heap and are reused; larger ones are mmapped
+MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")  # glibc reads these at start-up
 
 
 def user_chose_malloc_settings() -> bool:
     """The user set glibc's malloc thresholds in the environment: theirs stand."""
-    return any(k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")) \
-        or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
+    return any(k in os.environ for k in MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
 
 
 def keep_freed_memory(device: torch.device) -> bool:

@@ -458,7 +458,7 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
         x = x0.clone().requires_grad_(x_needs_grad)
         params = [t for t in (x, w, b) if t is not None and t.requires_grad]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            ours = pointwise_conv_rows(x, w.squeeze(2), b)
+            ours = pointwise_conv_rows(x, w.squeeze(2), b, torch.bfloat16 if amp else torch.float32)
             plain = F.conv2d(x, w.unsqueeze(2), b)
             assert ("PointwiseConvRows" in type(conv(x, w, b).grad_fn).__name__) == amp
         assert ours.dtype == plain.dtype and ours.is_contiguous(memory_format=torch.channels_last)
@@ -468,7 +468,7 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
             assert got.dtype == want.dtype == torch.float32 and got.shape == want.shape
             assert torch.allclose(got, want, **tol), (got - want).abs().max()
         if x_needs_grad:
-            assert torch.autograd.grad(pointwise_conv_rows(x, w.squeeze(2), b), x, up)[0].is_contiguous(
+            assert torch.autograd.grad(pointwise_conv_rows(x, w.squeeze(2), b, x.dtype), x, up)[0].is_contiguous(
                 memory_format=torch.channels_last)
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from common.host_memory import keep_freed_memory
+from common.host_memory import MALLOC_ENV, keep_freed_memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,7 +58,7 @@ def test_other_devices_are_left_alone():
 
 
 def test_user_choice_is_read_from_the_environment(monkeypatch):
-    for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"):
+    for k in MALLOC_ENV + ("GLIBC_TUNABLES",):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
     assert keep_freed_memory(torch.device("cpu")) is False

@@ -13,8 +13,6 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from common.amp import active_autocast_dtype
-
 
 class GatedActivation(torch.autograd.Function):
     """tanh(a + b)[:n] * sigmoid(a + b)[n:], (B, 2n, ...) -> (B, n, ...); backward d(a + b) = [g s (1 - t^2),
@@ -69,9 +67,9 @@ class PointwiseConvRows(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def pointwise_conv_rows(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """F.conv2d(x, weight[:, :, None, None], bias) through PointwiseConvRows, with autocast's casts (if any) made
-    outside it, so that autograd casts the gradients back to the weights' float32."""
-    dtype = active_autocast_dtype(x.device.type) or x.dtype
+def pointwise_conv_rows(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                        dtype: torch.dtype) -> torch.Tensor:
+    """F.conv2d(x, weight[:, :, None, None], bias) computed in `dtype` (autocast's) through PointwiseConvRows, the
+    casts made outside it, so that autograd casts the gradients back to the weights' float32."""
     with torch.autocast(x.device.type, enabled=False):
         return PointwiseConvRows.apply(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))

@@ -105,9 +105,10 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], pa
     the layout WN.forward computes in on a CPU."""
     if x.dim() == 3:
         return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
-    if weight.size(2) == 1 and _needs_grad(x, weight) and active_autocast_dtype(x.device.type) is not None:
+    low = active_autocast_dtype(x.device.type)
+    if weight.size(2) == 1 and low is not None and _needs_grad(x, weight):
         # a faster weight gradient under autocast (waveglow/autograd.py); in float32 oneDNN's own is faster
-        return pointwise_conv_rows(x, weight.squeeze(2), bias)
+        return pointwise_conv_rows(x, weight.squeeze(2), bias, low)
     return F.conv2d(x, weight.unsqueeze(2), bias, padding=(0, padding), dilation=(1, dilation))
 
 
