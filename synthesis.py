@@ -18,7 +18,8 @@ import torch
 from common.audio_processing import griffin_lim
 from common.filelist import read_text_lines
 from common.layers import TacotronSTFT
-from common.linear import INT8_AVAILABLE
+from common.cpu_features import bf16_native, describe as describe_cpu
+from common.linear import int8_available
 from common.stft import STFT
 from common.timing import sync
 from tacotron2.fast_inference import FastDecoder, tune_decoder
@@ -83,7 +84,7 @@ class Precision(NamedTuple):
     half: bool  # CUDA: the models in float16 (Tacotron 2 under float16 autocast)
     decoder_dtypes: Tuple[torch.dtype, ...]  # candidates for the fused decoder weights (timed when several)
     waveglow_dtypes: Tuple[Optional[torch.dtype], ...]  # WaveGlow candidates, None: the plain model
-    label: str  # "FP16", "BF16/INT8 where faster" or "FP32": how tables name it
+    label: str  # "FP16", "BF16/INT8 where faster", "INT8 where faster" or "FP32": how tables name the policy
 
 
 def precision_policy(device: torch.device, amp: bool) -> Precision:
@@ -91,15 +92,18 @@ def precision_policy(device: torch.device, amp: bool) -> Precision:
     On a CPU: bfloat16 weights wherever they are timed faster than float32 on this processor (decoder
     mel error ~5e-4, WaveGlow SNR above 30 dB against float32; see the README), or the decoder's LSTM matrices
     in int8 (dynamically quantized products; mel error in the README), states, softmax,
-    1x1 inverses and the affine coupling in float32. Without it, float32 (TF32 products on Ampere+ GPUs
-    where torch enables them)."""
+    1x1 inverses and the affine coupling in float32. bfloat16 is a candidate only where the CPU computes it
+    natively (common/cpu_features.py), int8 only where fbgemm runs. Without it, float32 (TF32 products on
+    Ampere+ GPUs where torch enables them)."""
     if device.type == "cuda":
         return Precision(half=amp, decoder_dtypes=(torch.float16 if amp else torch.float32,),
                          waveglow_dtypes=(None,), label="FP16" if amp else "FP32")
     if amp:
-        int8 = (torch.qint8,) if INT8_AVAILABLE else ()
-        return Precision(False, (torch.bfloat16, torch.float32, *int8), (None, torch.float32, torch.bfloat16),
-                         "BF16/INT8 where faster")
+        bf16 = (torch.bfloat16,) if bf16_native() else ()
+        int8 = (torch.qint8,) if int8_available() else ()
+        kinds = [name for name, dtypes in (("BF16", bf16), ("INT8", int8)) if dtypes]
+        label = f"{'/'.join(kinds)} where faster" if kinds else "FP32"
+        return Precision(False, (*bf16, torch.float32, *int8), (None, torch.float32, *bf16), label)
     return Precision(False, (torch.float32,), (None, torch.float32), "FP32")
 
 
@@ -209,7 +213,18 @@ class Synthesizer:
         """The candidate each timed choice kept, e.g. {"decoder_ms_per_step": "bfloat16/aten"}."""
         return {part: min(timings, key=timings.get) for part, timings in self.fast_paths.items()}
 
+    def precision_label(self) -> str:
+        """How tables name what runs: the policy's label on CUDA; on a CPU the kinds the timed choices kept
+        ("BF16", "INT8", "BF16+INT8" or "FP32")."""
+        if self.device.type == "cuda":
+            return "FP16" if self.half else "FP32"
+        chosen = " ".join(self.chosen_fast_paths().values())
+        kinds = [label for label, dtype in (("BF16", "bfloat16"), ("INT8", "qint8")) if dtype in chosen]
+        return "+".join(kinds) or "FP32"
+
     def report_fast_paths(self) -> None:
+        if self.device.type == "cpu":
+            print(f"fast path: CPU {describe_cpu()}", file=sys.stderr)
         for part, chosen in self.chosen_fast_paths().items():
             print(f"fast path: {part} {self.fast_paths[part]}: using {chosen}", file=sys.stderr)
 

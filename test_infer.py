@@ -23,7 +23,7 @@ from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
 from common.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
-from synthesis import InputError, Phrase, Synthesizer, build_synthesizer, precision_policy, read_phrases
+from synthesis import InputError, Phrase, Synthesizer, build_synthesizer, read_phrases
 from tacotron2.text import text_to_sequence
 
 # the seed's benchmark sentence (LJSpeech's first transcript, twice), cut to --input-length characters
@@ -171,11 +171,8 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore")
             stats["first_chunk"] = first_item_seconds(lambda: synth.stream(phrases[0]), device,
                                                       args.num_iters - args.warmup)
-    precision = precision_policy(device, args.amp_run).label
-    if args.amp_run and device.type == "cpu":  # bf16 only where it was timed faster
-        precision = "BF16" if any("bfloat16" in c for c in synth.chosen_fast_paths().values()) else "FP32"
     row = {"batch_size": len(phrases), "input_length": int(np.mean([len(p.text) for p in phrases])),
-           "precision": precision, **stats}
+           "precision": synth.precision_label(), **stats}
     print("\n".join(seed_lines(stats)))
     if "first_chunk" in stats:
         print(f"Time to the first audio chunk, streaming (seconds) = {stats['first_chunk']:.4f}")

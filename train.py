@@ -33,7 +33,7 @@ import loss_functions
 import models
 from common import data_checks, dist_utils, resume
 from common.dist_utils import check_replicas_in_sync
-from common.amp import amp_settings, autocast
+from common.amp import amp_settings, autocast, describe_amp
 from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, unwrap_model
 from common.dllog import RunLogger, log_path
@@ -380,6 +380,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
     logger = RunLogger(log_path(args.output, args.log_file), enabled=info.is_main, append=resumed,
                        tensorboard_dir=os.path.join(args.output, "tensorboard") if args.tensorboard else None)
     logger.parameters({**vars(args), "model_name": f"{model_name}_PyT", "world_size": info.world_size})
+    logger.info(describe_amp(args.amp_run, device, amp_dtype))
     if restored:
         logger.info(restored)
     if info.distributed:

@@ -10,21 +10,38 @@ faster (an Intel Xeon of the same machine kind: batch 1, float32, MKL 0.76 ms ag
 callers that can time both (Decoder.tune_fast_inference) pass `onednn` explicitly.
 
 `Int8Weight`: a weight quantized to int8 per output row, multiplied by fbgemm's dynamically quantized product
-(each call quantizes its input rows to 8 bits, multiplies in int32, rescales to float32): a quarter of float32's
-bytes, for the batch-1 recurrent steps that stream their weights from memory every step.
+(each call quantizes its input rows to 8 bits, 7 on CPUs without VNNI, multiplies in int32, rescales to
+float32): a quarter of float32's bytes, for the batch-1 recurrent steps that stream their weights from memory
+every step.
 """
+import functools
 import warnings
 from typing import NamedTuple, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-
-def _onednn_linear_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+from common.cpu_features import bf16_native
 
 
-ONEDNN_AVAILABLE = _onednn_linear_available()  # a fact of the installed build, not state
+def _runs(fn) -> bool:
+    try:
+        fn()
+        return True
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_available(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether oneDNN's private linear multiplies `dtype` on this CPU: tried once on a 2x2 input (it refuses
+    bfloat16 where the CPU has no bf16 instructions), and never bfloat16 without native support."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    if dtype == torch.bfloat16 and not bf16_native():
+        return False
+    x = torch.ones(2, 2, dtype=dtype)
+    return _runs(lambda: torch.ops.mkldnn._linear_pointwise(x, x, None, "none", [], ""))
 
 
 class Int8Weight(NamedTuple):
@@ -42,15 +59,21 @@ def _quantize(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Scrip
         return torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float().cpu())
 
 
-def _int8_available() -> bool:
+@functools.lru_cache(maxsize=None)
+def _int8_reduce_range() -> Optional[bool]:
+    """None where fbgemm's dynamically quantized linear does not run here; else whether its inputs must be
+    quantized to 7 bits. Without VNNI (AVX2 CPUs) fbgemm adds pairs of u8 x s8 products in int16, which
+    saturates for 8-bit inputs: probed once, ones (1, 64) x ones (4, 64)^T is 64 exactly, or ~32 saturated."""
     try:
-        _quantize(torch.ones(2, 2), None)
-        return True
-    except (RuntimeError, AttributeError):  # no x86/fbgemm quantized engine in this build
-        return False
+        y = torch.ops.quantized.linear_dynamic(torch.ones(1, 64), _quantize(torch.ones(4, 64), None), False)
+    except (RuntimeError, AttributeError, NotImplementedError):  # no x86/fbgemm quantized engine in this build
+        return None
+    return not bool(torch.allclose(y, torch.full_like(y, 64.0)))
 
 
-INT8_AVAILABLE = _int8_available()  # a fact of the installed build
+def int8_available() -> bool:
+    """Whether this build has fbgemm's dynamically quantized linear and it runs on this CPU (tried once)."""
+    return _int8_reduce_range() is not None
 
 
 def int8_weight(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> Int8Weight:
@@ -68,10 +91,11 @@ def linear(x: torch.Tensor, weight: Union[torch.Tensor, Int8Weight], bias: Optio
     if isinstance(weight, Int8Weight):
         if bias is not None:
             raise ValueError("an Int8Weight carries its own bias")
-        return torch.ops.quantized.linear_dynamic(x.float().contiguous(), weight.packed, False)
-    if (onednn and ONEDNN_AVAILABLE and x.device.type == "cpu" and x.dim() == 2 and x.dtype in (torch.float32, torch.bfloat16)
+        return torch.ops.quantized.linear_dynamic(x.float().contiguous(), weight.packed, bool(_int8_reduce_range()))
+    if (onednn and x.device.type == "cpu" and x.dim() == 2 and x.dtype in (torch.float32, torch.bfloat16)
             and x.dtype == weight.dtype and weight.is_contiguous() and (bias is None or bias.dtype == x.dtype)
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                                  or (bias is not None and bias.requires_grad)))):
+                                                  or (bias is not None and bias.requires_grad)))
+            and onednn_available(x.dtype)):
         return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
     return F.linear(x, weight, bias)

@@ -31,8 +31,10 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
+from common.amp import amp_settings, autocast
+from common.cpu_features import bf16_native, describe as describe_cpu
 from common.host_memory import keep_freed_memory
-from common.linear import INT8_AVAILABLE
+from common.linear import int8_available
 from common.timing import dtype_name, median_seconds
 from common.train_step import make_adam
 from loss_functions import get_loss_function
@@ -100,15 +102,22 @@ def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
     return float(10 * torch.log10(reference.double().pow(2).sum() / noise.clamp_min(1e-30)))
 
 
+def low_precision(device: torch.device) -> List[Tuple[str, torch.dtype]]:
+    """[(name, dtype)] of the half-width type worth timing here: fp16 on CUDA, bf16 on a CPU that computes it
+    natively, none on one that would only emulate it (many times slower than float32)."""
+    if device.type == "cuda":
+        return [("fp16", torch.float16)]
+    return [("bf16", torch.bfloat16)] if bf16_native() else []
+
+
 def decoder_variants(device: torch.device) -> List[Tuple[str, Optional[torch.dtype], bool]]:
     """(name, fast-weight dtype or None for the plain path, static buffers / CUDA graphs) to time."""
-    low = torch.float16 if device.type == "cuda" else torch.bfloat16
-    low_name = "fp16" if device.type == "cuda" else "bf16"
+    low = low_precision(device)
     static_name = "graphs" if device.type == "cuda" else "static"
-    int8 = [("fast int8", torch.qint8, False)] if device.type == "cpu" and INT8_AVAILABLE else []
-    return [("plain", None, False), ("fast fp32", torch.float32, False), (f"fast {low_name}", low, False), *int8,
-            (f"{static_name} fp32", torch.float32, True), (f"{static_name} {low_name}", low, True),
-            ("tuned", low, False)]
+    int8 = [("fast int8", torch.qint8, False)] if device.type == "cpu" and int8_available() else []
+    return [("plain", None, False), ("fast fp32", torch.float32, False),
+            *[(f"fast {name}", dtype, False) for name, dtype in low], *int8, (f"{static_name} fp32", torch.float32, True),
+            *[(f"{static_name} {name}", dtype, True) for name, dtype in low], ("tuned", None, False)]
 
 
 def tacotron2_rows(device, steps: int, repeats: int, reference: Reference = None) -> List[Dict[str, object]]:
@@ -131,7 +140,7 @@ def tacotron2_rows(device, steps: int, repeats: int, reference: Reference = None
             chosen = ""
             if variant == "tuned":  # what inference.py --amp-run does: time the candidates, keep the fastest
                 engine, timings = tune_decoder(model.decoder, batch, precision_policy(device, True).decoder_dtypes
-                                               if device.type == "cpu" else [torch.float32, dtype])
+                                               if device.type == "cpu" else [torch.float32, torch.float16])
                 chosen = f"; kept {engine.name}"
             else:
                 engine = model.decoder if dtype is None else FastDecoder(model.decoder, dtype, static=static)
@@ -174,12 +183,13 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
         model.remove_weightnorm()
         noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, frames * 256 // 8)]
         ref = None
-        low, low_name = (torch.float16, "fp16") if device.type == "cuda" else (torch.bfloat16, "bf16")
-        for variant, dtype in (("plain", None), ("fast fp32", torch.float32), (f"fast {low_name}", low),
-                               ("tuned", None)):
+        low = low_precision(device)
+        for variant, dtype in (("plain", None), ("fast fp32", torch.float32),
+                               *[(f"fast {name}", dtype) for name, dtype in low], ("tuned", None)):
             chosen = ""
-            if variant == "tuned":  # as inference.py --amp-run on a CPU
-                engine, timings = tune_waveglow(model, [None, torch.float32, low])
+            if variant == "tuned":  # as inference.py --amp-run does
+                engine, timings = tune_waveglow(model, precision_policy(device, True).waveglow_dtypes
+                                                if device.type == "cpu" else [None, torch.float32, torch.float16])
                 chosen = f"; kept {min(timings, key=timings.get)}"
             else:
                 engine = model if dtype is None else FastWaveGlow(model, dtype)
@@ -238,13 +248,14 @@ def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = No
 
 
 def _train_step_fn(model, criterion, batch, target, device, amp: bool, fused: bool):
-    """One optimizer step as train.py takes it (Adam, fused or not; bf16 autocast on CPU, fp16 on GPU)."""
+    """One optimizer step as train.py takes it (Adam, fused or not; --amp-run's autocast type: fp16 on GPU, bf16
+    on a CPU with native bf16, none on one without)."""
     optimizer = make_adam(model.parameters(), 1e-4, 0.0, device, fused)
-    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    dtype, _ = amp_settings(amp, device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+        with autocast(device, dtype):
             loss = criterion(model(batch), target)
         loss.backward()
         optimizer.step()
@@ -331,9 +342,12 @@ def main() -> None:
     keep_freed_memory(device)  # as train.py and inference.py do on a CPU; the reference's processes run as shipped
     repeats = 1 if args.quick else 3
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
-    low = torch.float16 if device.type == "cuda" else torch.bfloat16
-    print(f"matrix-product peak (2048^3): float32 {gemm_gflops(device, torch.float32):,.0f} GFLOP/s, "
-          f"{dtype_name(low)} {gemm_gflops(device, low):,.0f} GFLOP/s")
+    if device.type == "cpu":
+        print(f"CPU: {describe_cpu()}; --amp-run trains in {dtype_name(amp_settings(True, device)[0] or torch.float32)}"
+              f"{'' if low_precision(device) else '; no bf16 rows (it would only be emulated)'}")
+    peaks = [("float32", torch.float32), *low_precision(device)]
+    print("matrix-product peak (2048^3): " + ", ".join(f"{name} {gemm_gflops(device, dtype):,.0f} GFLOP/s"
+                                                       for name, dtype in peaks))
     reference = reference_timer(args.reference_dir, repeats) if args.reference_dir else None
     rows = []
     if "decoder" in args.cases:

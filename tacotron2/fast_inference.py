@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from common.layers import dropout
-from common.linear import ONEDNN_AVAILABLE, Int8Weight, int8_weight, linear
+from common.linear import Int8Weight, int8_weight, linear, onednn_available
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions, mask_from_lengths
 from tacotron2 import greedy
@@ -164,11 +164,11 @@ def tune_decoder(decoder: Decoder, batch_size: int, dtypes: Sequence[torch.dtype
     memory = torch.randn(batch_size, text_length, E, generator=torch.Generator().manual_seed(0)).to(device)
     pad_mask = torch.zeros(batch_size, text_length, dtype=torch.bool, device=device)
     frame = memory.new_zeros(batch_size, decoder.n_mel_channels * decoder.n_frames_per_step)
-    backends = [False, True] if device.type == "cpu" and ONEDNN_AVAILABLE else [False]
     candidates: Dict[str, FastDecoder] = {}
     for dtype in dtypes:
         weights = fuse_weights(decoder, dtype)
-        for onednn in backends:  # int8: the float products' backend
+        float_dtype = torch.float32 if dtype == torch.qint8 else dtype  # int8: the float products' backend
+        for onednn in [False, True] if device.type == "cpu" and onednn_available(float_dtype) else [False]:
             engine = FastDecoder(decoder, weights=weights._replace(onednn=onednn))
             candidates[engine.name] = engine
     processed_t = next(iter(candidates.values())).processed_memory_t(memory)

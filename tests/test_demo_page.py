@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from common.checkpoint import save_training_checkpoint
-from common.linear import INT8_AVAILABLE
+from common.linear import int8_available
 from common.dllog import RunLogger
 from scripts import demo_page, evaluate_tacotron2
 from tacotron2.model import Tacotron2
@@ -58,7 +58,7 @@ def test_evaluation_writes_every_wav_and_picture_with_the_vocoders_figures(demo_
     assert gl_floor < sum(r["mcd_dtw"] for r in vocoded["model_griffin_lim"])
 
 
-@pytest.mark.skipif(not INT8_AVAILABLE, reason="this torch build has no x86/fbgemm quantized engine")
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no x86/fbgemm quantized engine")
 def test_evaluation_through_the_int8_decoder_measures_what_it_costs(demo_out, corpus, tmp_path):
     """--decoder qint8 decodes the held-out sentences with int8 LSTM matrices: the same lengths, MCD within a
     few percent of float32's (and not equal: the int8 path really ran)."""

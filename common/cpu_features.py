@@ -1,0 +1,42 @@
+"""What this CPU can compute, asked once per process: native bfloat16, oneDNN's small-batch linear, int8 products.
+
+x86-64 CPUs differ in what a fast path may use. bfloat16 needs AVX512-BF16 or AMX to be fast: without them
+oneDNN and aten emulate it (an AVX2 Zen 3 ran bf16 matrix products ~30x slower than float32), and oneDNN's
+private linear refuses bfloat16 altogether ("could not create a primitive descriptor"). So every bf16 choice
+asks `bf16_native()`, and every private operator is tried once on a tiny input before it is trusted, with a
+public fallback (F.linear) where it fails.
+
+The answers follow the library limits a process was started with, so an AVX2 machine can be emulated on a
+newer one: `bash scripts/emulate_avx2.sh COMMAND` sets oneDNN's, aten's, MKL's and fbgemm's instruction-set
+caps before torch starts.
+"""
+import functools
+
+import torch
+
+
+def _has(torch_check: str, cpuinfo_flag: str) -> bool:
+    """torch.cpu's check of an instruction set (private, so where it is missing: Linux's /proc/cpuinfo flags)."""
+    check = getattr(torch.cpu, torch_check, None)
+    if check is not None:
+        return bool(check())
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and cpuinfo_flag in line.split() for line in f)
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def bf16_native() -> bool:
+    """True where the CPU has bfloat16 arithmetic (AVX512-BF16 or AMX) and oneDNN and aten may use it."""
+    has_instructions = _has("_is_avx512_bf16_supported", "avx512_bf16") or _has("_is_amx_tile_supported", "amx_bf16")
+    onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    onednn_ok = bool(onednn()) if onednn is not None else True
+    aten_ok = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return has_instructions and onednn_ok and aten_ok
+
+
+def describe() -> str:
+    """For logs: "AVX512, bfloat16 native" / "AVX2, no native bfloat16"."""
+    return f"{torch.backends.cpu.get_cpu_capability()}, {'' if bf16_native() else 'no '}native bfloat16"
