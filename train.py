@@ -10,7 +10,6 @@ are in common/resume.py, collectives in common/dist_utils.py, AMP in common/amp.
 common/preemption.py, the optimizer step and per-step figures in common/train_step.py.
 """
 import argparse
-import json
 import math
 import os
 import random
@@ -36,11 +35,12 @@ from common.dist_utils import check_replicas_in_sync
 from common.amp import amp_settings, autocast, describe_amp
 from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, unwrap_model
+from common.config_file import read_config_defaults
 from common.dllog import RunLogger, log_path
-from common.filelist import read_text_lines
 from common.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
 from common.preemption import Preemption
+from common.run_lock import OutputInUse, RunLock
 from common.sampler import BucketBatchSampler, ResumableBatchSampler
 from common.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
                                optimizer_step)
@@ -169,17 +169,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         if not os.path.isfile(known.config_file):
             parser.error(f"--config-file {known.config_file}: no such file")
         try:
-            defaults = json.loads("\n".join(read_text_lines(known.config_file)))
-        except ValueError as e:  # not UTF-8 (names the line), or invalid JSON
-            if isinstance(e, json.JSONDecodeError):
-                parser.error(f"--config-file {known.config_file}:{e.lineno}: invalid JSON ({e.msg})")
-            parser.error(str(e))  # not UTF-8: names the file, the line and the byte
-        if not isinstance(defaults, dict):
-            parser.error(f"--config-file {known.config_file}: expected a JSON object of flag defaults")
-        dests = {a.dest for a in parser._actions}
-        unknown = sorted(set(defaults) - dests)
-        if unknown:
-            parser.error(f"--config-file {known.config_file}: unknown keys {unknown} (use flag dests, e.g. 'batch_size')")
+            defaults = read_config_defaults(known.config_file, parser)
+        except ValueError as e:  # not UTF-8, not JSON, unknown keys, values of the wrong kind
+            parser.error(str(e))
         parser.set_defaults(**defaults)
         for action in parser._actions:  # values from the config file satisfy required flags
             if action.dest in defaults:
@@ -260,30 +252,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     info = dist_utils.init_distributed(cpu=args.cpu, timeout_s=args.dist_timeout, force=args.force_distributed)
     keep_freed_memory(info.device)  # on a CPU: no page faults for the memory each step frees and takes again
-    run, state = build_run(args, info)
-    stop_reason = None
+    lock = RunLock(args.output)  # taken by the main process once the folder is known to be writable
     try:
-        for epoch in range(state.epoch, args.epochs):
-            state.epoch = epoch
-            summary, stop_reason = train_epoch(run, state)
-            if stop_reason:
-                break
-            finish_epoch(run, state, summary)
+        run, state = build_run(args, info, lock)
+        stop_reason = train(run, state)
+        totals = {k: state.last_epoch[k] for k in ("val_loss", "train_loss", "train_items_per_sec")
+                  if k in state.last_epoch}
+        run.logger.log((), {"run_time": time.perf_counter() - run.start_time, **totals,
+                            "skipped_steps": state.skipped_total, "iterations": state.iteration})
+        run.logger.close()
+        # DDP's reducer holds the process group inside reference cycles: left to the interpreter's exit, gloo's
+        # threads were torn down mid-finalisation and a rank now and then aborted ("terminate called without an
+        # active exception", about 1 run in 20 under load). Free them while the interpreter is whole.
+        del run
+        dist_utils.cleanup()
     finally:
-        run.preemption.restore()
-    totals = {k: state.last_epoch[k] for k in ("val_loss", "train_loss", "train_items_per_sec") if k in state.last_epoch}
-    run.logger.log((), {"run_time": time.perf_counter() - run.start_time, **totals,
-                        "skipped_steps": state.skipped_total, "iterations": state.iteration})
-    run.logger.close()
-    # DDP's reducer holds the process group inside reference cycles: left to the interpreter's exit, gloo's
-    # threads were torn down mid-finalisation and a rank now and then aborted ("terminate called without an
-    # active exception", about 1 run in 20 under load). Free them while the interpreter is whole.
-    del run
-    dist_utils.cleanup()
+        lock.release()
     if stop_reason:
         print(f"train.py: stopped: {stop_reason}", file=sys.stderr)
         return 1 if "non-finite" in stop_reason else 0
     return 0
+
+
+def train(run: "Run", state: "TrainState") -> Optional[str]:
+    """The epochs from `state` on; why they stopped early (a signal, the time budget, non-finite losses) or None."""
+    try:
+        for epoch in range(state.epoch, run.args.epochs):
+            state.epoch = epoch
+            summary, stop_reason = train_epoch(run, state)
+            if stop_reason:
+                return stop_reason
+            finish_epoch(run, state, summary)
+        return None
+    finally:
+        run.preemption.restore()
 
 
 def check_data_content(args: argparse.Namespace, info: dist_utils.DistInfo, package: ModelPackage,
@@ -318,7 +320,7 @@ def check_data_content(args: argparse.Namespace, info: dist_utils.DistInfo, pack
                          f"--fix writes a cleaned copy of the corpus)")
 
 
-def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run, TrainState]:
+def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock) -> Tuple[Run, TrainState]:
     """Seeds, model, optimizer, checkpoint restore, data, logger: everything before the first step."""
     device = info.device
     torch.backends.cudnn.enabled = args.cudnn_enabled
@@ -339,6 +341,10 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo) -> Tuple[Run,
         package.prepare_training(model, args)
     if info.is_main:
         check_output_dir(args.output, model)
+        try:
+            lock.acquire()
+        except OutputInUse as e:
+            raise SystemExit(f"error: {e}")
     optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)
     amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
     checkpoints = resume.TrainingCheckpoints(args.output, model_name, model_config, info, dict(vars(args)),

@@ -102,6 +102,18 @@ def test_repeated_sigkill_never_leaves_an_unreadable_checkpoint(corpus, tmp_path
     ('{"batch_size": 2,', "invalid JSON"),
     ('{"batch_sise": 2}', "unknown keys ['batch_sise']"),
     ('[1, 2]', "expected a JSON object"),
+    # a value of the wrong kind is refused before anything starts, naming the line and the key
+    ('{"epochs": 1,\n "postnet_n_convolutions": [5]}', "cfg.json:2: 'postnet_n_convolutions' "
+                                                       "(--postnet-n-convolutions): expected one value, got [5]"),
+    ('{"batch_size": 2.5}', "'batch_size' (--batch-size): expected an integer, got 2.5"),
+    ('{"learning_rate": true}', "'learning_rate' (--learning-rate): expected a number, got true"),
+    ('{"learning_rate": "fast"}', "'learning_rate' (--learning-rate): could not convert string to float"),
+    ('{"amp_run": 1}', "'amp_run' (--amp): expected true or false, got 1"),
+    ('{"anneal_steps": 500}', "'anneal_steps' (--anneal-steps): expected a list, got 500"),
+    ('{"anneal_factor": 0.5}', "'anneal_factor' (--anneal-factor): 0.5 is not one of [0.1, 0.3]"),
+    ('{"training_files": 3}', "'training_files' (--training-files): expected a string, got 3"),
+    ('{"mask_padding": "maybe"}', "'mask_padding' (--mask-padding): expected a boolean, got 'maybe'"),
+    ('{"weight_decay": null}', "'weight_decay' (--weight-decay): null, where the flag's default is 1e-06"),
 ])
 def test_config_file_errors_are_clear(tmp_path, capsys, content, message):
     cfg = tmp_path / "cfg.json"
@@ -110,6 +122,18 @@ def test_config_file_errors_are_clear(tmp_path, capsys, content, message):
         train.parse_args(["-m", "Tacotron2", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "1",
                           "--config-file", str(cfg)])
     assert message in capsys.readouterr().err
+
+
+def test_config_file_values_arrive_as_their_flags_make_them(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"postnet_n_convolutions": 4, "batch_size": "3", "epochs": 2.0, "learning_rate": 1, '
+                   '"anneal_steps": [5, "10"], "amp_run": true, "mask_padding": "yes", "amp_dtype": "bf16"}')
+    args = train.parse_args(["-m", "Tacotron2", "-o", str(tmp_path), "--config-file", str(cfg)])
+    got = {k: getattr(args, k) for k in ("postnet_n_convolutions", "batch_size", "epochs", "learning_rate",
+                                         "anneal_steps", "amp_run", "mask_padding", "amp_dtype")}
+    assert got == {"postnet_n_convolutions": 4, "batch_size": 3, "epochs": 2, "learning_rate": 1.0,
+                   "anneal_steps": [5, 10], "amp_run": True, "mask_padding": True, "amp_dtype": "bf16"}
+    assert type(got["epochs"]) is int and type(got["learning_rate"]) is float
 
 
 def test_unwritable_output_fails_before_training(corpus, tmp_path):
@@ -124,3 +148,27 @@ def test_misspelt_flag_fails(tmp_path, capsys):
         train.parse_args(["-m", "WaveGlow", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "1",
                           "--wn-chanels", "256"])
     assert "unrecognized arguments: --wn-chanels" in capsys.readouterr().err
+
+
+def test_one_training_run_per_output_folder(corpus, tmp_path):
+    """A second run into a folder a live run is writing refuses, naming the folder and the process; once that
+    process is killed, the next run takes the folder over with a warning and leaves it released."""
+    out = str(tmp_path / "shared")
+    lock = os.path.join(out, ".train.lock")
+    first = subprocess.Popen([sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", out, epochs=500),
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (os.path.exists(lock) and open(lock).read().startswith(f"pid {first.pid} ")):
+            assert time.time() < deadline and first.poll() is None, "the first run never took the folder"
+            time.sleep(0.2)
+        with pytest.raises(SystemExit, match=f"'{out}' is in use by a training run that is still going "
+                                             f"\\(pid {first.pid} on "):
+            train.main(train_argv(corpus, "Tacotron2", out, epochs=1))
+        assert first.poll() is None  # the refused run touched nothing of the first one's
+    finally:
+        first.kill()
+        first.wait()
+    with pytest.warns(UserWarning, match=f"taking over from a run that ended without releasing it \\(pid {first.pid} "):
+        assert train.main(train_argv(corpus, "Tacotron2", out, epochs=1)) == 0
+    assert open(lock).read() == ""

@@ -78,7 +78,7 @@ def test_cli_trains_logs_and_resumes_exactly(corpus, tmp_path, model_name):
         assert all(key in r["data"] for r in iters), key
     assert epochs[-1]["data"]["val_loss"] < epochs[0]["data"]["val_loss"]
     assert sorted(os.listdir(straight)) == sorted(
-        [f"checkpoint_{model_name}_{e}.pt" for e in range(3)] + [f"checkpoint_{model_name}_last.pt", "nvlog.json", "data_checks.json"])
+        [f"checkpoint_{model_name}_{e}.pt" for e in range(3)] + [f"checkpoint_{model_name}_last.pt", "nvlog.json", "data_checks.json", ".train.lock"])
 
 
 def test_amp_run_on_cpu_trains(corpus, tmp_path):
