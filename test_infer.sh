@@ -5,6 +5,7 @@
 # batch size, input length, precision, iterations, latency average, std, cl 90, cl 95, cl 99,
 # throughput (samples/s), mels per audio.  Extra flags: --cpu, --wn-channels N (random WaveGlow),
 # --max-decoder-steps N; without --tacotron2/--waveglow, random default-size weights are timed.
+. "$(dirname "$0")/scripts/python_env.sh"
 set -euo pipefail
 BATCH_SIZE=1
 INPUT_LENGTH=128

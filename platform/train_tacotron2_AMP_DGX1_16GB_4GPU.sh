@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Tacotron 2, DGX-1 (V100 16 GB), 4 GPU(s), AMP.
+. "$(dirname "$0")/../scripts/python_env.sh"
 mkdir -p output
 python -m multiproc --nproc-per-node 4 train.py -m Tacotron2 -o ./output/ -lr 1e-3 --epochs 1501 -bs 128 \
     --weight-decay 1e-6 --grad-clip-thresh 1.0 --cudnn-enabled --anneal-steps 500 1000 1500 --anneal-factor 0.3 \

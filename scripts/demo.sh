@@ -18,6 +18,7 @@ PROCS="${PROCS:-$(( THREADS < 2 ? 1 : 2 ))}"
 export OMP_NUM_THREADS="$THREADS"
 
 bash scripts/setup.sh
+. scripts/python_env.sh
 FL="$DATA/filelists"
 if [ ! -f "$DATA/metadata.csv" ]; then
     python -m scripts.make_espeak_corpus -o "$DATA" --n 1200 --seed 1 --pseudo-words 0.5

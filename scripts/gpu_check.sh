@@ -22,6 +22,7 @@
 # OUT (default gpu_check_output) receives logs and checkpoints; CORPUS names an LJSpeech-format corpus with
 # filelists/espeak_audio_text_{train,val}_filelist.txt (default: OUT/corpus, built with espeak-ng).
 # TEST_WORKERS (default 8) runs the suite in parallel where pytest-xdist is installed.
+. "$(dirname "$0")/python_env.sh"
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_check_output}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Download LJSpeech-1.1 (needs internet) into ./LJSpeech-1.1 and write the seed's filelists with NVIDIA's split
 # (filelists/ljspeech_split): filelists/ljs_{audio,mel}_text_*_filelist.txt, paths LJSpeech-1.1/..., used with -d ./
+. "$(dirname "$0")/python_env.sh"
 set -euo pipefail
 DATADIR="${DATADIR:-LJSpeech-1.1}"
 FILELISTSDIR="${FILELISTSDIR:-filelists}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compute the mels of LJSpeech once (LJSpeech-1.1/mels/*.pt) for --load-mel-from-disk, from the seed's filelists
 # (paths relative to ./, as scripts/prepare_dataset.sh writes them).
+. "$(dirname "$0")/python_env.sh"
 set -euo pipefail
 DATASET_PATH="${DATASET_PATH:-./}"
 FILELISTSDIR="${FILELISTSDIR:-filelists}"

@@ -1,35 +1,69 @@
 #!/usr/bin/env bash
-# Installs everything this repository needs on a fresh Debian/Ubuntu machine (or in an NGC container):
-# the Python packages of requirements.txt, espeak-ng (used to build test and demo corpora) and Chromium (the demo
-# page's test opens it headless).
+# Sets up this checkout on a fresh Debian/Ubuntu machine, or inside an NGC PyTorch container:
+#   1. the system packages it needs (Python 3 with venv; espeak-ng, festival with CMU ARCTIC's slt voice and
+#      flite, which build the test and demo corpora; Chromium, which the demo page's test opens), with apt-get
+#      as root or through sudo; where neither is possible it prints the one command to run and stops;
+#   2. a virtual environment in .venv (a stock Debian/Ubuntu Python refuses `pip install`, PEP 668), with the
+#      packages of requirements.txt. Where the Python that makes it already has a CUDA build of torch (an NGC
+#      container), the environment sees that torch and installs everything else.
+# Run it again at any time: it installs only what is missing. Then:  .venv/bin/python -m pytest -q tests
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh takes torch's CPU build (PyPI's
+# default build for Linux is the CUDA one, a few GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-has_chromium() { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }
-can_apt=false
-if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then can_apt=true; fi
-if $can_apt && { ! command -v espeak-ng >/dev/null 2>&1 || ! has_chromium; }; then
-    apt-get update -qq >/dev/null
-fi
-if ! command -v espeak-ng >/dev/null 2>&1; then
-    if $can_apt; then
-        apt-get install -y -qq espeak-ng >/dev/null
-    else
-        echo "setup: espeak-ng is missing and cannot be installed here (need apt-get as root);" \
-             "tests that build corpora will be skipped" >&2
-    fi
-fi
-if ! has_chromium; then
-    # Debian's package; elsewhere (Ubuntu's is a snap) the browser test is skipped, saying why
-    if ! { $can_apt && apt-get install -y -qq chromium >/dev/null 2>&1; }; then
-        echo "setup: no Chromium installed; the demo page's browser test will be skipped" >&2
-    fi
+# --- 1. system packages -------------------------------------------------------------------------------------
+missing=()
+python_ok() { python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; }
+if ! python_ok; then missing+=(python3); fi
+# Debian and Ubuntu ship venv's pip bootstrap separately (python3-venv); a Python from elsewhere has it
+if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v text2wave >/dev/null 2>&1 || missing+=(festival)
+[ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
+command -v flite >/dev/null 2>&1 || missing+=(flite)
+optional=()
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    # Debian's package; Ubuntu's is a snap that a container cannot run: there the browser test is skipped
+    if grep -qs '^ID=debian' /etc/os-release; then optional+=(chromium); fi
 fi
 
-# Inside an NGC PyTorch container keep its CUDA build of torch rather than the pinned CPU one.
-if python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-    grep -v '^torch==' requirements.txt > /tmp/requirements-no-torch.txt
-    python -m pip install -q -r /tmp/requirements-no-torch.txt
-else
-    python -m pip install -q -r requirements.txt
+if [ ${#missing[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo=(sudo); else sudo=(none); fi
+    if ! command -v apt-get >/dev/null 2>&1 || [ "${sudo[*]}" = none ]; then
+        if [ ${#missing[@]} -gt 0 ]; then
+            echo "setup: missing ${missing[*]}; install them (as root), then run this again:" >&2
+            echo "    sudo apt-get install -y ${missing[*]} ${optional[*]}" >&2
+            exit 1
+        fi
+        echo "setup: no Chromium and no way to install it here; the demo page's browser test will be skipped" >&2
+    else
+        echo "setup: installing ${missing[*]} ${optional[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        "${sudo[@]}" apt-get update -qq >/dev/null
+        "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        if [ ${#optional[@]} -gt 0 ] && ! "${sudo[@]}" apt-get install -y -qq "${optional[@]}" >/dev/null 2>&1; then
+            echo "setup: Chromium could not be installed; the demo page's browser test will be skipped" >&2
+        fi
+    fi
 fi
+python_ok || { echo "setup: Python >= 3.10 is needed; python3 is $(python3 --version 2>&1)" >&2; exit 1; }
+
+# --- 2. the virtual environment -----------------------------------------------------------------------------
+requirements=requirements.txt
+venv_flags=()
+if python3 -c 'import torch, sys; sys.exit(0 if torch.version.cuda else 1)' >/dev/null 2>&1; then
+    venv_flags=(--system-site-packages)  # an NGC container: keep its CUDA build of torch
+    grep -v '^torch==' requirements.txt > .venv-requirements.txt
+    requirements=.venv-requirements.txt
+fi
+if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+    rm -rf .venv
+    python3 -m venv "${venv_flags[@]}" .venv
+fi
+pip_flags=(-q --disable-pip-version-check)
+if [ -n "${TORCH_INDEX_URL:-}" ]; then pip_flags+=(--extra-index-url "$TORCH_INDEX_URL"); fi
+.venv/bin/python -m pip install "${pip_flags[@]}" -r "$requirements"
+rm -f .venv-requirements.txt
+echo "setup: done. Python: $PWD/.venv/bin/python ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
