@@ -18,9 +18,10 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 Step = Union[str, Sequence[int]]
+Curve = Dict[str, List[Tuple[float, float]]]  # metric -> [(minutes, value)]
 PREFIX = "DLLL "
 
 # units of the metrics NVIDIA's Tacotron 2 / WaveGlow scripts declare, plus ours
@@ -36,6 +37,17 @@ def log_path(output: str, log_file: str) -> str:
     """Where --log-file goes: a bare name inside the output folder; a path with a folder part (or an
     absolute one) as given, as the seed's commands pass it (`-o output/ --log-file=output/nvlog_fp16.json`)."""
     return log_file if os.path.dirname(log_file) else os.path.join(output, log_file)
+
+
+def earlier_runs(path: str) -> List[str]:
+    """The logs of earlier runs that later ones moved aside from `path` (`nvlog.1.json`, `nvlog.2.json`, ...),
+    oldest first: NVIDIA's recipes train both models into one folder with one log name."""
+    stem, ext = os.path.splitext(path)
+    found, n = [], 1
+    while os.path.exists(f"{stem}.{n}{ext}"):
+        found.append(f"{stem}.{n}{ext}")
+        n += 1
+    return found
 
 
 def _set_aside(path: str) -> Optional[str]:
@@ -148,3 +160,25 @@ def iter_log(path: str) -> Iterator[Dict[str, Any]]:
         for line in f:
             if line.startswith(PREFIX):
                 yield json.loads(line[len(PREFIX):])
+
+
+def read_curves(path: str) -> Curve:
+    """Per-epoch metrics of a training log against the minutes since the run started (resumed runs continue), and
+    under "epoch" each epoch's number at the minute it ended (its checkpoint_<model>_<epoch>.pt)."""
+    curves: Curve = {}
+    if not os.path.exists(path):
+        return curves
+    offset, last = 0.0, 0.0
+    for record in read_log(path):
+        if record.get("type") != "LOG" or not isinstance(record.get("step"), list) or len(record["step"]) != 1:
+            continue
+        elapsed = float(record.get("elapsedtime", 0.0))
+        if elapsed + offset < last:  # a resumed run's clock starts again
+            offset = last
+        minutes = (elapsed + offset) / 60.0
+        last = elapsed + offset
+        curves.setdefault("epoch", []).append((minutes, float(record["step"][0])))
+        for key, value in record["data"].items():
+            if isinstance(value, (int, float)):
+                curves.setdefault(key, []).append((minutes, float(value)))
+    return curves

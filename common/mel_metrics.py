@@ -1,8 +1,11 @@
 """Distances between two log-mel spectrograms (n_mel, T), for any model that makes or vocodes mels.
 
-MCD-DTW: mel cepstral distortion (dB) between two log-mels after dynamic time warping (12 DCT cepstra of the
-80-band natural-log mel, c0 dropped: the same definition for every row, so rows compare with each other, not
-with SPTK mel-cepstra figures);
+MCD-DTW: the mel cepstral distortion formula, (10 / ln 10) sqrt(2 sum (a - b)^2), between two log-mels after
+dynamic time warping, on 12 cepstra from the orthonormal DCT of the 80-band natural-log mel, c0 dropped. It is
+one definition for every row, so rows compare with each other; it is NOT the dB MCD of published TTS papers
+(4-8 dB against natural speech, from SPTK's mel-cepstral analysis): the orthonormal DCT scales each coefficient
+by about sqrt(2 x 80) = 12.6 against the conventional cepstrum, and a mel filterbank is not a mel-cepstral
+envelope. Our figures run ~10-80, and only their order means anything;
 contrast: mean over frames of the spread (std) over mel bands, relative to the teacher's: an averaged,
 blurred mel has little spread (a model that hums scores ~0.7, speech ~1.0).
 """

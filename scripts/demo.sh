@@ -1,79 +1,100 @@
 #!/usr/bin/env bash
-# The main job on a built-in default, on a CPU: build an espeak-ng corpus (half of it sentences of made-up words),
-# train a small Tacotron 2 and a small WaveGlow on it for bounded times, then evaluate on held-out sentences and on
-# phrases/demo.txt, print the quality and calibration tables and write OUT/index.html to listen and look.
+# The main job on a built-in default, on a CPU: build a corpus spoken by CMU ARCTIC's slt voice (festival's HTS
+# voice of a real speaker; half of it sentences of made-up words), train a small Tacotron 2 on it for a bounded
+# time, then judge it on held-out sentences of other vocabulary with listeners we did not write (pocketsphinx's
+# word error rate, DNSMOS) beside calibration rows, print the tables and write OUT/index.html to listen and look.
 #   bash scripts/demo.sh
-# Settings (environment): MINUTES=20 (Tacotron 2), WG_MINUTES=8 (WaveGlow; 0 skips it), INPUT=phonemes
-# (espeak-ng's own phonemes as ARPAbet) or characters, OUT=demo_output, DATA=data/espeak_pw, PROCS=min(nproc, 2)
-# Tacotron 2 training processes (data parallel over gloo, batch 8 each), THREADS=nproc.
+# Settings (environment): VOICE=slt (or espeak: espeak-ng's formant voice, the earlier demo), MINUTES=30
+# (Tacotron 2), WG_MINUTES=0 (WaveGlow from scratch: a CPU budget buys a learning curve, not a vocoder, so it is
+# off unless asked for), INPUT=phonemes (the phonemes the teacher voice spoke, as ARPAbet) or characters,
+# OUT=demo_output, DATA=data/${VOICE}_pw, PROCS=min(nproc, 2) Tacotron 2 training processes (data parallel over
+# gloo, batch 8 each), THREADS=nproc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MINUTES="${MINUTES:-20}"
-WG_MINUTES="${WG_MINUTES:-8}"
+VOICE="${VOICE:-slt}"
+MINUTES="${MINUTES:-30}"
+WG_MINUTES="${WG_MINUTES:-0}"
 INPUT="${INPUT:-phonemes}"
 OUT="${OUT:-demo_output}"
-DATA="${DATA:-data/espeak_pw}"
+DATA="${DATA:-data/${VOICE}_pw}"
 THREADS="${THREADS:-$(nproc)}"
 PROCS="${PROCS:-$(( THREADS < 2 ? 1 : 2 ))}"
 export OMP_NUM_THREADS="$THREADS"
+case "$VOICE" in slt|espeak) ;; *) echo "VOICE must be slt or espeak, not $VOICE" >&2; exit 2 ;; esac
+case "$INPUT" in phonemes) KIND=phoneme ;; characters) KIND=text ;;
+    *) echo "INPUT must be phonemes or characters, not $INPUT" >&2; exit 2 ;; esac
 
 bash scripts/setup.sh
 . scripts/python_env.sh
+START=$(date +%s)
+stage() {  # stage N WHAT MINUTES: one line per stage, with the time so far and what the stage takes
+    echo "== demo $(date +%H:%M), $(( ($(date +%s) - START) / 60 )) min in: stage $1 of 6, $2 (about $3 min)"
+}
+echo "demo: $(python -c 'from common.cpu_features import describe; print("CPU", describe())'), $(nproc) cores;" \
+     "Tacotron 2 for $MINUTES minutes on the $VOICE voice from $INPUT"
+
+# corpus(DIR, make_corpus flags...): speak it once; espeak-ng's phonemes come from scripts.phonemize (the slt
+# corpus carries the phonemes festival spoke)
+corpus() {
+    local dir=$1; shift
+    [ -f "$dir/metadata.csv" ] || python -m scripts.make_corpus -o "$dir" --voice "$VOICE" "$@"
+    if [ "$VOICE" = espeak ] && [ "$KIND" = phoneme ]; then
+        for list in "$dir"/filelists/espeak_audio_text_*_filelist.txt; do
+            local target=${list/_text_/_phoneme_}
+            [ -f "$target" ] || python -m scripts.phonemize "$list" "$target"
+        done
+    fi
+}
+stage 1 "the corpora (spoken once, then kept)" 3
+corpus "$DATA" --n 1200 --seed 1 --pseudo-words 0.5
+corpus "$OUT/heldout" --held-out 24 --seed 2
 FL="$DATA/filelists"
-if [ ! -f "$DATA/metadata.csv" ]; then
-    python -m scripts.make_espeak_corpus -o "$DATA" --n 1200 --seed 1 --pseudo-words 0.5
-fi
-case "$INPUT" in
-    phonemes) KIND=phoneme
-        for split in train val test; do
-            [ -f "$FL/espeak_audio_phoneme_${split}_filelist.txt" ] || python -m scripts.phonemize \
-                "$FL/espeak_audio_text_${split}_filelist.txt" "$FL/espeak_audio_phoneme_${split}_filelist.txt"
-        done ;;
-    characters) KIND=text ;;
-    *) echo "INPUT must be phonemes or characters, not $INPUT" >&2; exit 2 ;;
-esac
+HELD_OUT="$OUT/heldout/filelists/${VOICE}_audio_${KIND}_all_filelist.txt"
 
 # Stage 1: Tacotron 2 (text -> mel). The small model's batch-8 step is mostly small sequential products, which a
 # second thread speeds up by ~10 %; a second process (python -m multiproc, the seed's multi-GPU launcher, here on
-# CPU cores) trains on 1.5x the samples per second (see the README's demo section)
+# CPU cores) trains on 1.5x the samples per second (docs/demo.md)
+stage 2 "Tacotron 2 training" "$MINUTES"
 T2_LAUNCH=(python)
 if [ "$PROCS" -gt 1 ]; then T2_LAUNCH=(python -m multiproc --nproc-per-node "$PROCS"); fi
 OMP_NUM_THREADS=$(( THREADS / PROCS > 0 ? THREADS / PROCS : 1 )) "${T2_LAUNCH[@]}" train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 8 \
     --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
     --anneal-steps 50 --anneal-factor 0.3 \
-    --training-files "$FL/espeak_audio_${KIND}_train_filelist.txt" \
-    --validation-files "$FL/espeak_audio_${KIND}_val_filelist.txt" --epochs-per-checkpoint 1
+    --training-files "$FL/${VOICE}_audio_${KIND}_train_filelist.txt" \
+    --validation-files "$FL/${VOICE}_audio_${KIND}_val_filelist.txt" --epochs-per-checkpoint 1
 T2="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"
 
-# Stage 2: WaveGlow (mel -> audio), on the same corpus; epochs of 300 clips (random segments of each), so that the
-# validation curve has a point every minute or two
+# Stage 2 (WG_MINUTES > 0): WaveGlow (mel -> audio) on the same corpus; epochs of 300 clips (random segments of
+# each), so that the validation curve has a point every minute or two
 WG_ARGS=()
 if [ "$WG_MINUTES" != 0 ]; then
-    head -n 300 "$FL/espeak_audio_text_train_filelist.txt" > "$FL/espeak_audio_text_train_300_filelist.txt"
+    stage 3 "WaveGlow training" "$WG_MINUTES"
+    head -n 300 "$FL/${VOICE}_audio_text_train_filelist.txt" > "$FL/${VOICE}_audio_text_train_300_filelist.txt"
     python train.py -m WaveGlow -o "$OUT/waveglow" -d "$DATA" -lr 1e-3 --epochs 1000 -bs 4 \
         --config-file scripts/configs/waveglow_small_cpu.json --max-minutes "$WG_MINUTES" --resume-from-last \
-        --training-files "$FL/espeak_audio_text_train_300_filelist.txt" \
-        --validation-files "$FL/espeak_audio_text_val_filelist.txt" --epochs-per-checkpoint 1
+        --training-files "$FL/${VOICE}_audio_text_train_300_filelist.txt" \
+        --validation-files "$FL/${VOICE}_audio_text_val_filelist.txt" --epochs-per-checkpoint 1
     WG_ARGS=(--waveglow "$OUT/waveglow/checkpoint_WaveGlow_last.pt")
 fi
 
-# Held-out sentences: metrics, calibration, wavs and pictures
-python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" -d "$DATA" \
-    --filelist "$FL/espeak_audio_${KIND}_test_filelist.txt" -o "$OUT/eval" --limit 24 --calibrate --audio
+# Held-out sentences of other vocabulary: metrics, calibration, both listeners, wavs and pictures
+stage 4 "the held-out sentences judged, with the listeners and the calibration rows" 3
+python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" -d "$OUT/heldout" --filelist "$HELD_OUT" \
+    -o "$OUT/eval" --voice "$VOICE" --calibrate --listen --audio
+# ... and what the checkpoints sounded like every 5 minutes of training
+stage 5 "the listeners' curve over the checkpoints" 3
+python -m scripts.listen_curve "$OUT/tacotron2" -d "$OUT/heldout" --filelist "$HELD_OUT" --voice "$VOICE" \
+    --every 5 --limit 12 -o "$OUT/listen_curve.json"
 
 # The demo phrases: spoken by the teacher too, so that they can be compared
-python -m scripts.make_espeak_corpus --sentences phrases/demo.txt -o "$OUT/phrases"
-PHRASES=phrases/demo.txt
-if [ "$KIND" = phoneme ]; then
-    python -m scripts.phonemize "$OUT/phrases/filelists/espeak_audio_text_all_filelist.txt" \
-        "$OUT/phrases/filelists/espeak_audio_phoneme_all_filelist.txt"
-    cut -d'|' -f2 "$OUT/phrases/filelists/espeak_audio_phoneme_all_filelist.txt" > "$OUT/phrases/demo_phonemes.txt"
-    PHRASES="$OUT/phrases/demo_phonemes.txt"
-fi
-python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" -d "$OUT/phrases" \
-    --filelist "$OUT/phrases/filelists/espeak_audio_${KIND}_all_filelist.txt" -o "$OUT/phrases_eval" --audio
+stage 6 "the demo phrases, and the page" 1
+corpus "$OUT/phrases" --sentences phrases/demo.txt
+PHRASE_LIST="$OUT/phrases/filelists/${VOICE}_audio_${KIND}_all_filelist.txt"
+python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" -d "$OUT/phrases" --filelist "$PHRASE_LIST" \
+    -o "$OUT/phrases_eval" --voice "$VOICE" --listen --audio
 # ... and through inference.py, as a user would synthesise them
-python inference.py --tacotron2 "$T2" "${WG_ARGS[@]}" -i "$PHRASES" -o "$OUT/audio" --plot
+cut -d'|' -f2 "$PHRASE_LIST" > "$OUT/phrases/demo_input.txt"
+python inference.py --tacotron2 "$T2" "${WG_ARGS[@]}" -i "$OUT/phrases/demo_input.txt" -o "$OUT/audio" --plot
 
 python -m scripts.demo_page "$OUT"
 echo "listen and look: $OUT/index.html; per-sentence metrics: $OUT/eval/metrics.json"

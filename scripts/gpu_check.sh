@@ -57,7 +57,7 @@ TRAIN_LIST=$CORPUS/filelists/espeak_audio_text_train_filelist.txt
 VAL_LIST=$CORPUS/filelists/espeak_audio_text_val_filelist.txt
 if [ ! -f "$TRAIN_LIST" ] && [[ " $PARTS " =~ " train " || " $PARTS " =~ " dist " ]]; then
     n=$([ "$CUDA" = 1 ] && echo 240 || echo 24)
-    $PY -m scripts.make_espeak_corpus -o "$CORPUS" --n "$n" --seed 3 --jobs 4 >/dev/null || exit 1
+    $PY -m scripts.make_corpus -o "$CORPUS" --n "$n" --seed 3 --jobs 4 >/dev/null || exit 1
 fi
 [ -n "$T2_CONFIG" ] && $PY - "$T2_CONFIG" "$WG_CONFIG" <<'EOF'
 import json, sys

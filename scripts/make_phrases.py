@@ -1,6 +1,6 @@
 """Write the benchmark phrase files phrases/phrase_<batch>_<chars>.txt (and phrases/phrase.txt).
 
-Each line is a sentence of our own grammar (scripts/make_espeak_corpus.py), joined with the next
+Each line is a sentence of our own grammar (corpora/sentences.py), joined with the next
 ones and cut at a word boundary to exactly <chars> characters, ending with a full stop.
 """
 import os
@@ -9,7 +9,7 @@ import sys
 if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.make_phrases ...")
 
-from scripts.make_espeak_corpus import make_sentences
+from corpora.sentences import make_sentences
 
 
 _FILLERS = {1: "a", 2: "so", 3: "and", 4: "then", 5: "there", 6: "indeed", 7: "however", 8: "probably",

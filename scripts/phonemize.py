@@ -20,7 +20,7 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.phonemize ...")
 
 from common.filelist import read_text_lines  # noqa: E402
-from scripts.make_espeak_corpus import ensure_espeak  # noqa: E402
+from corpora.voices import require  # noqa: E402
 
 # espeak-ng's IPA (en-us) -> ARPAbet. A vowel takes the stress digit of the mark before it (ˈ 1, ˌ 2, none 0).
 _VOWELS = {"ə": ["AH"], "ʌ": ["AH"], "ɐ": ["AH"], "æ": ["AE"], "a": ["AE"], "ɑ": ["AA"], "ɑː": ["AA"], "ɒ": ["AA"],
@@ -85,7 +85,7 @@ def phonemize(text: str, voice: str = "en-us", exe: str = "espeak-ng") -> str:
 def phonemize_lines(lines: List[str], voice: str = "en-us", jobs: int = 4) -> List[str]:
     """Lines of a filelist (`path|text[|...]`, the text rewritten) or of a phrase file (the whole line).
     A phoneme outside the table raises PhonemizeError with the line's number."""
-    exe = ensure_espeak()
+    exe = require("espeak-ng")
 
     def one(number: int, line: str) -> str:
         if not line.strip():

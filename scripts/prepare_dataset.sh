@@ -11,7 +11,7 @@ if [ ! -f "$DATADIR/metadata.csv" ]; then
     echo "Downloading $URL ..."
     if ! wget -c -q --show-progress "$URL" -O LJSpeech-1.1.tar.bz2; then
         echo "error: could not download LJSpeech (no internet?). Any LJSpeech-format corpus works:" >&2
-        echo "  a folder with wavs/*.wav and metadata.csv (id|text|normalized text); see scripts/make_espeak_corpus.py" >&2
+        echo "  a folder with wavs/*.wav and metadata.csv (id|text|normalized text); see scripts/make_corpus.py" >&2
         exit 1
     fi
     tar -xjf LJSpeech-1.1.tar.bz2

@@ -64,6 +64,12 @@ if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
 fi
 pip_flags=(-q --disable-pip-version-check)
 if [ -n "${TORCH_INDEX_URL:-}" ]; then pip_flags+=(--extra-index-url "$TORCH_INDEX_URL"); fi
-.venv/bin/python -m pip install "${pip_flags[@]}" -r "$requirements"
+# pip only when the requirements changed since the last set-up that installed them (the recipes call this script
+# at their start: a no-op pip run still takes ~10 s)
+stamp=$(cat "$requirements" | sha256sum | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements-installed 2>/dev/null)" != "$stamp" ]; then
+    .venv/bin/python -m pip install "${pip_flags[@]}" -r "$requirements"
+    echo "$stamp" > .venv/.requirements-installed
+fi
 rm -f .venv-requirements.txt
-echo "setup: done. Python: $PWD/.venv/bin/python ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
+echo "setup: done. Python: $PWD/.venv/bin/python (torch $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("torch"))'))"

@@ -8,108 +8,50 @@ Lines of metadata.csv are `id|text|normalized text`. Without --split, filelist l
 With --split DIR (one `<name>.ids` file per list, as in filelists/ljspeech_split: NVIDIA's LJSpeech split),
 the seed's filelists are written byte for byte in its layout: `LJSpeech-1.1/wavs/<id>.wav|<normalized text>`
 in the ids' order, used with `-d ./`.
+
+    python -m scripts.write_filelists --minutes 5 --filelist IN -d CORPUS -o OUT
+
+writes the first lines of a filelist that add up to 5 minutes of audio (a small-data subset for fine-tuning).
 """
 import argparse
-import os
-import random
 import sys
-from typing import Sequence
 
+if __package__ in (None, ""):
+    sys.exit("run it from the repository root as a module: python -m scripts.write_filelists ...")
 
-def read_metadata(path: str, column: int = 1):
-    """(id, text) pairs: column 1 is the transcript, 2 the normalized one (1 where a line has no third column)."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            parts = line.split("|")
-            if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
-                raise ValueError(f"{path}:{n}: expected 'id|text[|normalized text]', got {line[:80]!r}")
-            text = parts[column] if len(parts) > column and parts[column].strip() else parts[1]
-            rows.append((parts[0].strip(), text.strip()))
-    if not rows:
-        raise ValueError(f"{path}: no entries")
-    ids = [r[0] for r in rows]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"{path}: id {dup!r} appears more than once")
-    return rows
-
-
-def write_filelists(metadata: str, out_dir: str, prefix: str = "ljs", wav_dir: str = "wavs", mel_dir: str = "mels",
-                    val_fraction: float = 0.01, test_fraction: float = 0.0382, seed: int = 1234,
-                    subsets: Sequence[int] = (64, 300, 625, 1250, 2500)) -> None:
-    rows = read_metadata(metadata)
-    order = sorted(rows)
-    random.Random(seed).shuffle(order)
-    n_val = max(1, int(round(len(order) * val_fraction)))
-    n_test = max(1, int(round(len(order) * test_fraction))) if test_fraction > 0 else 0
-    splits = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
-    for n in subsets:
-        if n <= len(splits["train"]):
-            splits[f"train_subset_{n}"] = splits["train"][:n]
-    os.makedirs(out_dir, exist_ok=True)
-    for name, items in splits.items():
-        for kind, folder, ext in (("audio", wav_dir, ".wav"), ("mel", mel_dir, ".pt")):
-            path = os.path.join(out_dir, f"{prefix}_{kind}_text_{name}_filelist.txt")
-            with open(path, "w", encoding="utf-8") as f:
-                for i, text in items:
-                    f.write(f"{folder}/{i}{ext}|{text}\n")
-
-
-SEED_MEL_LISTS = ("train", "val", "test", "train_subset_625", "train_subset_1250", "train_subset_2500")
-
-
-def write_seed_filelists(metadata: str, split_dir: str, out_dir: str, root: str = "LJSpeech-1.1") -> None:
-    """The seed's `ljs_{audio,mel}_text_<name>_filelist.txt` from the id lists in split_dir (and
-    `ljs_mel_text_filelist.txt`, every id in metadata order); texts are metadata's normalized column."""
-    texts = dict(read_metadata(metadata, column=2))
-    names = sorted(f[:-4] for f in os.listdir(split_dir) if f.endswith(".ids"))
-    if not names:
-        raise ValueError(f"{split_dir}: no <name>.ids files")
-    lists = {}
-    for name in names:
-        path = os.path.join(split_dir, f"{name}.ids")
-        with open(path, encoding="utf-8") as f:
-            ids = [line.strip() for line in f if line.strip()]
-        missing = [i for i in ids if i not in texts]
-        if missing:
-            raise ValueError(f"{path}: {len(missing)} id(s) not in {metadata}, first {missing[0]!r}: "
-                             f"is this the LJSpeech-1.1 metadata.csv?")
-        lists[name] = ids
-    os.makedirs(out_dir, exist_ok=True)
-
-    def write(filename: str, ids: Sequence[str], folder: str, ext: str) -> None:
-        with open(os.path.join(out_dir, filename), "w", encoding="utf-8", newline="\n") as f:
-            for i in ids:
-                f.write(f"{root}/{folder}/{i}{ext}|{texts[i]}\n")
-    for name, ids in lists.items():
-        write(f"ljs_audio_text_{name}_filelist.txt", ids, "wavs", ".wav")
-        if name in SEED_MEL_LISTS:
-            write(f"ljs_mel_text_{name}_filelist.txt", ids, "mels", ".pt")
-    write("ljs_mel_text_filelist.txt", list(texts), "mels", ".pt")
+from common.filelist import read_text_lines  # noqa: E402
+from corpora.filelists import first_minutes, write_filelists, write_seed_filelists  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--metadata", required=True)
-    parser.add_argument("-o", "--output", default="filelists")
+    parser.add_argument("--metadata", default=None)
+    parser.add_argument("-o", "--output", default="filelists", help="folder (a file with --minutes)")
     parser.add_argument("--prefix", default="ljs")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--val-fraction", type=float, default=0.01)
     parser.add_argument("--test-fraction", type=float, default=0.0382)
     parser.add_argument("--split", default=None, help="folder of <name>.ids lists: write the seed's filelists")
     parser.add_argument("--root", default="LJSpeech-1.1", help="with --split: the corpus folder in each path")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="write the first lines of --filelist that add up to this many minutes of audio")
+    parser.add_argument("--filelist", default=None, help="with --minutes: the filelist to take them from")
+    parser.add_argument("-d", "--dataset-path", default=".", help="with --minutes: the folder its paths start in")
     args = parser.parse_args()
+    if (args.minutes is None) == (args.metadata is None) or (args.minutes is not None) != bool(args.filelist):
+        parser.error("give --metadata (filelists of a corpus) or --minutes with --filelist (a subset of one)")
     try:
-        if args.split:
+        if args.minutes is not None:
+            lines = first_minutes(read_text_lines(args.filelist), args.dataset_path, args.minutes)
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in lines)
+            print(f"wrote {len(lines)} lines ({args.minutes} minutes) to {args.output}")
+        elif args.split:
             write_seed_filelists(args.metadata, args.split, args.output, args.root)
-            return
-        write_filelists(args.metadata, args.output, args.prefix, val_fraction=args.val_fraction,
-                        test_fraction=args.test_fraction, seed=args.seed)
-    except ValueError as e:
+        else:
+            write_filelists(args.metadata, args.output, args.prefix, val_fraction=args.val_fraction,
+                            test_fraction=args.test_fraction, seed=args.seed)
+    except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -23,8 +23,8 @@ def build_tiny_corpus(root: str, n: int = 16) -> str:
     elif shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (bash scripts/setup.sh installs it)")
     else:
-        from scripts.make_espeak_corpus import build_corpus
-        build_corpus(root, n, seed=7, val_fraction=0.15, test_fraction=0.1, jobs=2)
+        from corpora.build import build_corpus
+        build_corpus(root, n, "espeak", seed=7, val_fraction=0.15, test_fraction=0.1, jobs=2)
     for name, flags in (("tiny_t2.json", TINY_T2_FLAGS), ("tiny_wg.json", TINY_WG_FLAGS)):
         with open(os.path.join(root, name), "w") as f:
             json.dump(flags, f)

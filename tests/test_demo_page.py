@@ -51,11 +51,12 @@ def test_evaluation_writes_every_wav_and_picture_with_the_vocoders_figures(demo_
         for suffix in ("_teacher.wav", "_griffin_lim.wav", "_waveglow.wav"):
             assert os.path.getsize(os.path.join(demo_out, "eval", row["id"] + suffix)) > 1000
         assert os.path.exists(os.path.join(demo_out, "eval", f"sentence_{row['id']}.png"))
-    vocoded = result["vocoded"]
-    assert set(vocoded) == {"teacher_griffin_lim", "model_griffin_lim", "teacher_waveglow", "model_waveglow"}
+    keys = {"teacher_griffin_lim", "model_griffin_lim", "teacher_waveglow", "model_waveglow"}
+    assert set(result["calibration"]) == keys and all(set(r["signals"]) == keys for r in result["sentences"])
+    assert result["calibration"]["model_waveglow"]["label"] == "the model + WaveGlow"
     # the teacher's own mel through Griffin-Lim is far closer to the teacher than a random model's mel
-    gl_floor = sum(r["mcd_dtw"] for r in vocoded["teacher_griffin_lim"])
-    assert gl_floor < sum(r["mcd_dtw"] for r in vocoded["model_griffin_lim"])
+    gl_floor = sum(r["signals"]["teacher_griffin_lim"]["mcd_dtw"] for r in result["sentences"])
+    assert gl_floor < sum(r["signals"]["model_griffin_lim"]["mcd_dtw"] for r in result["sentences"])
 
 
 @pytest.mark.skipif(not int8_available(), reason="this torch build has no x86/fbgemm quantized engine")
@@ -114,3 +115,15 @@ def test_curves_set_apart_validations_where_sentences_reached_the_step_cap():
     assert demo_page.split_capped(curve, "val_contrast")[1] == [(0.5, 0.7), (1.5, 0.8)]
     assert demo_page.split_capped(curve, "val_loss") == (curve["val_loss"], [])  # losses are not synthesis
     assert demo_page.split_capped({"val_mcd_dtw": [(1.0, 5.0)]}, "val_mcd_dtw") == ([(1.0, 5.0)], [])  # WaveGlow
+
+
+def test_targets_compare_the_model_with_the_calibration_rows_measured_the_same_way():
+    row = lambda **kw: {"label": "x", **kw}  # noqa: E731
+    result = {"summary": {"stop_within_10pct": 1.0, "reached_max": 0, "staircase": 0},
+              "calibration": {"teacher_griffin_lim": row(wer=0.16, ovrl=1.99, mcd_dtw=7.4),
+                              "hum": row(wer=0.94, ovrl=1.33, mcd_dtw=33.6),
+                              "flite_slt": row(wer=0.26, ovrl=2.65, mcd_dtw=36.2),
+                              "model_griffin_lim": row(wer=0.25, ovrl=1.70, mcd_dtw=34.0)}}
+    got = {target.split(" ")[0] + " " + target.split(" ")[-1]: met for target, _, met in demo_page.targets(result)}
+    assert got == {"recogniser Griffin-Lim": True, "DNSMOS Griffin-Lim": False, "MCD-DTW voice's": True,
+                   "MCD-DTW hum's": False, "stop %": True, "none cap": True, "character-level staircase)": True}

@@ -67,8 +67,8 @@ def test_calibration_orders_the_references_and_a_hum_fails(corpus):
     import os
     from common.audio import AudioConfig, load_wav
     from common.layers import TacotronSTFT
-    from scripts.evaluate_tacotron2 import wav_mel
-    from scripts.make_espeak_corpus import ensure_espeak, speak
+    from evaluation import wav_mel
+    from corpora.voices import espeak_say
     from synthesis import GriffinLimVocoder
     audio = AudioConfig()
     stft = TacotronSTFT(**audio.stft_kwargs())
@@ -78,7 +78,7 @@ def test_calibration_orders_the_references_and_a_hum_fails(corpus):
     rows = {"floor": [], "en-gb": [], "hum": []}
     for rel, text in lines:
         teacher = wav_mel(load_wav(os.path.join(corpus, rel), 22050), stft)
-        speak(ensure_espeak(), text, os.path.join(corpus, "gb.wav"), 22050, 175, "en-gb")
+        espeak_say(text, os.path.join(corpus, "gb.wav"), 22050, voice="en-gb")
         hum = uniform_filter(teacher, size=(9, 15), mode="nearest")
         for name, wav in (("floor", gl(torch.from_numpy(teacher)[None], torch.tensor([teacher.shape[1]]))[0]),
                           ("en-gb", load_wav(os.path.join(corpus, "gb.wav"), 22050)),

@@ -42,7 +42,7 @@ def test_a_phoneme_outside_the_table_is_reported_with_its_line(monkeypatch):
 
     def fake_phonemize(text, voice, exe):  # espeak-ng's output for the second line holds an unknown phoneme
         return " ".join(ph.ipa_word_to_arpabet("q_ˈa" if text == "bad" else "ɡ_ˈʊ_d"))
-    monkeypatch.setattr(ph, "ensure_espeak", lambda: "espeak-ng")
+    monkeypatch.setattr(ph, "require", lambda tool: "espeak-ng")
     monkeypatch.setattr(ph, "phonemize", fake_phonemize)
     with pytest.raises(PhonemizeError, match="unknown espeak-ng phoneme") as caught:
         phonemize_lines(["good", "bad", "good"], jobs=2)

@@ -14,9 +14,10 @@ from tacotron2.loss_function import Tacotron2Loss, guided_attention_loss
 def test_corpus_builder_writes_ljspeech_format(tmp_path):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (bash scripts/setup.sh installs it)")
-    from scripts.make_espeak_corpus import build_corpus, make_sentences
+    from corpora.build import build_corpus
+    from corpora.sentences import make_sentences
     root = str(tmp_path / "c")
-    sentences = build_corpus(root, 5, seed=3, val_fraction=0.2, test_fraction=0.2, jobs=2)
+    sentences = build_corpus(root, 5, "espeak", seed=3, val_fraction=0.2, test_fraction=0.2, jobs=2).sentences
     assert sentences == make_sentences(5, 3)  # deterministic for a seed
     with open(os.path.join(root, "metadata.csv"), encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("|") for line in f]
@@ -35,7 +36,7 @@ def test_corpus_builder_writes_ljspeech_format(tmp_path):
 
 
 def test_sentence_generator_is_varied():
-    from scripts.make_espeak_corpus import make_sentences
+    from corpora.sentences import make_sentences
     s = make_sentences(1000, 1)
     assert len(set(s)) == 1000
     text = " ".join(s)

@@ -1,0 +1,68 @@
+"""The slt voice, the listeners that judge speech (pocketsphinx, DNSMOS), on inputs whose answer is known."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from scipy.ndimage import uniform_filter
+
+from common import listeners
+from common.layers import TacotronSTFT
+from corpora import voices
+from synthesis import GriffinLimVocoder
+
+SENTENCE = "The museum closes at six, so we should hurry along before the guards lock the doors."
+needs_festival = pytest.mark.skipif(shutil.which("text2wave") is None or not os.path.isdir(voices.SLT_VOICE_DIR),
+                                    reason="festival's slt voice is not installed (bash scripts/setup.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def slt(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("slt") / "museum.wav")
+    spoken = voices.speak("slt", [SENTENCE, "Mrs. Whitfield paid $5.50 on the 3rd of June."],
+                          [path, path + ".2.wav"])
+    return path, spoken
+
+
+@needs_festival
+def test_slt_speaks_22khz_wavs_with_the_words_and_phonemes_it_spoke(slt):
+    path, spoken = slt
+    info = sf.info(path)
+    assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
+    assert abs(info.duration - spoken[0].seconds) < 0.01 and 3 < info.duration < 8
+    assert spoken[0].words == "the museum closes at six, so we should hurry, along before the guards lock the doors."
+    assert spoken[0].arpabet.startswith("{DH AH0} {M Y UW0 Z IY1 AH0 M} {K L OW1 Z IH0 Z} {AE1 T} {S IH1 K S}, {S OW1}")
+    # festival's own reading of numbers and money, which a transcript must follow
+    assert spoken[1].words == "mrs whitfield paid five dollars fifty, on the third of june."
+    assert voices.festival_phonemes([SENTENCE])[0] == (spoken[0].words, spoken[0].arpabet)
+
+
+@needs_festival
+def test_the_listeners_understand_the_teacher_and_not_a_hum(slt):
+    """The slt teacher and its mel through Griffin-Lim are understood word for word; the same mel blurred into an
+    averaged hum is not, and DNSMOS ranks the three as a person would."""
+    path, spoken = slt
+    wav, rate = sf.read(path, dtype="float32")
+    stft, gl = TacotronSTFT(), GriffinLimVocoder(80, torch.device("cpu"))
+    mel = stft.mel_spectrogram(torch.from_numpy(wav)[None])
+    hum = torch.from_numpy(uniform_filter(mel[0].numpy(), size=(9, 15), mode="nearest"))[None]
+    said = spoken[0].words
+    teacher = listeners.listen(wav, rate, said)
+    through_gl = listeners.listen(gl(mel, torch.tensor([mel.size(2)]))[0].numpy(), rate, said)
+    hummed = listeners.listen(gl(hum, torch.tensor([hum.size(2)]))[0].numpy(), rate, said)
+    assert teacher["heard"] == listeners.normalize_words(said) and teacher["wer"] == 0.0
+    assert through_gl["wer"] <= 0.1 and hummed["wer"] >= 0.6 and hummed["cer"] >= 0.5
+    assert teacher["ovrl"] > through_gl["ovrl"] + 0.4 > hummed["ovrl"] + 0.4
+    assert 1.0 <= hummed["ovrl"] and teacher["ovrl"] <= 5.0
+
+
+def test_error_rates_and_their_edge_cases():
+    assert listeners.error_rates("the cat sat", "The cat, sat!") == {"wer": 0.0, "cer": 0.0}
+    assert listeners.error_rates("the hat sat", "the cat sat")["wer"] == pytest.approx(1 / 3)
+    assert listeners.error_rates("", "the cat sat") == {"wer": 1.0, "cer": 1.0}
+    with pytest.raises(ValueError):
+        listeners.error_rates("anything", "")
+    quiet = listeners.to_16k(np.full(22050, 0.01), 22050)
+    assert quiet.shape == (16000,) and np.isclose(np.abs(quiet).max(), 0.9)
