@@ -13,6 +13,7 @@ import warnings
 from typing import List, Optional, Sequence
 
 import torch
+from tqdm import tqdm
 
 import models
 from common.audio import save_wav
@@ -20,7 +21,7 @@ from common.checkpoint import CheckpointError
 from common.dllog import RunLogger, log_path
 from common.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
-from synthesis import InputError, build_synthesizer, read_phrases
+from synthesis import InputError, add_inference_flags, build_synthesizer, read_phrases
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -33,15 +34,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--waveglow", type=str, default=None, help="WaveGlow checkpoint (none: Griffin-Lim)")
     parser.add_argument("--vocoder", choices=["waveglow", "griffin-lim"], default=None,
                         help="vocoder (default: waveglow when --waveglow is given)")
-    parser.add_argument("-s", "--sigma-infer", default=0.6, type=float, help="WaveGlow latent sigma (the seed's 0.6)")
     parser.add_argument("--wn-channels", type=int, default=None,
                         help="WaveGlow's WN channels, as the seed's commands pass it: checked against the "
                              "checkpoint (whose architecture is read from it, 256 for NVIDIA's published one)")
     parser.add_argument("-d", "--denoising-strength", default=0.01, type=float, help="denoiser strength (0: off)")
     parser.add_argument("-sr", "--sampling-rate", default=22050, type=int, help="sampling rate")
     parser.add_argument("--stft-hop-length", type=int, default=256, help="STFT hop length (samples per mel frame)")
-    parser.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
-                        help="fp16 on CUDA; on a CPU bf16 weights wherever they are timed faster than fp32")
+    add_inference_flags(parser)
     parser.add_argument("--include-warmup", action="store_true",
                         help="before timing, synthesise one batch of each shape (batch size, longest phrase) "
                              "untimed: on a GPU, cuDNN choices and CUDA-graph capture happen there")
@@ -115,7 +114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
     pieces: List[torch.Tensor] = []  # audio of the current line's pieces so far
     pause = torch.zeros(int(args.pause * args.sampling_rate))
-    for batch in batches:
+    for batch in tqdm(batches, desc="phrases", unit="batch", disable=len(batches) < 2 or not sys.stderr.isatty()):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported per phrase below, by line
             result = synth(batch)

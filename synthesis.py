@@ -79,6 +79,19 @@ def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Te
     return text.to(device), lengths.to(device)
 
 
+SIGMA_INFER = 0.6  # WaveGlow's latent sigma at inference: the seed README's value, for every entry point
+AMP_HELP = ("mixed precision (--amp and --fp16 are the same flag): float16 on CUDA; on a CPU whichever of bfloat16 "
+            "(where the CPU has it natively), int8 LSTM matrices (fbgemm) and float32 is timed fastest, printed as "
+            "'fast path: ...'")
+
+
+def add_inference_flags(parser) -> None:
+    """The flags every inference entry point shares, with one meaning: precision and WaveGlow's sigma."""
+    parser.add_argument("--amp-run", "--amp", "--fp16", dest="amp_run", action="store_true", help=AMP_HELP)
+    parser.add_argument("-s", "--sigma-infer", default=SIGMA_INFER, type=float,
+                        help=f"WaveGlow latent sigma (the seed's {SIGMA_INFER})")
+
+
 class Precision(NamedTuple):
     """What `--amp-run` means on a device; `precision_policy` is the one place that decides it."""
     half: bool  # CUDA: the models in float16 (Tacotron 2 under float16 autocast)
@@ -139,7 +152,7 @@ class GriffinLimVocoder:
 class WaveGlowVocoder:
     """WaveGlow (weight norm folded; the plain model or a timed FastWaveGlow snapshot) and its denoiser."""
 
-    def __init__(self, waveglow: WaveGlow, device: torch.device, precision: Precision, sigma: float = 0.6,
+    def __init__(self, waveglow: WaveGlow, device: torch.device, precision: Precision, sigma: float = SIGMA_INFER,
                  denoising_strength: float = 0.01, hop_length: int = 256, chunk_frames: int = 200,
                  overlap_frames: int = 8) -> None:
         self.sigma = sigma
@@ -271,7 +284,7 @@ class Synthesizer:
 
 
 def build_synthesizer(tacotron2: Tacotron2, waveglow: Optional[WaveGlow], device: torch.device, amp: bool = False,
-                      sigma: float = 0.6, denoising_strength: float = 0.01, hop_length: int = 256,
+                      sigma: float = SIGMA_INFER, denoising_strength: float = 0.01, hop_length: int = 256,
                       sampling_rate: int = 22050, griffin_lim_iters: int = 60, batch_size: int = 1,
                       cuda_graphs: bool = True) -> Synthesizer:
     """A Synthesizer with WaveGlow (or Griffin-Lim when `waveglow` is None) under the device's precision policy."""

@@ -17,13 +17,14 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import models
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
 from common.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
-from synthesis import InputError, Phrase, Synthesizer, build_synthesizer, read_phrases
+from synthesis import InputError, Phrase, Synthesizer, add_inference_flags, build_synthesizer, read_phrases
 from tacotron2.text import text_to_sequence
 
 # the seed's benchmark sentence (LJSpeech's first transcript, twice), cut to --input-length characters
@@ -86,9 +87,8 @@ def parse_args(argv):
     parser.add_argument("-i", "--input", default=None, help="time this phrase file instead (one batch)")
     parser.add_argument("-n", "--num-iters", type=int, default=10, help="runs, the warm-up ones included")
     parser.add_argument("--warmup", type=int, default=3, help="first runs not counted")
-    parser.add_argument("-s", "--sigma-infer", default=0.6, type=float, help="WaveGlow latent sigma")
     parser.add_argument("-d", "--denoising-strength", default=0.01, type=float, help="denoiser strength (0: off)")
-    parser.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true")
+    add_inference_flags(parser)
     parser.add_argument("--cpu", "--cpu-run", dest="cpu", action="store_true")
     parser.add_argument("--max-decoder-steps", type=int, default=None)
     parser.add_argument("-sr", "--sampling-rate", type=int, default=22050)
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     latencies, samples, mels = [], [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i in range(args.num_iters):
+        for i in tqdm(range(args.num_iters), desc="runs", disable=args.num_iters < 20 or not sys.stderr.isatty()):
             result = synth(phrases)
             if i < args.warmup:
                 continue

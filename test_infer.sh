@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One latency measurement, as the seed's test_infer.sh runs it:
 #   bash test_infer.sh -bs 1 -il 128 -p amp --num-iters 1003 --tacotron2 T2.pt --waveglow WG.pt
+#   (`--fp16` or `-p fp16`, as NVIDIA's current script spells it, is -p amp with fp16 in the file names)
 # writes nvlog_bs1_il128_amp.json (every run) and appends one CSV line to log_bs1_il128_amp.log:
 # batch size, input length, precision, iterations, latency average, std, cl 90, cl 95, cl 99,
 # throughput (samples/s), mels per audio.  Extra flags: --cpu, --wn-channels N (random WaveGlow),
@@ -22,14 +23,15 @@ while [ $# -gt 0 ]; do
         --tacotron2|--waveglow) MODELS+=("$1" "$2"); shift ;;
         --wn-channels|--max-decoder-steps) EXTRA+=("$1" "$2"); shift ;;
         --cpu|--cpu-run) EXTRA+=(--cpu) ;;
+        --fp16) PRECISION=fp16 ;;  # NVIDIA's current script's spelling of -p amp
         *) echo "test_infer.sh: option $1 not recognized" >&2; exit 2 ;;
     esac
     shift
 done
 case "$PRECISION" in
-    amp) AMP=(--amp-run) ;;
+    amp|fp16) AMP=(--amp-run) ;;
     fp32) AMP=() ;;
-    *) echo "test_infer.sh: -p must be amp or fp32, not $PRECISION" >&2; exit 2 ;;
+    *) echo "test_infer.sh: -p must be amp, fp16 or fp32, not $PRECISION" >&2; exit 2 ;;
 esac
 SUFFIX="bs${BATCH_SIZE}_il${INPUT_LENGTH}_${PRECISION}"
 TMP_LOG="tmp_log_${SUFFIX}.log"

@@ -10,6 +10,7 @@ are in common/resume.py, collectives in common/dist_utils.py, AMP in common/amp.
 common/preemption.py, the optimizer step and per-step figures in common/train_step.py.
 """
 import argparse
+import importlib
 import math
 import os
 import random
@@ -103,7 +104,9 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                                "model's quality metrics (Tacotron 2: attention diagonality, focus, stop ratio, MCD)")
     training.add_argument("--max-minutes", type=float, default=0,
                           help="stop (with a checkpoint) after this many minutes of training (0: no limit)")
-    training.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    training.add_argument("--num-workers", type=int, default=None,
+                          help="DataLoader worker processes (default: 1 on a GPU, as NVIDIA's train.py loads data, "
+                               "so that loading overlaps the step; 0 on a CPU, whose cores the step uses)")
     training.add_argument("--max-nonfinite-steps", type=int, default=20,
                           help="stop when this many consecutive steps have a non-finite loss")
     training.add_argument("--log-interval", type=int, default=10,
@@ -177,6 +180,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             if action.dest in defaults:
                 action.required = False
     args = parser.parse_args(argv)
+    if args.num_workers is None:
+        args.num_workers = 1 if torch.cuda.is_available() and not args.cpu else 0
+    if args.tensorboard:
+        try:
+            importlib.import_module("torch.utils.tensorboard")
+        except ImportError:
+            parser.error("--tensorboard needs the tensorboard package, which is not installed: pip install tensorboard")
     if args.log_interval < 1:
         parser.error(f"--log-interval must be at least 1, got {args.log_interval}")
     for flag in DEPRECATED_FLAGS:
@@ -256,7 +266,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         run, state = build_run(args, info, lock)
         stop_reason = train(run, state)
-        totals = {k: state.last_epoch[k] for k in ("val_loss", "train_loss", "train_items_per_sec")
+        totals = {k: state.last_epoch[k] for k in ("val_loss", "train_loss", "train_items_per_sec", "val_items_per_sec")
                   if k in state.last_epoch}
         run.logger.log((), {"run_time": time.perf_counter() - run.start_time, **totals,
                             "skipped_steps": state.skipped_total, "iterations": state.iteration})
@@ -483,8 +493,7 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
     """Validation (loss, and with --val-metrics the model's quality metrics), the epoch's log line, checkpoints."""
     args, epoch = run.args, state.epoch
     if run.valset is not None:
-        summary["val_loss"] = validate(run.model, run.criterion, run.valset, run.collate_fn, run.batch_to_device,
-                                       args, run.info, run.amp_dtype)
+        summary["val_loss"], summary["val_items_per_sec"] = validate(run, epoch, state.iteration)
         if not math.isfinite(summary["val_loss"]) and run.info.is_main:
             print(f"\n{'!' * 78}\nWARNING: epoch {epoch}: the validation loss is {summary['val_loss']}: the model "
                   f"produces non-finite outputs on {args.validation_files}.\nTraining goes on, but check the data "
@@ -504,23 +513,32 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
 
 
 @torch.no_grad()
-def validate(model, criterion, valset, collate_fn, batch_to_device, args, info, amp_dtype) -> float:
-    """Mean validation loss over the whole validation set, averaged over ranks."""
+def validate(run: Run, epoch: int, iteration: int) -> Tuple[float, float]:
+    """(mean validation loss over the whole validation set, averaged over ranks; validation items per second).
+
+    The items per second are NVIDIA's: each batch's real items (mel frames or samples, summed over ranks) over its
+    wall time, logged per batch at step (epoch, iteration, batch), and their mean over the batches."""
+    model, info = run.model, run.info
     was_training = model.training
     model.eval()
-    sampler = DistributedSampler(valset, num_replicas=info.world_size, rank=info.rank, shuffle=False)
-    loader = DataLoader(valset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate_fn,
-                        num_workers=args.num_workers)
+    sampler = DistributedSampler(run.valset, num_replicas=info.world_size, rank=info.rank, shuffle=False)
+    loader = DataLoader(run.valset, batch_size=run.args.batch_size, sampler=sampler, collate_fn=run.collate_fn,
+                        num_workers=run.args.num_workers)
     total = torch.zeros(2, device=info.device)  # (sum of batch losses, batches), summed on the device
-    for raw in loader:
-        batch = batch_to_device(raw, info.device)
-        with autocast(info.device, amp_dtype):
-            loss = criterion(model(batch.x), batch.y)
+    rates = []
+    for i, raw in enumerate(loader):
+        start = time.perf_counter()
+        batch = run.batch_to_device(raw, info.device)
+        with autocast(info.device, run.amp_dtype):
+            loss = run.criterion(model(batch.x), batch.y)
         total[0] += loss.detach().float()
         total[1] += 1
+        items = info.all_reduce_sum(batch.n_items.detach().float().reshape(1)).item()  # waits for the batch
+        rates.append(items / (time.perf_counter() - start))
+        run.logger.log((epoch, iteration, i), {"val_items_per_sec": rates[-1]})
     total = info.all_reduce_sum(total)
     model.train(was_training)
-    return (total[0] / total[1].clamp_min(1)).item()
+    return (total[0] / total[1].clamp_min(1)).item(), sum(rates) / max(len(rates), 1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """`--config-file`: a JSON object of flag defaults, each value checked against its flag before anything starts.
 
+Two layouts: ours, `{"batch_size": 8, ...}` (flag dests), and NVIDIA's grouped one, `{"audio": {"sampling-rate":
+22050, "mel-fmax": 7000.0, ...}}` (groups of flags spelt as on the command line), as its config.json is.
+
 argparse converts the strings of a command line; values from a file arrive already typed and would reach the
 model unchecked (`{"postnet_n_convolutions": [5]}` ended in a TypeError deep inside tacotron2/model.py). Here
 every value must be what its flag would have produced: an int for an int flag, a list for a multi-value flag,
@@ -75,14 +78,24 @@ def read_config_defaults(path: str, parser: argparse.ArgumentParser) -> Dict[str
     if not isinstance(values, dict):
         raise ConfigFileError(f"--config-file {path}: expected a JSON object of flag defaults")
     actions = {a.dest: a for a in parser._actions if a.dest != argparse.SUPPRESS}
-    unknown = sorted(set(values) - set(actions))
+    entries = _entries(values)  # (name as written, the JSON key, dest, value)
+    unknown = sorted(name for name, _, dest, _ in entries if dest not in actions)
     if unknown:
-        raise ConfigFileError(f"--config-file {path}: unknown keys {unknown} (use flag dests, e.g. 'batch_size')")
+        raise ConfigFileError(f"--config-file {path}: unknown keys {unknown} (use flag dests, e.g. 'batch_size', or "
+                              f"NVIDIA's grouped layout, e.g. {{\"audio\": {{\"sampling-rate\": 22050}}}})")
     checked = {}
-    for key, value in values.items():
+    for name, key, dest, value in entries:
         try:
-            checked[key] = _checked(actions[key], value)
+            checked[dest] = _checked(actions[dest], value)
         except (TypeError, ValueError) as e:
-            flag = actions[key].option_strings[-1] if actions[key].option_strings else key
-            raise ConfigFileError(f"--config-file {path}{_line_of(lines, key)}: {key!r} ({flag}): {e}") from None
+            flag = actions[dest].option_strings[-1] if actions[dest].option_strings else dest
+            raise ConfigFileError(f"--config-file {path}{_line_of(lines, key)}: {name!r} ({flag}): {e}") from None
     return checked
+
+
+def _entries(values: Dict[str, object]):
+    """Flat `{dest: value}`, or NVIDIA's `{group: {flag-name: value}}` when every value is an object."""
+    if values and all(isinstance(v, dict) for v in values.values()):
+        return [(f"{group}.{key}", key, key.replace("-", "_"), value)
+                for group, members in values.items() for key, value in members.items()]
+    return [(key, key, key.replace("-", "_"), value) for key, value in values.items()]

@@ -10,12 +10,14 @@ and how to fix it. The thresholds are `Thresholds`; `strict` makes every warning
 import json
 import math
 import os
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from common.filelist import FilelistEntry
 
@@ -178,11 +180,13 @@ def measure_all(paths: Iterable[str], manifest: Manifest, jobs: int = 0) -> Dict
     stats = {p: manifest.get(p) for p in paths}
     todo = [p for p, s in stats.items() if s is None]
     jobs = jobs or min(8, os.cpu_count() or 1)
+    progress = dict(total=len(todo), desc="measuring clips", unit="clip", leave=False,
+                    disable=len(todo) < 200 or not sys.stderr.isatty())  # LJSpeech: 13,100 clips, a minute or two
     if len(todo) > 64 and jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            measured = list(pool.map(_measure_file, todo, chunksize=32))
+            measured = list(tqdm(pool.map(_measure_file, todo, chunksize=32), **progress))
     else:
-        measured = [_measure_file(p) for p in todo]
+        measured = [_measure_file(p) for p in tqdm(todo, **progress)]
     for path, s in zip(todo, measured):
         stats[path] = s
         manifest.put(path, s)

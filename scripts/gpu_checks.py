@@ -205,7 +205,7 @@ def check_export(t2, wg, out: str) -> str:
     folder = os.path.join(out, "export")
     os.makedirs(folder, exist_ok=True)
     export.export_tacotron2(t2, folder)
-    scripted = export.ScriptedTacotron2(folder, max_decoder_steps=t2.decoder.max_decoder_steps, device=DEVICE)
+    scripted = export.ExportedTacotron2(folder, max_decoder_steps=t2.decoder.max_decoder_steps, device=DEVICE)
     text, lengths = phrases_batch(2, 60)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -2,6 +2,10 @@
 
     python -m scripts.parse_log output_amp/nvlog.json output_fp32/nvlog.json [--png loss.png]
 
+A log's earlier runs, moved aside when a later run started with the same log name (`nvlog.1.json`, ...: the
+seed's two training recipes write Tacotron 2's and WaveGlow's logs to the same output/nvlog.json), are read too,
+oldest first, unless --only-given.
+
 Prints, for each log: the loss at chosen epochs ("Loss (Model/Epoch)"), then throughput and time to train
 ("Number of mels/samples used ...", items per second averaged over the run's epochs, the first one left out
 when there are several: it holds start-up costs) with the speed-up of mixed precision where an AMP log and
@@ -17,7 +21,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.parse_log ...")
 
-from common.dllog import read_log
+from common.dllog import earlier_runs, read_log
 
 
 class Run(NamedTuple):
@@ -104,9 +108,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--epochs", type=int, nargs="*", default=None,
                         help="epochs (1-based) of the loss table (default: first, quarters, last)")
     parser.add_argument("--png", default=None, help="write the loss curves here")
+    parser.add_argument("--only-given", action="store_true",
+                        help="read only the given files, not the earlier runs moved aside beside them")
     args = parser.parse_args(argv)
+    paths: List[str] = []
+    for log in args.logs:
+        for path in ([] if args.only_given else earlier_runs(log)) + [log]:
+            if path not in paths:
+                paths.append(path)
+                if path != log and path not in args.logs:
+                    print(f"(also reading {path}: an earlier run moved aside by the next one)", file=sys.stderr)
     try:
-        runs = [read_run(p) for p in args.logs]
+        runs = [read_run(p) for p in paths]
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     n = max(len(r.epochs) for r in runs)

@@ -144,17 +144,21 @@ class Encoder(nn.Module):
         self.mask_padding_in_convs = False
         self.p_dropout = 0.5  # training only
 
-    def forward(self, x: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
-        """(B, E, T) embedded text -> (B, max(input_lengths), E), zeros at padded positions.
-
-        Batches need not be sorted by length.
-        """
+    def convolve(self, x: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, E, T) embedded text -> (B, T, E): the convolutions, before the LSTM."""
         valid = mask_from_lengths(input_lengths.to(x.device), x.size(2))[:, None, :] if self.mask_padding_in_convs else None
         for conv in self.convolutions:
             if valid is not None:
                 x = x * valid
             x = dropout(F.relu(conv(x)), self.p_dropout, self.training)
-        x = x.transpose(1, 2)  # (B, E, T) -> (B, T, E)
+        return x.transpose(1, 2)  # (B, E, T) -> (B, T, E)
+
+    def forward(self, x: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, E, T) embedded text -> (B, max(input_lengths), E), zeros at padded positions.
+
+        Batches need not be sorted by length.
+        """
+        x = self.convolve(x, input_lengths)
         packed = nn.utils.rnn.pack_padded_sequence(x, input_lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, _ = self.lstm(packed)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True)

@@ -132,7 +132,7 @@ def test_the_manifest_spares_measuring_unchanged_clips(corpus, tmp_path, monkeyp
 
 
 def test_a_nonfinite_validation_loss_is_said_loudly(corpus, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train, "validate", lambda *a, **k: float("nan"))
+    monkeypatch.setattr(train, "validate", lambda *a, **k: (float("nan"), 1.0))  # (loss, items per second)
     assert train.main(train_argv(corpus, "Tacotron2", str(tmp_path / "out"), epochs=1)) == 0
     assert "WARNING: epoch 0: the validation loss is nan" in capsys.readouterr().err
 

@@ -136,6 +136,25 @@ def test_config_file_values_arrive_as_their_flags_make_them(tmp_path):
     assert type(got["epochs"]) is int and type(got["learning_rate"]) is float
 
 
+def test_nvidias_grouped_config_json_is_read_as_its_flags(tmp_path, capsys):
+    """NVIDIA's config.json groups command-line spellings: {"audio": {"mel-fmax": 7000.0, ...}}; unknown keys are
+    refused by their group and name, values checked as ours are."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{\n "audio": {\n  "max-wav-value": 32768.0,\n  "sampling-rate": 22050,\n  "filter-length": 1024,\n'
+                   '  "hop-length": 256,\n  "win-length": 1024,\n  "mel-fmin": 0.0,\n  "mel-fmax": 7000.0\n }\n}\n')
+    args = train.parse_args(["-m", "Tacotron2", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "2",
+                             "--config-file", str(cfg)])
+    assert (args.mel_fmax, args.sampling_rate, args.hop_length, args.max_wav_value) == (7000.0, 22050, 256, 32768.0)
+    for content, message in (('{"audio": {"mel-fmaxx": 7000.0}}', "unknown keys ['audio.mel-fmaxx']"),
+                             ('{"audio": {\n "hop-length": "long"}}', "config.json:2: 'audio.hop-length' "
+                                                                       "(--hop-length): invalid literal")):
+        cfg.write_text(content)
+        with pytest.raises(SystemExit):
+            train.parse_args(["-m", "Tacotron2", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "2",
+                              "--config-file", str(cfg)])
+        assert message in capsys.readouterr().err
+
+
 def test_unwritable_output_fails_before_training(corpus, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -172,3 +191,10 @@ def test_one_training_run_per_output_folder(corpus, tmp_path):
     with pytest.warns(UserWarning, match=f"taking over from a run that ended without releasing it \\(pid {first.pid} "):
         assert train.main(train_argv(corpus, "Tacotron2", out, epochs=1)) == 0
     assert open(lock).read() == ""
+
+
+def test_data_loader_workers_default_to_one_on_a_gpu_as_nvidias_and_none_on_a_cpu(tmp_path):
+    base = ["-m", "Tacotron2", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "2"]
+    assert train.parse_args(base).num_workers == (1 if torch.cuda.is_available() else 0)
+    assert train.parse_args(base + ["--cpu"]).num_workers == 0
+    assert train.parse_args(base + ["--num-workers", "3"]).num_workers == 3

@@ -101,9 +101,15 @@ def test_seed_training_commands_run_and_log_as_dllogger(seed_runs):
         epochs = [r for r in records if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 1]
         totals = [r for r in records if r["type"] == "LOG" and r["step"] == []]
         assert iters and all({"train_loss", "train_items_per_sec", "train_iter_time"} <= set(r["data"]) for r in iters)
-        assert len(epochs) == 1 and {"train_loss", "train_items_per_sec", "train_epoch_time", "val_loss"} <= \
-            set(epochs[0]["data"])
-        assert len(totals) == 1 and totals[0]["data"]["run_time"] > 0
+        assert len(epochs) == 1 and {"train_loss", "train_items_per_sec", "train_epoch_time", "val_loss",
+                                     "val_items_per_sec"} <= set(epochs[0]["data"])
+        # as NVIDIA's validate(): items/s of every validation batch at (epoch, iteration, batch), their mean per epoch
+        val_batches = [r for r in records if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 3]
+        rates = [r["data"]["val_items_per_sec"] for r in val_batches]
+        assert rates and all(v > 0 for v in rates) and [r["step"][2] for r in val_batches] == list(range(len(rates)))
+        assert abs(epochs[0]["data"]["val_items_per_sec"] - sum(rates) / len(rates)) < 1e-6 * sum(rates)
+        assert units["val_items_per_sec"] == "items/s"
+        assert len(totals) == 1 and totals[0]["data"]["run_time"] > 0 and totals[0]["data"]["val_items_per_sec"] > 0
         assert all(isinstance(r["timestamp"], str) and isinstance(r["elapsedtime"], str) for r in records)
 
 
@@ -116,6 +122,18 @@ def test_parse_log_gives_the_seed_tables_and_a_loss_picture(seed_runs):
     amp_row = next(line for line in lines if line.startswith("| Tacotron 2 | 1 | 2 | AMP |"))
     assert float(amp_row.split("|")[7]) > 0  # speed-up of AMP against the FP32 log
     assert os.path.getsize(os.path.join(seed_runs, "loss.png")) > 5000
+
+
+def test_parse_log_of_one_folder_reads_both_models_runs(seed_runs, tmp_path):
+    """The seed's two training recipes log to the same output/nvlog.json: the second run moves the first's log
+    to nvlog.1.json, and parse_log of output/nvlog.json reads both (it showed WaveGlow only)."""
+    shutil.copy(os.path.join(seed_runs, "out_t2_amp", "nvlog.json"), tmp_path / "nvlog.1.json")
+    shutil.copy(os.path.join(seed_runs, "out_wg_amp", "nvlog.json"), tmp_path / "nvlog.json")
+    proc = _run(f"{shlex.quote(sys.executable)} -m scripts.parse_log {tmp_path}/nvlog.json", REPO)
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines()[2:4]]
+    assert rows == ["Tacotron 2 AMP", "WaveGlow AMP"] and "also reading" in proc.stderr
+    only = _run(f"{shlex.quote(sys.executable)} -m scripts.parse_log {tmp_path}/nvlog.json --only-given", REPO)
+    assert only.stdout.splitlines()[2].startswith("| WaveGlow AMP |") and "Tacotron 2" not in only.stdout
 
 
 def test_seed_inference_and_latency_commands(seed_runs):
@@ -141,6 +159,40 @@ def test_seed_inference_and_latency_commands(seed_runs):
     assert fields[:4] == ["1", "128", "amp", "5"] and len(fields) == 11 and float(fields[4]) > 0  # latency average
     records = _nvidia_parse(os.path.join(seed_runs, "nvlog_bs1_il128_amp.json"))
     assert len([r for r in records if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 1]) == 2  # 3 warm-up runs uncounted
+
+
+def test_nvidias_current_fp16_spelling_runs_everywhere_amp_does(seed_runs):
+    """NVIDIA's current inference commands pass --fp16 where the seed passed --amp-run (inference.py,
+    test_infer.py, test_infer.sh --fp16)."""
+    t2, wg = "out_t2_amp/checkpoint_Tacotron2_0.pt", "out_wg_amp/checkpoint_WaveGlow_0.pt"
+    py = shlex.quote(sys.executable)
+    proc = _run(f"{py} {os.path.join(REPO, 'inference.py')} --tacotron2 {t2} --waveglow {wg} --wn-channels 8 "
+                f"-o output_fp16/ -i phrases/phrase.txt --fp16", seed_runs)
+    assert os.path.exists(os.path.join(seed_runs, "output_fp16", "audio_0.wav")) and "fast path:" in proc.stderr
+    _run(f"bash {os.path.join(REPO, 'test_infer.sh')} -bs 1 -il 128 --fp16 --num-iters 4 --tacotron2 {t2} "
+         f"--waveglow {wg} --cpu", seed_runs)
+    with open(os.path.join(seed_runs, "log_bs1_il128_fp16.log")) as f:
+        assert f.read().split(",")[:4] == ["1", "128", "fp16", "4"]
+
+
+def test_bare_run_latency_tests_times_the_seeds_checkpoint_paths(seed_runs, tmp_path):
+    """`bash run_latency_tests.sh` with no arguments: the seed's four cases on ./checkpoints/..._{amp,fp32} where
+    they exist (it failed: those paths were never made); asked for missing files, it names them and stops."""
+    os.makedirs(tmp_path / "checkpoints")
+    for prec in ("amp", "fp32"):
+        for model, out in (("Tacotron2", "out_t2_amp"), ("WaveGlow", "out_wg_amp")):
+            shutil.copy(os.path.join(seed_runs, out, f"checkpoint_{model}_0.pt"),
+                        tmp_path / "checkpoints" / f"checkpoint_{model}_{prec}")
+    env = dict(os.environ, ITERS="4", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.run(["bash", os.path.join(REPO, "run_latency_tests.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for case in ("bs1_il128_amp", "bs4_il128_amp", "bs1_il128_fp32", "bs4_il128_fp32"):
+        with open(tmp_path / f"log_{case}.log") as f:
+            assert f.read().split(",")[:4] == case.replace("bs", "").replace("il", "").split("_") + ["4"]
+    proc = subprocess.run(["bash", os.path.join(REPO, "run_latency_tests.sh"), "none.pt", "none.pt", "x", "y"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no checkpoint none.pt or none.pt" in proc.stderr
 
 
 def test_log_file_rule():

@@ -29,16 +29,22 @@ def test_readme_ci_and_the_fresh_machine_check_run_the_same_commands():
 def test_setup_without_root_or_sudo_names_what_to_install_and_stops():
     """As an unprivileged user on a machine without python3, espeak-ng, festival, flite (and no sudo): the one
     apt-get line to run, exit 1, nothing made."""
-    bin_dir = tempfile.mkdtemp(prefix="setup-bin-")  # readable by the unprivileged user, unlike pytest's tmp_path
+    root = tempfile.mkdtemp(prefix="setup-")  # readable by the unprivileged user, unlike pytest's tmp_path or /root
     try:
-        os.chmod(bin_dir, 0o755)
+        bin_dir, scripts = os.path.join(root, "bin"), os.path.join(root, "checkout", "scripts")
+        os.makedirs(bin_dir)
+        os.makedirs(scripts)
+        shutil.copy(os.path.join(REPO, "scripts", "setup.sh"), scripts)
+        for path in (root, bin_dir, os.path.dirname(scripts), scripts):
+            os.chmod(path, 0o755)
         for tool in ("bash", "cat", "dirname", "grep", "id", "basename"):  # everything else is missing
             os.symlink(shutil.which(tool), os.path.join(bin_dir, tool))
         proc = subprocess.run([shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups",
-                               os.path.join(bin_dir, "bash"), os.path.join(REPO, "scripts", "setup.sh")],
-                              env={"PATH": bin_dir, "HOME": bin_dir}, capture_output=True, text=True, timeout=60)
+                               os.path.join(bin_dir, "bash"), os.path.join(scripts, "setup.sh")],
+                              env={"PATH": bin_dir, "HOME": root}, capture_output=True, text=True, timeout=60)
+        made = os.listdir(os.path.dirname(scripts))
     finally:
-        shutil.rmtree(bin_dir)
+        shutil.rmtree(root)
     missing = ["python3", "python3-venv", "espeak-ng", "festival", "flite"]
     if not os.path.isdir("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"):
         missing.insert(4, "festvox-us-slt-hts")
@@ -47,4 +53,4 @@ def test_setup_without_root_or_sudo_names_what_to_install_and_stops():
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == (f"setup: missing {' '.join(missing)}; install them (as root), then run this again:\n"
                            f"    sudo apt-get install -y {' '.join(missing)} {'chromium' if debian else ''}\n")
-    assert not os.path.exists(os.path.join(REPO, ".venv-requirements.txt"))
+    assert made == ["scripts"]  # no .venv, nothing else

@@ -362,7 +362,11 @@ class WaveGlow(nn.Module):
             hop = self.upsample.stride[0]
             yield piece[:, (start - lo) * hop:(stop - lo) * hop]
 
-    def remove_weightnorm(self) -> "WaveGlow":
-        """Fold every weight-normalised convolution into a plain one (outputs unchanged)."""
+    def remove_weightnorm(self, model: Optional["WaveGlow"] = None) -> "WaveGlow":
+        """Fold every weight-normalised convolution into a plain one (outputs unchanged); returns the model.
+        `waveglow.remove_weightnorm(waveglow)`, the static method's call in NVIDIA's code and hub examples, works
+        too."""
+        if model is not None and model is not self:
+            raise ValueError("remove_weightnorm(model) folds the model it is called on: pass that model or nothing")
         _fold_weightnorm(self)
         return self

@@ -1,0 +1,101 @@
+"""torch.hub entry points with NVIDIA's names and call shapes, over this repository's models and loader.
+
+    tacotron2 = torch.hub.load(REPO, "nvidia_tacotron2", model_math="fp16")     # NVIDIA's NGC checkpoint
+    waveglow = torch.hub.load(REPO, "nvidia_waveglow", model_math="fp16")
+    waveglow = waveglow.remove_weightnorm(waveglow)
+    utils = torch.hub.load(REPO, "nvidia_tts_utils")
+    sequences, lengths = utils.prepare_input_sequence(["Hello world."])
+    with torch.no_grad():
+        mel, _, _ = tacotron2.infer(sequences, lengths)
+        audio = waveglow.infer(mel)
+
+REPO is this repository on GitHub, or a local checkout with `source="local"`. `checkpoint=PATH` loads a local
+file (ours or NVIDIA's) instead of downloading; `pretrained=False` builds the hub's default architecture with
+keyword overrides. Downloads go to torch.hub's checkpoint folder and, like every load here, are read with
+`torch.load(weights_only=True)`: a file that would run code is refused.
+"""
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+dependencies = ["torch", "numpy", "scipy", "librosa", "inflect", "soundfile"]
+
+# NVIDIA's torch.hub files (NGC, 2019-04-27), by model and model_math
+NGC = {("Tacotron2", "fp16"): "https://api.ngc.nvidia.com/v2/models/nvidia/tacotron2_pyt_ckpt_amp/versions/19.09.0/"
+                              "files/nvidia_tacotron2pyt_fp16_20190427",
+       ("Tacotron2", "fp32"): "https://api.ngc.nvidia.com/v2/models/nvidia/tacotron2_pyt_ckpt_fp32/versions/19.09.0/"
+                              "files/nvidia_tacotron2pyt_fp32_20190427",
+       ("WaveGlow", "fp16"): "https://api.ngc.nvidia.com/v2/models/nvidia/waveglow_ckpt_amp/versions/19.09.0/"
+                             "files/nvidia_waveglowpyt_fp16_20190427",
+       ("WaveGlow", "fp32"): "https://api.ngc.nvidia.com/v2/models/nvidia/waveglow_ckpt_fp32/versions/19.09.0/"
+                             "files/nvidia_waveglowpyt_fp32_20190427"}
+HUB_DEFAULTS = {"Tacotron2": {"max_decoder_steps": 1000}, "WaveGlow": {}}  # the hub's built-in configs
+
+
+def _model(model_name: str, pretrained: bool, checkpoint: Optional[str], model_math: str, force_reload: bool,
+           overrides: dict) -> torch.nn.Module:
+    import models
+    if model_math not in ("fp32", "fp16"):
+        raise ValueError(f"model_math must be 'fp32' or 'fp16', not {model_math!r}")
+    if checkpoint is None and pretrained:
+        url = NGC[(model_name, model_math)]
+        folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+        checkpoint = os.path.join(folder, os.path.basename(url))
+        if force_reload or not os.path.exists(checkpoint):
+            os.makedirs(folder, exist_ok=True)
+            torch.hub.download_url_to_file(url, checkpoint)
+    if checkpoint is not None:
+        model, _ = models.load_model(checkpoint, model_name, torch.device("cpu"), overrides=overrides or None)
+        return model
+    flags = models.default_flags(model_name)
+    config = {**models.get_model_config(model_name, flags), **HUB_DEFAULTS[model_name]}
+    for key, value in overrides.items():
+        if key in config:
+            config[key] = value
+        elif isinstance(config.get("WN_config"), dict) and key in config["WN_config"]:
+            config["WN_config"] = {**config["WN_config"], key: value}
+        else:
+            raise TypeError(f"{model_name} has no setting {key!r}")
+    return models.get_model(model_name, config).eval()
+
+
+def nvidia_tacotron2(pretrained: bool = True, checkpoint: Optional[str] = None, model_math: str = "fp32",
+                     force_reload: bool = False, **kwargs) -> torch.nn.Module:
+    """A Tacotron 2 in eval mode: NVIDIA's LJSpeech checkpoint for `model_math`, a local `checkpoint`, or with
+    `pretrained=False` the hub's default architecture (`kwargs` override its settings, e.g. max_decoder_steps).
+    `infer(sequences, lengths)` -> (mel, mel_lengths, alignments), as NVIDIA's."""
+    return _model("Tacotron2", pretrained, checkpoint, model_math, force_reload, kwargs)
+
+
+def nvidia_waveglow(pretrained: bool = True, checkpoint: Optional[str] = None, model_math: str = "fp32",
+                    force_reload: bool = False, **kwargs) -> torch.nn.Module:
+    """A WaveGlow in eval mode, as nvidia_tacotron2 finds one (`kwargs` may also set WN_config's n_channels...).
+    `infer(mel, sigma=1.0)` -> audio (B, L); `remove_weightnorm(model)` folds the weight norm, as NVIDIA's."""
+    return _model("WaveGlow", pretrained, checkpoint, model_math, force_reload, kwargs)
+
+
+class TTSUtils:
+    """NVIDIA's `nvidia_tts_utils()` object: text to padded symbol sequences, longest first."""
+
+    @staticmethod
+    def pad_sequences(batch: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sequences -> (text (B, T) zero-padded, lengths (B,)), sorted by decreasing length as NVIDIA's are (its
+        Tacotron 2 needs that order; ours does not)."""
+        lengths, order = torch.sort(torch.tensor([len(x) for x in batch], dtype=torch.long), descending=True)
+        text = torch.zeros(len(batch), int(lengths[0]), dtype=torch.long)
+        for row, i in enumerate(order.tolist()):
+            text[row, :len(batch[i])] = batch[i]
+        return text, lengths
+
+    @staticmethod
+    def prepare_input_sequence(texts: List[str], cpu_run: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """English text (cleaned with english_cleaners) -> (padded sequences, lengths), on CUDA unless cpu_run."""
+        from tacotron2.text import text_to_sequence
+        text, lengths = TTSUtils.pad_sequences(
+            [torch.tensor(text_to_sequence(t, ["english_cleaners"]), dtype=torch.long) for t in texts])
+        return (text, lengths) if cpu_run else (text.cuda(), lengths.cuda())
+
+
+def nvidia_tts_utils() -> TTSUtils:
+    return TTSUtils()
