@@ -5,12 +5,15 @@ Only global rank 0 writes checkpoints. On several machines without shared storag
 have none: rank 0's disk decides whether there is one to resume from, and when some rank cannot
 read the file itself, rank 0 reads it and sends it (through the process group).
 """
+import dataclasses
 import errno
 import os
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Sequence, Tuple
+import warnings
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Sequence, Tuple
 
 import torch
 
+from common.audio import AudioConfig
 from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
                                save_training_checkpoint, state_dict_from_checkpoint)
 from common.dist_utils import DistInfo
@@ -62,6 +65,23 @@ class Position(NamedTuple):
     iteration: int  # optimizer steps taken so far
 
 
+def audio_mismatches(ckpt: Dict[str, Any], train_args: Dict[str, Any], path: str) -> List[str]:
+    """Where the audio and mel settings of a warm start's checkpoint differ from this run's: a model fine-tuned on
+    mels of another sample rate, hop or band learns them from nothing again. Checkpoints without their training
+    flags (NVIDIA's published ones) are taken to have the reference's defaults, which is what they were trained
+    with."""
+    trained = ckpt.get("train_args") or {}
+    assumed = "" if trained else " (no training flags in the checkpoint: the reference's defaults assumed)"
+    out = []
+    for field in dataclasses.fields(AudioConfig):
+        then, now = trained.get(field.name, field.default), train_args.get(field.name, field.default)
+        if then != now:
+            out.append(f"--warm-start {path}: trained with {field.name} {then}, this run has {now}{assumed}: "
+                       f"the model will have to learn these mels anew (resample the corpus, or pass "
+                       f"--{field.name.replace('_', '-')} {then})")
+    return out
+
+
 class TrainingCheckpoints:
     """A run's checkpoints: `checkpoint_<Model>_last.pt` (and `_<epoch>.pt`) in the output folder, written by
     global rank 0 with every rank's RNG states, and read back on every rank to resume or warm-start."""
@@ -103,6 +123,8 @@ class TrainingCheckpoints:
         if warm_start:
             ckpt = load_on_every_rank(self.info, warm_start)
             self._load_weights(model, ckpt, warm_start, ignore=warm_start_ignore)
+            for message in audio_mismatches(ckpt, self.train_args, warm_start):
+                warnings.warn(message)
             return Position(0, 0, 0), f"warm start from {warm_start}"
         return Position(0, 0, 0), ""
 

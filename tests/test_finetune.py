@@ -1,0 +1,100 @@
+"""A new voice from a trained model: warm starts across voices, their warnings, and scripts/finetune_demo.sh."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import models
+import train
+from common.checkpoint import load_checkpoint_file, save_training_checkpoint
+from common.dist_utils import init_distributed
+from common.resume import audio_mismatches
+from common.run_lock import RunLock
+from corpora import voices
+
+from .conftest import REPO
+from .corpus import train_argv
+
+
+def _checkpoint(corpus, tmp_path) -> str:
+    """A one-epoch Tacotron 2 of the tiny corpus: the "old voice"."""
+    out = str(tmp_path / "old")
+    assert train.main(train_argv(corpus, "Tacotron2", out, epochs=1)) == 0
+    return os.path.join(out, "checkpoint_Tacotron2_last.pt")
+
+
+def _warm_started(argv):
+    """The model's weights as build_run leaves them, before the first step."""
+    args = train.parse_args(argv)
+    lock = RunLock(args.output)
+    try:
+        run, _ = train.build_run(args, init_distributed(cpu=True), lock)
+        run.logger.close()
+        return run.model.state_dict()
+    finally:
+        lock.release()
+
+
+def test_warm_start_keeps_every_weight_but_the_ignored_ones(corpus, tmp_path):
+    old = load_checkpoint_file(_checkpoint(corpus, tmp_path))["state_dict"]
+    new = _warm_started(train_argv(corpus, "Tacotron2", str(tmp_path / "new"), "--warm-start",
+                                   str(tmp_path / "old" / "checkpoint_Tacotron2_last.pt"),
+                                   "--warm-start-ignore", "embedding.weight", "decoder.gate_layer", epochs=1))
+    ignored = [k for k in new if k == "embedding.weight" or k.startswith("decoder.gate_layer")]
+    assert sorted(ignored) == ["decoder.gate_layer.linear_layer.bias", "decoder.gate_layer.linear_layer.weight",
+                               "embedding.weight"]
+    for key, value in new.items():
+        assert torch.equal(value, old[key]) != (key in ignored), key  # kept, or reset to a fresh model's values
+    fresh = _warm_started(train_argv(corpus, "Tacotron2", str(tmp_path / "fresh"), epochs=1))
+    assert all(torch.equal(new[k], fresh[k]) for k in ignored)  # the same seed: a fresh start's initial values
+
+
+def test_a_warm_start_with_other_mel_settings_warns(corpus, tmp_path):
+    ckpt = _checkpoint(corpus, tmp_path)
+    with pytest.warns(UserWarning, match=r"trained with mel_fmax 8000.0, this run has 7000.0: the model will have "
+                                         r"to learn these mels anew \(resample the corpus, or pass --mel-fmax 8000.0\)"):
+        _warm_started(train_argv(corpus, "Tacotron2", str(tmp_path / "new"), "--warm-start", ckpt,
+                                 "--mel-fmax", "7000", epochs=1))
+    # NVIDIA's published checkpoints carry no training flags: the reference's defaults are assumed
+    published = {"state_dict": {}}
+    assert audio_mismatches(published, {"sampling_rate": 22050}, "nvidia.pt") == []
+    message, = audio_mismatches(published, {"sampling_rate": 16000}, "nvidia.pt")
+    assert "sampling_rate 22050, this run has 16000 (no training flags in the checkpoint" in message
+
+
+@pytest.mark.skipif(shutil.which("text2wave") is None or shutil.which("flite") is None
+                    or not os.path.isdir(voices.SLT_VOICE_DIR), reason="needs festival's slt voice and flite")
+def test_the_finetune_recipe_runs_on_a_tiny_corpus(tmp_path):
+    """scripts/finetune_demo.sh end to end with seconds instead of minutes: a random "base" of the demo's
+    architecture, 8 sentences of the new voice, one held-out sentence, one data size; the table has every row."""
+    base = tmp_path / "base"
+    with open(os.path.join(REPO, "scripts", "configs", "tacotron2_small_cpu.json")) as f:
+        config = {**json.load(f), "max_decoder_steps": 8}
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(config, f)
+    flags = models.default_flags("Tacotron2")
+    for k, v in config.items():
+        setattr(flags, k, v)
+    model_config = models.get_model_config("Tacotron2", flags)
+    os.makedirs(base / "tacotron2")
+    save_training_checkpoint(str(base / "tacotron2" / "checkpoint_Tacotron2_last.pt"),
+                             model=models.get_model("Tacotron2", model_config, torch.device("cpu")),
+                             model_name="Tacotron2", config=model_config, epoch=0, iteration=0)
+    subprocess.run([sys.executable, "-m", "scripts.make_corpus", "-o", str(base / "heldout"), "--voice", "slt",
+                    "--held-out", "2", "--seed", "2"], cwd=REPO, check=True, capture_output=True)
+    out = tmp_path / "out"
+    env = dict(os.environ, BASE=str(base), OUT=str(out), DATA=str(tmp_path / "kal16"), NEW_N="8", HELD_N="1",
+               DATA_MINUTES="0.1", MINUTES="0.1", CONFIG=str(tmp_path / "config.json"))
+    proc = subprocess.run(["bash", "scripts/finetune_demo.sh"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = (out / "table.md").read_text().splitlines()
+    assert table[2].startswith("| the base model (old voice only) |")
+    assert table[3].startswith("| 0.1 min of the new voice, fine-tuned from the base |")
+    assert table[4].startswith("| 0.1 min of the new voice, from scratch |")
+    assert any(line.startswith("| the teacher's own mel through Griffin-Lim |") for line in table)
+    assert any(name.endswith("_griffin_lim.wav") for name in os.listdir(out / "eval" / "finetuned_0.1min"))
