@@ -3,7 +3,8 @@ ARG FROM_IMAGE_NAME=nvcr.io/nvidia/pytorch:24.10-py3
 FROM ${FROM_IMAGE_NAME}
 
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng libsndfile1 && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng festival festvox-us-slt-hts flite libsndfile1 \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /workspace/tacotron2
 COPY requirements.txt .

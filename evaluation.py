@@ -23,7 +23,7 @@ from common.layers import TacotronSTFT
 from common.listeners import SCORE_COLUMNS
 from corpora.filelists import read_metadata
 from corpora.voices import speak
-from synthesis import GriffinLimVocoder, Vocoder, WaveGlowVocoder, precision_policy
+from synthesis import SIGMA_INFER, GriffinLimVocoder, Vocoder, WaveGlowVocoder, precision_policy
 from tacotron2 import metrics
 from tacotron2.data_function import TextMelLoader
 from tacotron2.model import Tacotron2
@@ -47,10 +47,6 @@ def spoken_texts(dataset_path: str, column: int = 1) -> Dict[str, str]:
     if not os.path.exists(path):
         return {}
     return dict(read_metadata(path, column=column))
-
-
-def clip_id(entry) -> str:
-    return os.path.splitext(os.path.basename(entry.path))[0]
 
 
 class Teacher(NamedTuple):
@@ -90,19 +86,30 @@ def signal_labels(vocoders: Sequence[str], voice: str, calibrate: bool) -> Dict[
     return labels
 
 
-def sentence_signals(row: Dict[str, object], teacher: Teacher, text: str, vocoders: Dict[str, Vocoder], voice: str,
-                     calibrate: bool, sampling_rate: int, tmp: str) -> Dict[str, torch.Tensor]:
+class Judging(NamedTuple):
+    """What `evaluate_model` measures beyond the mel figures, and how."""
+    voice: str = "espeak"  # the corpus's teacher voice: which other voices calibrate against it
+    calibrate: bool = False  # the teacher's recording, a hum and other voices as rows
+    listen: bool = False  # the recogniser and DNSMOS on every row
+    audio_dir: Optional[str] = None  # where the teacher's and the model's wavs go
+    griffin_lim_iters: int = 60
+    sigma: float = SIGMA_INFER  # WaveGlow's
+    denoising_strength: float = 0.01
+
+
+def sentence_signals(row: Dict[str, object], teacher: Teacher, text: str, vocoders: Dict[str, Vocoder],
+                     judging: Judging, sampling_rate: int, tmp: str) -> Dict[str, torch.Tensor]:
     """The wavs of one held-out sentence, keyed as `signal_labels` names them (each as written to a wav file:
     clipped to [-1, 1])."""
     def vocode(vocoder: Vocoder, mel: torch.Tensor) -> torch.Tensor:
         return vocoder(mel[None], torch.tensor([mel.size(1)]))[0].float().clamp(-1, 1)
-    wavs: Dict[str, torch.Tensor] = {"teacher": teacher.recording} if calibrate else {}
+    wavs: Dict[str, torch.Tensor] = {"teacher": teacher.recording} if judging.calibrate else {}
     for name, vocoder in vocoders.items():
         wavs[f"teacher_{name}"] = vocode(vocoder, torch.from_numpy(teacher.mel))
-    if calibrate:
+    if judging.calibrate:
         blurred = uniform_filter(teacher.mel, size=(9, 15), mode="nearest")
         wavs["hum"] = vocode(vocoders["griffin_lim"], torch.from_numpy(blurred))
-        for key, other, _ in OTHER_VOICES.get(voice, ()):
+        for key, other, _ in OTHER_VOICES.get(judging.voice, ()):
             path = os.path.join(tmp, f"{key}.wav")
             speak(other, [text], [path], sampling_rate, jobs=1)
             wavs[key] = load_wav(path, sampling_rate)
@@ -112,7 +119,7 @@ def sentence_signals(row: Dict[str, object], teacher: Teacher, text: str, vocode
 
 
 def judge_signals(rows: List[Dict[str, object]], teachers: List[Teacher], texts: List[str], said: List[str],
-                  vocoders: Dict[str, Vocoder], judging: "Judging", stft: TacotronSTFT,
+                  vocoders: Dict[str, Vocoder], judging: Judging, stft: TacotronSTFT,
                   sampling_rate: int) -> Dict[str, List[Dict[str, object]]]:
     """Every signal of every sentence scored against its teacher: MCD-DTW and contrast of its mel against the
     teacher's, and with `judging.listen` what the recogniser heard, its WER/CER against the words spoken and
@@ -122,7 +129,7 @@ def judge_signals(rows: List[Dict[str, object]], teachers: List[Teacher], texts:
     scores: Dict[str, List[Dict[str, object]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for row, teacher, text, words in zip(rows, teachers, texts, said):
-            wavs = sentence_signals(row, teacher, text, vocoders, judging.voice, judging.calibrate, sampling_rate, tmp)
+            wavs = sentence_signals(row, teacher, text, vocoders, judging, sampling_rate, tmp)
             for key, wav in wavs.items():
                 got = wav_mel(wav, stft)
                 score: Dict[str, object] = {"mcd_dtw": metrics.mcd_dtw(got, teacher.mel),
@@ -156,18 +163,6 @@ def format_calibration(table: Dict[str, Dict[str, object]], teacher: str = "the 
         lines.append(f"| {row['label']} | " + " | ".join(fmt.format(row[k]) if k in row else "" for k, _, fmt in columns)
                      + " |")
     return "\n".join(lines)
-
-
-
-class Judging(NamedTuple):
-    """What `evaluate_model` measures beyond the mel figures, and how."""
-    voice: str = "espeak"  # the corpus's teacher voice: which other voices calibrate against it
-    calibrate: bool = False  # the teacher's recording, a hum and other voices as rows
-    listen: bool = False  # the recogniser and DNSMOS on every row
-    audio_dir: Optional[str] = None  # where the teacher's and the model's wavs go
-    griffin_lim_iters: int = 60
-    sigma: float = 0.6  # WaveGlow's
-    denoising_strength: float = 0.01
 
 
 def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: Judging,

@@ -223,7 +223,7 @@ def export_waveglow(model: WaveGlow, folder: str, sigma: float = SIGMA_INFER, on
                                         **{n: {0: "batch", 2: "groups"} for n in names}}, opset_version=17)
 
 
-def main(argv: Sequence[str] = None) -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tacotron2", default=None)
     parser.add_argument("--waveglow", default=None)
@@ -234,7 +234,11 @@ def main(argv: Sequence[str] = None) -> int:
                         help=f"the traced WaveGlow's latent sigma (inference.py's default, {SIGMA_INFER})")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="where the exported TorchScript files will run (they are traced there)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device cuda: no CUDA device here")
     device = torch.device(args.device)

@@ -25,7 +25,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 SLT_VOICE_DIR = "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"
-APT_PACKAGES = {"espeak-ng": "espeak-ng", "text2wave": "festival festvox-us-slt-hts", "flite": "flite"}
+APT_PACKAGES = {"espeak-ng": "espeak-ng", "festival": "festival festvox-us-slt-hts", "flite": "flite"}
 
 
 class Spoken(NamedTuple):
@@ -37,7 +37,7 @@ class Spoken(NamedTuple):
 def require(tool: str) -> str:
     """Path of a voice's program; SystemExit naming the package where it is missing."""
     exe = shutil.which(tool)
-    if exe is None or (tool == "text2wave" and not os.path.isdir(SLT_VOICE_DIR)):
+    if exe is None or (tool == "festival" and not os.path.isdir(SLT_VOICE_DIR)):
         raise SystemExit(f"error: {tool} (or its voice) is not installed: bash scripts/setup.sh installs it "
                          f"(Debian/Ubuntu: sudo apt-get install {APT_PACKAGES[tool]})")
     return exe
@@ -163,7 +163,7 @@ def _parse_reports(out: str, n: int, texts: Sequence[str]) -> List[Tuple[str, st
 
 def _festival_batch(texts: Sequence[str], paths: Optional[Sequence[str]]) -> str:
     """Run one festival process over the texts (synthesising into paths, or the front end only)."""
-    exe = require("text2wave").replace("text2wave", "festival")
+    exe = require("festival")
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "batch.scm")
         with open(script, "w", encoding="utf-8") as f:

@@ -288,3 +288,21 @@ def test_inference_checks_wn_channels_against_the_checkpoint(seed_runs):
                           cwd=seed_runs, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "has 8 WN channels" in proc.stderr
     assert not os.path.exists(os.path.join(seed_runs, "out_wn"))
+
+
+def test_every_entry_point_uses_one_sigma_and_the_recipes_nvidias_anneal_factor():
+    """export.py traced WaveGlow at sigma 0.9 while inference used 0.6; scripts/train_tacotron2.sh annealed by 0.1
+    where NVIDIA's AMP recipe (and our platform/ copy of it) anneals by 0.3."""
+    import export
+    import inference
+    import test_infer
+    from synthesis import SIGMA_INFER
+    defaults = {"export": export.parse_args(["-o", "x"]).sigma_infer,
+                "inference": inference.parse_args(["-i", "x", "-o", "y", "--tacotron2", "z"]).sigma_infer,
+                "test_infer": test_infer.parse_args([]).sigma_infer}
+    assert set(defaults.values()) == {SIGMA_INFER} == {0.6}, defaults
+
+    def anneal(path: str) -> str:
+        with open(os.path.join(REPO, path)) as f:
+            return f.read().split("--anneal-factor ")[1].split()[0]
+    assert anneal("scripts/train_tacotron2.sh") == anneal("platform/train_tacotron2_AMP_DGXA100_8GPU.sh") == "0.3"
