@@ -54,11 +54,6 @@ def get_model(model_name: str, model_config: Dict[str, Any], device: torch.devic
     return model.to(device)
 
 
-def get_quality_metrics(model_name: str) -> Optional[Any]:
-    """The model's `score(model, dataset, n) -> ({metric: value}, {name: figure})` for validation, or None."""
-    return package(model_name).quality_metrics
-
-
 def load_model(path: str, model_name: str, device: torch.device,
                overrides: Optional[Mapping[str, Any]] = None) -> Tuple[torch.nn.Module, Dict[str, Any]]:
     """An eval-mode model and its config from a checkpoint of this repository or NVIDIA's.

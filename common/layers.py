@@ -22,8 +22,8 @@ class LinearNorm(torch.nn.Module):
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """F.dropout, with the mask drawn as one uniform tensor on a CPU.
 
-    There F.dropout draws its mask with bernoulli_, one number at a time: 5.5 ms for a postnet activation
-    of 8 x 128 x 430 on one thread (Zen 5), this 2.5 ms; ~7 % of the demo model's training step. Same distribution
+    There F.dropout draws its mask with bernoulli_, one number at a time, about twice as slow as one uniform
+    draw (the benchmark's "Tacotron 2 training" group; docs/performance.md). Same distribution
     (each element kept with probability 1 - p, kept ones scaled by 1 / (1 - p)), another random stream.
     """
     if not training or x.device.type != "cpu" or not 0 < p < 1:

@@ -1,13 +1,11 @@
 """x W^T + b for the small-batch matrix products of recurrent steps, through oneDNN on a CPU.
 
 aten's float32 `mm` on a CPU goes to MKL's sgemm, whose kernels for a handful of rows against a
-large weight run far below memory speed on some CPUs. Measured on this project's 2-core AMD EPYC
-(weights cycled through memory, not cache): batch 1 against a (4096, 2560) weight, MKL 1.97 ms,
-oneDNN 0.85 ms; batch 8, 3.4 ms against 1.1 ms. oneDNN's linear is what torch.compile emits for
+large weight run far below memory speed on some CPUs (the benchmark's "Tacotron 2 decoder" groups; the
+figures per CPU kind are in docs/performance.md). oneDNN's linear is what torch.compile emits for
 CPU linears; it has no autograd formula, so it is used only where no gradient is being recorded,
 and aten's own `linear` everywhere else (GPU, other dtypes, autograd). On other CPUs MKL is the
-faster (an Intel Xeon of the same machine kind: batch 1, float32, MKL 0.76 ms against 0.83 ms), so
-callers that can time both (Decoder.tune_fast_inference) pass `onednn` explicitly.
+faster, so callers that can time both (Decoder.tune_fast_inference) pass `onednn` explicitly.
 
 `Int8Weight`: a weight quantized to int8 per output row, multiplied by fbgemm's dynamically quantized product
 (each call quantizes its input rows to 8 bits, 7 on CPUs without VNNI, multiplies in int32, rescales to

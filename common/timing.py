@@ -1,9 +1,8 @@
 """Timing code on a device, and picking the fastest of several ways to run the same thing.
 
-Which kernels are fastest depends on the processor more than on the code: on one 2-core cloud
-machine (AMD EPYC) oneDNN's small-batch products ran 2.3x faster than MKL's and bfloat16 WaveGlow
-convolutions twice as fast as float32; on another (Intel Xeon, AVX512-BF16 but no AMX) MKL was
-the faster and bfloat16 convolutions ran at 0.6x float32. The fast inference paths therefore time
+Which kernels are fastest depends on the processor more than on the code: oneDNN's small-batch products
+beat MKL's on one CPU kind and lose on another, and bfloat16 convolutions are twice float32's speed on one
+and slower on another (docs/performance.md). The fast inference paths therefore time
 their candidates once, on the real weights and shapes, and keep the fastest (`fastest`).
 """
 import time

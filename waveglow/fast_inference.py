@@ -25,8 +25,7 @@ class FastWN(NamedTuple):
 
     Convolution weights are (out, in, 1, k) in channels-last layout: the fast path runs the 1-D
     convolutions as 2-D ones over (B, C, 1, L/G) channels-last activations, which oneDNN computes
-    without reordering activations or weights per call (measured on the 2-core CPU: a WN 256 stack
-    1.45x faster in bf16, 1.17x in float32, than channels-first conv1d).
+    without reordering activations or weights per call (the benchmark's "WaveGlow WN ... inference" groups).
     """
     start: Tuple[torch.Tensor, torch.Tensor]
     in_layers: List[Tuple[torch.Tensor, torch.Tensor, int, int]]  # weight, bias, dilation, padding

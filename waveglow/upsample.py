@@ -1,8 +1,7 @@
 """WaveGlow's mel upsampler, a ConvTranspose1d(n_mel, n_mel, n * stride, stride), computed as one matrix product.
 
-aten runs a transposed convolution on a CPU as a slow reference loop, forward and backward (training, WN 256,
-batch 2, segment 8000, bf16 autocast, 2-core Zen 5: 19 ms forward, 132 ms backward, 37 ms in weight casts per
-step; inference: 53 against 11 ms for 80 frames). Output block t (stride samples) is sum_j W_j^T x[t - j] over
+aten runs a transposed convolution on a CPU as a slow reference loop, forward and backward (the benchmark's
+"WaveGlow WN 256 training" and "inference" groups measure it; docs/performance.md has the figures). Output block t (stride samples) is sum_j W_j^T x[t - j] over
 the kernel's n stride-long pieces W_j, so stacking n shifted copies of the frames turns it into one product,
 which autograd differentiates like any other. The module and its checkpoint keys stay the ConvTranspose1d.
 """
