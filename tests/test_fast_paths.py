@@ -10,7 +10,8 @@ from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.upsample import product_weight, upsample
-from waveglow.model import WaveGlow, _fold_weightnorm, apply_conv
+from waveglow import cpu_layout
+from waveglow.model import WaveGlow, _fold_weightnorm
 
 from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
 
@@ -361,17 +362,17 @@ def test_upsampling_falls_back_to_the_module_where_the_product_does_not_apply(ke
 
 
 def _wn_as_conv1d(wn, audio, spect):
-    """WN as the paper writes it: conv1d on (B, C, L) (what apply_conv does with 3-d input), channels sliced."""
+    """WN as the paper writes it: its layers' conv1d on (B, C, L) (their default layout), channels sliced."""
     n = wn.n_channels
-    audio = apply_conv(wn.start, audio)
+    audio = wn.start(audio)
     output = 0
     for i in range(wn.n_layers):
-        in_act = apply_conv(wn.in_layers[i], audio) + apply_conv(wn.cond_layers[i], spect)
-        res_skip = apply_conv(wn.res_skip_layers[i], torch.tanh(in_act[:, :n]) * torch.sigmoid(in_act[:, n:]))
+        in_act = wn.in_layers[i](audio) + wn.cond_layers[i](spect)
+        res_skip = wn.res_skip_layers[i](torch.tanh(in_act[:, :n]) * torch.sigmoid(in_act[:, n:]))
         if i < wn.n_layers - 1:
             audio = audio + res_skip[:, :n]
         output = output + (res_skip[:, n:] if i < wn.n_layers - 1 else res_skip)
-    return apply_conv(wn.end, output)
+    return wn.end(output)
 
 
 @pytest.mark.parametrize("folded", [False, True])
@@ -397,16 +398,15 @@ def test_wn_gradients_stay_channels_last(monkeypatch):
     """Every gradient reaching a WN convolution's output in backward is channels-last, as its input is; one in
     the default layout (what a channel slice's backward makes) costs oneDNN a reorder each way, which made the
     training step slower than conv1d's."""
-    import waveglow.model as wg_model
     layouts = []
-    real_conv = wg_model.conv
+    real_conv = cpu_layout.Layout.conv
 
     def recording_conv(*args, **kwargs):
         out = real_conv(*args, **kwargs)
         if out.requires_grad:
             out.register_hook(lambda g: layouts.append(g.is_contiguous(memory_format=torch.channels_last)))
         return out
-    monkeypatch.setattr(wg_model, "conv", recording_conv)
+    monkeypatch.setattr(cpu_layout.Layout, "conv", recording_conv)
     torch.manual_seed(0)
     wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
     wn.end.weight.data.uniform_(-0.5, 0.5)
@@ -417,12 +417,46 @@ def test_wn_gradients_stay_channels_last(monkeypatch):
     assert len(layouts) == n_convs and all(layouts), layouts
 
 
+def test_wn_calls_its_layers_so_their_hooks_fire():
+    """WN.forward computes through its submodules (waveglow.model.wavenet), so forward hooks on them fire, in the
+    paper's order, with the layer's own output."""
+    torch.manual_seed(0)
+    wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
+    seen = []
+    names = {m: n for n, m in wn.named_modules() if n}
+    for m in names:
+        if not isinstance(m, torch.nn.ModuleList):
+            m.register_forward_hook(lambda mod, args, out: seen.append((names[mod], tuple(out.shape))))
+    audio = torch.randn(2, wn.start.weight_v.size(1), 30)
+    spect = torch.randn(2, wn.cond_layers[0].weight_v.size(1), 30)
+    out = wn((audio, spect))
+    order = ["start"] + [f"{kind}.{i}" for i in range(wn.n_layers)
+                         for kind in ("in_layers", "cond_layers", "res_skip_layers")] + ["end"]
+    assert [name for name, _ in seen] == order
+    assert seen[-1][1][:2] + seen[-1][1][-1:] == tuple(out.shape)
+
+
+def test_wn_layout_is_chosen_from_device_grad_and_autocast():
+    """cpu_layout.choose: rows on a CPU; the hand-written backward passes only where a backward pass follows and no
+    trace is recorded; autocast's dtype where it is on."""
+    wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
+    x = torch.randn(1, 2, 8)
+    assert cpu_layout.choose(x, wn) == cpu_layout.Layout(rows=True, backward=True, autocast=None)
+    with torch.no_grad():
+        assert cpu_layout.choose(x, wn).backward is False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cpu_layout.choose(x, wn).autocast == torch.bfloat16
+    wn.requires_grad_(False)
+    assert cpu_layout.choose(x, wn).backward is False
+    assert cpu_layout.choose(x.requires_grad_(), wn).backward is True
+    assert cpu_layout.choose(torch.randn(1, 2, 8, device="meta"), wn).rows is False
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("rows", [False, True])
 def test_gated_activation_backward_is_autograds(dtype, rows):
     """The gated activation's written-out backward gives autograd's gradients, in the inputs' layout, for one input
     or both."""
-    from waveglow.model import fused_add_tanh_sigmoid_multiply
     torch.manual_seed(0)
     shape = (2, 12, 1, 17) if rows else (2, 12, 17)
     layout = torch.channels_last if rows else torch.contiguous_format
@@ -430,7 +464,8 @@ def test_gated_activation_backward_is_autograds(dtype, rows):
     up = torch.randn(shape[:1] + (6,) + shape[2:], dtype=dtype)
     for needs_b in (True, False):
         a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_(needs_b)
-        ours = fused_add_tanh_sigmoid_multiply(a, b, 6)
+        ours = cpu_layout.Layout(rows=rows, backward=True).gate(a, b, 6)
+        assert "GatedActivation" in type(ours.grad_fn).__name__
         t_act, s_act = (a + b).split(6, dim=1)
         plain = torch.tanh(t_act) * torch.sigmoid(s_act)
         assert torch.equal(ours, plain)
@@ -448,7 +483,6 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
     parameters' float32 and the input's layout, for an input that needs no gradient too. WN uses it under autocast
     only (in float32 oneDNN's weight gradient is faster)."""
     from waveglow.autograd import pointwise_conv_rows
-    from waveglow.model import conv
     torch.manual_seed(0)
     x0 = torch.randn(2, 24, 1, 37).contiguous(memory_format=torch.channels_last)
     w = torch.randn(40, 24, 1, requires_grad=True)
@@ -460,7 +494,8 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             ours = pointwise_conv_rows(x, w.squeeze(2), b, torch.bfloat16 if amp else torch.float32)
             plain = F.conv2d(x, w.unsqueeze(2), b)
-            assert ("PointwiseConvRows" in type(conv(x, w, b).grad_fn).__name__) == amp
+            layout = cpu_layout.choose(x, torch.nn.ParameterList([w]))
+            assert ("PointwiseConvRows" in type(layout.conv(x, w, b).grad_fn).__name__) == amp
         assert ours.dtype == plain.dtype and ours.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(ours, plain)  # the same oneDNN forward
         wanted = torch.autograd.grad(plain, params, up)

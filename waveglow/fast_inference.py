@@ -16,31 +16,47 @@ from torch import nn
 
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions
-from waveglow.model import WaveGlow, WeightNormConv1d, effective_weight, fused_add_tanh_sigmoid_multiply
+from waveglow.autograd import gated_activation
+from waveglow.model import WaveGlow, effective_weight, wavenet
 from waveglow.upsample import product_weight, upsample_as_product
 
 
-class FastWN(NamedTuple):
-    """One flow's coupling network with weights prepared for inference (folded, fused, cast).
+class Prepared(NamedTuple):
+    """One convolution's weights prepared for inference: (out, in, 1, k) in channels-last layout, cast, folded."""
+    weight: torch.Tensor
+    bias: torch.Tensor
+    padding: int = 0
+    dilation: int = 1
 
-    Convolution weights are (out, in, 1, k) in channels-last layout: the fast path runs the 1-D
-    convolutions as 2-D ones over (B, C, 1, L/G) channels-last activations, which oneDNN computes
-    without reordering activations or weights per call (the benchmark's "WaveGlow WN ... inference" groups).
+
+class FastWN(NamedTuple):
+    """One flow's coupling network with weights prepared for inference, under WN's attribute names (what
+    waveglow.model.wavenet reads).
+
+    The fast path runs the 1-D convolutions as 2-D ones over (B, C, 1, L/G) channels-last activations, which
+    oneDNN computes without reordering activations or weights per call (the benchmark's "WaveGlow WN ...
+    inference" groups).
     """
-    start: Tuple[torch.Tensor, torch.Tensor]
-    in_layers: List[Tuple[torch.Tensor, torch.Tensor, int, int]]  # weight, bias, dilation, padding
-    res_skip: List[Tuple[torch.Tensor, torch.Tensor]]
-    # Per-layer conditioning. One merged (L * 2C)-channel convolution was measured 13 % slower in
-    # float32 at WN 512 on a 2-core CPU (its 8x wider intermediate costs memory traffic) and no faster in bf16.
-    cond: List[Tuple[torch.Tensor, torch.Tensor]]
-    end: Tuple[torch.Tensor, torch.Tensor]
+    start: Prepared
+    in_layers: List[Prepared]
+    res_skip_layers: List[Prepared]
+    # Per-layer conditioning: one merged (L * 2C)-channel convolution was slower in float32 (its wider
+    # intermediate costs memory traffic) and no faster in bf16 (docs/performance.md).
+    cond_layers: List[Prepared]
+    end: Prepared
     W_inverse: torch.Tensor  # (c, c, 1) float32 inverse of the flow's 1x1 convolution
 
 
-def _prepared(conv: nn.Module, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(weight (out, in, 1, k) channels-last, bias) of a conv1d, cast to dtype."""
+def _prepared(conv: nn.Module, dtype: torch.dtype) -> Prepared:
+    """A conv1d's weights as `Prepared`, cast to dtype."""
     weight = effective_weight(conv).detach().to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
-    return weight, conv.bias.detach().to(dtype)
+    padding, dilation = (v[0] if isinstance(v, tuple) else v for v in (conv.padding, conv.dilation))
+    return Prepared(weight, conv.bias.detach().to(dtype), padding, dilation)
+
+
+def _conv(layer: Prepared, x: torch.Tensor) -> torch.Tensor:
+    """One prepared convolution of (B, C_in, 1, L/G) channels-last rows."""
+    return F.conv2d(x, layer.weight, layer.bias, padding=(0, layer.padding), dilation=(1, layer.dilation))
 
 
 def _as_rows(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -56,9 +72,9 @@ class FastWaveGlow:
         self.dtype = dtype  # of the coupling networks
         with torch.no_grad():
             self.flows = [FastWN(start=_prepared(wn.start, dtype),
-                                 in_layers=[(*_prepared(c, dtype), _dilation(c), _padding(c)) for c in wn.in_layers],
-                                 res_skip=[_prepared(c, dtype) for c in wn.res_skip_layers],
-                                 cond=[_prepared(c, dtype) for c in wn.cond_layers],
+                                 in_layers=[_prepared(c, dtype) for c in wn.in_layers],
+                                 res_skip_layers=[_prepared(c, dtype) for c in wn.res_skip_layers],
+                                 cond_layers=[_prepared(c, dtype) for c in wn.cond_layers],
                                  end=_prepared(wn.end, dtype),
                                  W_inverse=inv.inverse_weight().detach().clone())
                           for wn, inv in zip(model.WN, model.convinv)]
@@ -74,7 +90,7 @@ class FastWaveGlow:
         return dtype_name(self.dtype)
 
     def coupling(self, k: int, audio_0: torch.Tensor, spect: torch.Tensor) -> torch.Tensor:
-        """WN[k] on the prepared weights.
+        """WN[k] on the prepared weights (waveglow.model.wavenet, as the model's WN.forward computes it).
 
         Args:
             audio_0: (B, n_half, L/G).
@@ -82,22 +98,9 @@ class FastWaveGlow:
         Returns:
             float32 (B, 2 n_half, L/G).
         """
-        f = self.flows[k]
-        C = self.model.WN[k].n_channels
-        x = F.conv2d(_as_rows(audio_0, self.dtype), *f.start)  # (B, C, 1, L/G)
-        output = None
-        n_layers = len(f.in_layers)
-        for i, ((w, b, dilation, padding), (rw, rb), cond) in enumerate(zip(f.in_layers, f.res_skip, f.cond)):
-            acts = fused_add_tanh_sigmoid_multiply(F.conv2d(x, w, b, padding=(0, padding), dilation=(1, dilation)),
-                                                   F.conv2d(spect, *cond), C)
-            res_skip = F.conv2d(acts, rw, rb)
-            if i < n_layers - 1:
-                x = x + res_skip[:, :C]
-                skip = res_skip[:, C:]
-            else:
-                skip = res_skip
-            output = skip if output is None else output + skip
-        return F.conv2d(output, *f.end)[:, :, 0].float()  # (B, 2 n_half, 1, L/G) -> (B, 2 n_half, L/G)
+        output = wavenet(_as_rows(audio_0, self.dtype), spect, self.flows[k], _conv, gated_activation,
+                         self.model.WN[k].n_channels)
+        return output[:, :, 0].float()  # (B, 2 n_half, 1, L/G) -> (B, 2 n_half, L/G)
 
     def grouped_rows(self, spect: torch.Tensor) -> torch.Tensor:
         """(B, n_mel, F) -> (B, n_mel * G, 1, L/G) channels-last in the coupling dtype: the model's
@@ -123,14 +126,6 @@ class FastWaveGlow:
                      noise: Optional[Sequence[torch.Tensor]] = None) -> Iterator[torch.Tensor]:
         """`WaveGlow.infer_chunks` on the prepared weights."""
         return self.model.infer_chunks(spect, sigma, chunk_frames, overlap_frames, noise, infer=self.infer)
-
-
-def _dilation(conv: nn.Module) -> int:
-    return conv.dilation if isinstance(conv, WeightNormConv1d) else conv.dilation[0]
-
-
-def _padding(conv: nn.Module) -> int:
-    return conv.padding if isinstance(conv, WeightNormConv1d) else conv.padding[0]
 
 
 WaveGlowEngine = Union[WaveGlow, FastWaveGlow]  # both have infer(spect, sigma, noise) and infer_chunks

@@ -4,14 +4,15 @@ Attribute names follow the published checkpoints (`upsample`, `WN.{k}.in_layers.
 `convinv.{k}.conv.weight`, ...). Shapes: B batch, n_mel mel channels, F mel frames,
 L samples, G = n_group, L / G groups.
 """
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.amp import active_autocast_dtype
-from waveglow.autograd import GatedActivation, pointwise_conv_rows
+from waveglow import cpu_layout
+from waveglow.autograd import gated_activation
+from waveglow.cpu_layout import PLAIN, Layout
 from waveglow.upsample import upsample
 
 
@@ -44,13 +45,13 @@ class WeightNormConv1d(nn.Module):
         """
         return torch._weight_norm(self.weight_v, self.weight_g, 0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv(x, self.weight(), self.bias, self.padding, self.dilation)
+    def forward(self, x: torch.Tensor, layout: Layout = PLAIN) -> torch.Tensor:
+        return layout.conv(x, self.weight(), self.bias, self.padding, self.dilation)
 
-    def fold(self) -> nn.Conv1d:
+    def fold(self) -> "Conv1d":
         """A plain Conv1d with the effective weight (keys `bias`, `weight`, as after remove_weight_norm)."""
         out_ch, in_ch, k = self.weight_v.shape
-        conv = nn.Conv1d(in_ch, out_ch, k, dilation=self.dilation, padding=self.padding)
+        conv = Conv1d(in_ch, out_ch, k, dilation=self.dilation, padding=self.padding)
         del conv.weight  # re-registered below so the key order is bias, weight
         conv.bias = nn.Parameter(self.bias.detach().clone())
         conv.weight = nn.Parameter(self.weight().detach().clone())
@@ -99,23 +100,12 @@ class Invertible1x1Conv(nn.Module):
         return F.conv1d(z, W_inverse.to(z.dtype))
 
 
-def conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], padding: int = 0,
-         dilation: int = 1) -> torch.Tensor:
-    """conv1d of (B, C_in, L) -> (B, C_out, L'), or the same convolution of (B, C_in, 1, L) in channels-last layout,
-    the layout WN.forward computes in on a CPU."""
-    if x.dim() == 3:
-        return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
-    low = active_autocast_dtype(x.device.type)
-    if weight.size(2) == 1 and low is not None and _needs_grad(x, weight):
-        # a faster weight gradient under autocast (waveglow/autograd.py); in float32 oneDNN's own is faster
-        return pointwise_conv_rows(x, weight.squeeze(2), bias, low)
-    return F.conv2d(x, weight.unsqueeze(2), bias, padding=(0, padding), dilation=(1, dilation))
+class Conv1d(nn.Conv1d):
+    """nn.Conv1d that computes in a coupling network's layout (waveglow/cpu_layout.py): WN's end layer, and every
+    WeightNormConv1d once folded."""
 
-
-def _needs_grad(*tensors: torch.Tensor) -> bool:
-    """A backward pass will run through these (and no trace is being recorded, which a Python autograd function
-    would break): where waveglow/autograd.py's hand-written backward passes take over."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors) and not torch.jit.is_tracing()
+    def forward(self, x: torch.Tensor, layout: Layout = PLAIN) -> torch.Tensor:
+        return layout.conv(x, self.weight, self.bias, self.padding[0], self.dilation[0])
 
 
 def effective_weight(layer: nn.Module) -> torch.Tensor:
@@ -123,18 +113,34 @@ def effective_weight(layer: nn.Module) -> torch.Tensor:
     return layer.weight() if isinstance(layer, WeightNormConv1d) else layer.weight
 
 
-def apply_conv(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A WeightNormConv1d, or the plain Conv1d it folds into, applied to x of either layout (see `conv`)."""
-    padding, dilation = (v[0] if isinstance(v, tuple) else v for v in (layer.padding, layer.dilation))
-    return conv(x, effective_weight(layer), layer.bias, padding, dilation)
+fused_add_tanh_sigmoid_multiply = gated_activation  # the gate, (B, 2n, ...) -> (B, n, ...), by NVIDIA's name
 
 
-def fused_add_tanh_sigmoid_multiply(input_a: torch.Tensor, input_b: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """Gated activation tanh(a + b)[:n] * sigmoid(a + b)[n:], (B, 2n, ...) -> (B, n, ...)."""
-    if _needs_grad(input_a, input_b):
-        return GatedActivation.apply(input_a, input_b, n_channels)
-    t_act, s_act = (input_a + input_b).split(n_channels, dim=1)
-    return torch.tanh(t_act) * torch.sigmoid(s_act)
+def wavenet(audio: torch.Tensor, spect: torch.Tensor, layers: Any, conv: Callable[[Any, torch.Tensor], torch.Tensor],
+            gate: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor], n_channels: int) -> torch.Tensor:
+    """WN's computation, written once for the model (`WN.forward`: its modules) and the inference engine
+    (waveglow/fast_inference.py: prepared weights, held equal by tests/test_fast_paths.py).
+
+    Args:
+        audio: (B, n_in, ...L/G) in the layout `conv` computes in; spect: (B, n_mel * G, ...L/G) likewise.
+        layers: anything with WN's `start`, `in_layers`, `cond_layers`, `res_skip_layers`, `end`.
+        conv: conv(layer, x) applies one of `layers`' convolutions; gate: fused_add_tanh_sigmoid_multiply's arguments.
+    Returns:
+        (B, 2 * n_in, ...L/G): the shift b, then log s.
+    """
+    audio = conv(layers.start, audio)  # (B, C, ...)
+    n_layers = len(layers.in_layers)
+    output = None
+    for i in range(n_layers):
+        acts = gate(conv(layers.in_layers[i], audio), conv(layers.cond_layers[i], spect), n_channels)
+        res_skip = conv(layers.res_skip_layers[i], acts)  # (B, 2C, ...), the last layer's (B, C, ...)
+        if i < n_layers - 1:
+            res, skip = res_skip.split(n_channels, dim=1)
+            audio = audio + res
+        else:
+            skip = res_skip  # the last layer only feeds the skip path
+        output = skip if output is None else output + skip
+    return conv(layers.end, output)
 
 
 class WN(nn.Module):
@@ -162,34 +168,17 @@ class WN(nn.Module):
             self.cond_layers.append(WeightNormConv1d(n_mel_channels, 2 * n_channels))
         self.start = WeightNormConv1d(n_in_channels, n_channels)
         # A zero end layer makes every coupling the identity at the start of training.
-        self.end = nn.Conv1d(n_channels, 2 * n_in_channels, 1)
+        self.end = Conv1d(n_channels, 2 * n_in_channels, 1)
         self.end.weight.data.zero_()
         self.end.bias.data.zero_()
 
     def forward(self, forward_input: Tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """(audio (B, n_in, L/G), spect (B, n_mel * G, L/G)) -> (B, 2 * n_in, L/G): shift b, then log s."""
         audio, spect = forward_input
-        rows = audio.device.type == "cpu"
-        if rows:
-            # as (B, C, 1, L/G) in channels-last layout, where oneDNN's convolutions are faster: bf16 dilated
-            # ones 1.7x, forward and backward (see the README's WaveGlow training row). Channels are split,
-            # never sliced, below: a slice's backward is a zero tensor in the default layout, which would
-            # turn every gradient behind it out of channels-last
-            audio, spect = (t.unsqueeze(2).contiguous(memory_format=torch.channels_last) for t in (audio, spect))
-        audio = apply_conv(self.start, audio)  # (B, C, [1,] L/G)
-        output = None
-        for i in range(self.n_layers):
-            acts = fused_add_tanh_sigmoid_multiply(apply_conv(self.in_layers[i], audio),
-                                                   apply_conv(self.cond_layers[i], spect), self.n_channels)
-            res_skip = apply_conv(self.res_skip_layers[i], acts)  # (B, 2C or C, [1,] L/G)
-            if i < self.n_layers - 1:
-                res, skip = res_skip.split(self.n_channels, dim=1)
-                audio = audio + res
-            else:
-                skip = res_skip
-            output = skip if output is None else output + skip
-        output = apply_conv(self.end, output)
-        return output.squeeze(2) if rows else output
+        layout = cpu_layout.choose(audio, self)
+        output = wavenet(layout.enter(audio), layout.enter(spect), self, lambda layer, x: layer(x, layout),
+                         layout.gate, self.n_channels)
+        return layout.leave(output)
 
 
 def _fold_weightnorm(module: nn.Module) -> None:
