@@ -23,6 +23,7 @@ from common.linear import int8_available
 from common.stft import STFT
 from common.timing import sync
 from tacotron2.fast_inference import FastDecoder, tune_decoder
+from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import InferenceOutput, Tacotron2
 from tacotron2.text import EmptyTextError, text_to_sequence
 from tacotron2.text.segment import split_text
@@ -216,8 +217,8 @@ class Synthesizer:
             for part in (tacotron2.embedding, tacotron2.encoder, tacotron2.postnet):
                 part.half()
         if device.type == "cuda":
-            self.decoder = FastDecoder(tacotron2.decoder, precision.decoder_dtypes[0], static=True,
-                                       cuda_graphs=cuda_graphs)
+            self.decoder = StaticDecoder(FastDecoder(tacotron2.decoder, precision.decoder_dtypes[0]),
+                                         cuda_graphs=cuda_graphs)
         else:
             self.decoder, timings = tune_decoder(tacotron2.decoder, batch_size, precision.decoder_dtypes)
             self.fast_paths["decoder_ms_per_step"] = {k: round(1e3 * v, 3) for k, v in timings.items()}

@@ -1,20 +1,20 @@
 """Train Tacotron 2 or WaveGlow: `python train.py -m Tacotron2|WaveGlow -o OUT -lr LR --epochs N -bs B ...`.
 
 One process, `python -m multiproc train.py ...` (one process per GPU) or `torchrun ... train.py ...`.
-The loop knows no model: each model package provides flags, config, dataset, collate,
-batch-to-device and loss through the dispatchers in models.py, data_functions.py, loss_functions.py.
+The loop knows no model: each model's package (models.py's registry, common/model_package.py) provides flags,
+config, dataset, collate, batch-to-device and loss.
 
 Reading order: `main` (the epochs), `build_run` (everything before the first step), `train_epoch` and
 `train_step` (the steps), `finish_epoch` (validation, log, checkpoints). Checkpoint writing and resuming
 are in common/resume.py, collectives in common/dist_utils.py, AMP in common/amp.py, signals in
-common/preemption.py, the optimizer step and per-step figures in common/train_step.py.
+common/preemption.py, the optimizer step and per-step figures in common/train_step.py, the data checks before the
+first step in common/data_checks.py.
 """
 import argparse
 import importlib
 import math
 import os
 import random
-import shutil
 import sys
 import time
 import warnings
@@ -28,8 +28,6 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-import data_functions
-import loss_functions
 import models
 from common import data_checks, dist_utils, resume
 from common.dist_utils import check_replicas_in_sync
@@ -206,24 +204,6 @@ def lr_at(epoch: int, learning_rate: float, anneal_steps: Optional[List[int]], a
     return learning_rate * anneal_factor ** p
 
 
-def check_output_dir(output: str, model: torch.nn.Module) -> None:
-    """Fail before training when the output directory cannot hold checkpoints."""
-    try:
-        os.makedirs(output, exist_ok=True)
-        probe = os.path.join(output, ".write_test")
-        with open(probe, "wb") as f:
-            f.write(b"0" * 4096)
-        os.remove(probe)
-    except OSError as e:
-        raise SystemExit(f"error: output directory {output!r} is not writable: {e}")
-    # model + Adam moments, twice (numbered and last checkpoints), plus a temporary copy
-    need = 3 * 3 * sum(p.numel() * p.element_size() for p in model.parameters())
-    free = shutil.disk_usage(output).free
-    if free < need:
-        raise SystemExit(f"error: {output!r} has {free / 2**20:.0f} MiB free; checkpoints need about "
-                         f"{need / 2**20:.0f} MiB")
-
-
 class Run(NamedTuple):
     """What a training run is made of, built once by `build_run`."""
     args: argparse.Namespace
@@ -298,38 +278,6 @@ def train(run: "Run", state: "TrainState") -> Optional[str]:
         run.preemption.restore()
 
 
-def check_data_content(args: argparse.Namespace, info: dist_utils.DistInfo, package: ModelPackage,
-                       datasets: Sequence[torch.utils.data.Dataset]) -> None:
-    """Content checks of every clip (common/data_checks.py), measured once per node (local rank 0, cached in
-    OUTPUT/data_checks.json for restarts) and judged on every rank: errors stop the run, warnings are printed
-    (--data-checks strict refuses them too)."""
-    if args.data_checks == "off" or package.content_items is None:
-        return
-    items = [i for i in (package.content_items(d, args) for d in datasets) if i is not None]
-    findings: List[data_checks.Finding] = []
-    for measuring in (True, False):  # local rank 0 measures and writes the manifest, then the others read it
-        if (info.local_rank == 0) == measuring:
-            manifest = data_checks.Manifest(os.path.join(args.output, "data_checks.json"))
-            for item in items:
-                findings += data_checks.check_corpus(item.entries, manifest, min_samples=item.min_samples,
-                                                     text_lengths=item.text_lengths)[0]
-        info.barrier()
-    strict = args.data_checks == "strict"
-    refused = [f for f in findings if f.error or strict]
-    warned = [f for f in findings if not (f.error or strict)]
-    if info.is_main and warned:
-        shown = "\n".join(str(f) for f in warned[:20])
-        more = f"\n... and {len(warned) - 20} more" if len(warned) > 20 else ""
-        print(f"{shown}{more}\n{len(warned)} data warning(s); training goes on (--data-checks strict refuses them; "
-              f"python -m scripts.check_dataset reports the corpus, --fix writes a cleaned copy)", file=sys.stderr)
-    if refused:
-        shown = "\n".join(str(f) for f in refused[:20])
-        more = f"\n... and {len(refused) - 20} more" if len(refused) > 20 else ""
-        raise SystemExit(f"{shown}{more}\nerror: {len(refused)} filelist line(s) refused by the data checks "
-                         f"(--data-checks {args.data_checks}); fix or drop them (python -m scripts.check_dataset "
-                         f"--fix writes a cleaned copy of the corpus)")
-
-
 def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock) -> Tuple[Run, TrainState]:
     """Seeds, model, optimizer, checkpoint restore, data, logger: everything before the first step."""
     device = info.device
@@ -343,14 +291,14 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     random.seed(args.seed + info.rank)
 
     model_name = args.model_name
-    model_config = models.get_model_config(model_name, args)
+    package = models.package(model_name)
+    model_config = package.config_from_args(args)
     model = models.get_model(model_name, model_config, device,
                              uniform_initialize_bn_weight=not args.disable_uniform_initialize_bn_weight)
-    package = models.package(model_name)
     if package.prepare_training is not None:
         package.prepare_training(model, args)
     if info.is_main:
-        check_output_dir(args.output, model)
+        resume.check_output_dir(args.output, model)
         try:
             lock.acquire()
         except OutputInUse as e:
@@ -366,14 +314,12 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
         raise SystemExit(f"error: {e}")
 
     try:
-        trainset = data_functions.get_data_loader(model_name, args.dataset_path, args.training_files, args)
-        valset = (data_functions.get_data_loader(model_name, args.dataset_path, args.validation_files, args)
-                  if args.validation_files else None)
+        trainset = package.dataset(args.dataset_path, args.training_files, args)
+        valset = package.dataset(args.dataset_path, args.validation_files, args) if args.validation_files else None
     except ValueError as e:
         raise SystemExit(f"error: {e}")
-    package = models.package(model_name)
-    check_data_content(args, info, package, [d for d in (trainset, valset) if d is not None])
-    collate_fn = data_functions.get_collate_function(model_name, args)
+    data_checks.check_training_data(args, info, package, [d for d in (trainset, valset) if d is not None])
+    collate_fn = package.collate(args)
     if args.bucket_batches and package.item_lengths is not None:
         batches = BucketBatchSampler(package.item_lengths(trainset), args.batch_size, info.world_size, info.rank,
                                      seed=args.seed)
@@ -402,8 +348,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
-              loss_functions.get_loss_function(model_name, args), trainset, valset, collate_fn,
-              data_functions.get_batch_to_device(model_name), sampler, loader, logger, checkpoints, Preemption(),
+              package.loss(args), trainset, valset, collate_fn, package.batch_to_device, sampler, loader, logger, checkpoints, Preemption(),
               time.perf_counter())
     return run, TrainState(position.epoch, position.batch, position.iteration)
 

@@ -7,6 +7,7 @@ float wavs, transcripts that do not fit the clip's length. `check_corpus` measur
 (`judge`): errors for what can only break training, warnings for the rest, each naming `filelist:line`
 and how to fix it. The thresholds are `Thresholds`; `strict` makes every warning an error.
 """
+import argparse
 import json
 import math
 import os
@@ -19,7 +20,11 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from torch.utils.data import Dataset
+
+from common.dist_utils import DistInfo
 from common.filelist import FilelistEntry
+from common.model_package import ModelPackage
 
 MANIFEST_VERSION = 1
 
@@ -212,3 +217,35 @@ def check_corpus(entries: Sequence[FilelistEntry], manifest: Manifest, threshold
     for i, entry in enumerate(entries):
         findings += judge(entry, stats[entry.path], thresholds, min_samples, cps[i], zs[i])
     return findings, stats
+
+
+def check_training_data(args: argparse.Namespace, info: DistInfo, package: ModelPackage,
+                        datasets: Sequence[Dataset]) -> None:
+    """Content checks of every clip (above), measured once per node (local rank 0, cached in
+    OUTPUT/data_checks.json for restarts) and judged on every rank: errors stop the run, warnings are printed
+    (--data-checks strict refuses them too)."""
+    if args.data_checks == "off" or package.content_items is None:
+        return
+    items = [i for i in (package.content_items(d, args) for d in datasets) if i is not None]
+    findings: List[Finding] = []
+    for measuring in (True, False):  # local rank 0 measures and writes the manifest, then the others read it
+        if (info.local_rank == 0) == measuring:
+            manifest = Manifest(os.path.join(args.output, "data_checks.json"))
+            for item in items:
+                findings += check_corpus(item.entries, manifest, min_samples=item.min_samples,
+                                                     text_lengths=item.text_lengths)[0]
+        info.barrier()
+    strict = args.data_checks == "strict"
+    refused = [f for f in findings if f.error or strict]
+    warned = [f for f in findings if not (f.error or strict)]
+    if info.is_main and warned:
+        shown = "\n".join(str(f) for f in warned[:20])
+        more = f"\n... and {len(warned) - 20} more" if len(warned) > 20 else ""
+        print(f"{shown}{more}\n{len(warned)} data warning(s); training goes on (--data-checks strict refuses them; "
+              f"python -m scripts.check_dataset reports the corpus, --fix writes a cleaned copy)", file=sys.stderr)
+    if refused:
+        shown = "\n".join(str(f) for f in refused[:20])
+        more = f"\n... and {len(refused) - 20} more" if len(refused) > 20 else ""
+        raise SystemExit(f"{shown}{more}\nerror: {len(refused)} filelist line(s) refused by the data checks "
+                         f"(--data-checks {args.data_checks}); fix or drop them (python -m scripts.check_dataset "
+                         f"--fix writes a cleaned copy of the corpus)")

@@ -5,7 +5,7 @@ large weight run far below memory speed on some CPUs (the benchmark's "Tacotron 
 figures per CPU kind are in docs/performance.md). oneDNN's linear is what torch.compile emits for
 CPU linears; it has no autograd formula, so it is used only where no gradient is being recorded,
 and aten's own `linear` everywhere else (GPU, other dtypes, autograd). On other CPUs MKL is the
-faster, so callers that can time both (Decoder.tune_fast_inference) pass `onednn` explicitly.
+faster, so callers that can time both (tacotron2/fast_inference.py: tune_decoder) pass `onednn` explicitly.
 
 `Int8Weight`: a weight quantized to int8 per output row, multiplied by fbgemm's dynamically quantized product
 (each call quantizes its input rows to 8 bits, 7 on CPUs without VNNI, multiplies in int32, rescales to

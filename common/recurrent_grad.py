@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
+from common import lstm
 from common.amp import active_autocast_dtype
 from common.linear import linear
 
@@ -25,9 +26,10 @@ class _Record:
 
     def __init__(self, cell: nn.LSTMCell, dtype: torch.dtype) -> None:
         with torch.no_grad():  # cast once per sequence; autocast would cast at every step
-            self.w = torch.cat((cell.weight_ih, cell.weight_hh), 1).to(dtype)  # (4H, in + H)
+            w, b = lstm.fused_weights(cell)
+            self.w = w.to(dtype)  # (4H, in + H)
             self.w_t = self.w.t().contiguous()  # (in + H, 4H) for the input gradients
-            self.b = (cell.bias_ih + cell.bias_hh).to(dtype)  # (4H,)
+            self.b = b.to(dtype)  # (4H,)
         self.in_dim = cell.input_size
         self.grads: List[torch.Tensor] = []  # (B, 4H) per step, in backward order
         self.inputs: List[torch.Tensor] = []  # (B, in + H) = [x, h]
@@ -97,10 +99,7 @@ class DeferredLSTMCell:
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
         """x (B, in), state ((B, H), (B, H)) -> new (h, c), as torch's LSTMCell (gate order i, f, g, o)."""
         h, c = state
-        gates = _Gates.apply(x, h, self.token, self.record)  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        return lstm.update(_Gates.apply(x, h, self.token, self.record), c)  # gates (B, 4H)
 
 
 def sequence_cells(cells: Tuple[nn.LSTMCell, ...], device: torch.device, deferred: Optional[bool]

@@ -8,6 +8,7 @@ read the file itself, rank 0 reads it and sends it (through the process group).
 import dataclasses
 import errno
 import os
+import shutil
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Sequence, Tuple
 
@@ -155,3 +156,21 @@ class TrainingCheckpoints:
                 raise SystemExit(f"error: the disk is full (writing {path}: {e.strerror}); nothing was half-written: "
                                  + (f"the last good checkpoint, {kept}, is intact: free some space and resume with "
                                     f"--resume-from-last" if kept else "no checkpoint of this run exists yet")) from e
+
+
+def check_output_dir(output: str, model: torch.nn.Module) -> None:
+    """Fail before training when the output directory cannot hold checkpoints."""
+    try:
+        os.makedirs(output, exist_ok=True)
+        probe = os.path.join(output, ".write_test")
+        with open(probe, "wb") as f:
+            f.write(b"0" * 4096)
+        os.remove(probe)
+    except OSError as e:
+        raise SystemExit(f"error: output directory {output!r} is not writable: {e}")
+    # model + Adam moments, twice (numbered and last checkpoints), plus a temporary copy
+    need = 3 * 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    free = shutil.disk_usage(output).free
+    if free < need:
+        raise SystemExit(f"error: {output!r} has {free / 2**20:.0f} MiB free; checkpoints need about "
+                         f"{need / 2**20:.0f} MiB")

@@ -40,6 +40,7 @@ from common.train_step import make_adam
 from loss_functions import get_loss_function
 from synthesis import precision_policy
 from tacotron2.fast_inference import FastDecoder, tune_decoder
+from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.model import WaveGlow
@@ -143,7 +144,9 @@ def tacotron2_rows(device, steps: int, repeats: int, reference: Reference = None
                                                if device.type == "cpu" else [torch.float32, torch.float16])
                 chosen = f"; kept {engine.name}"
             else:
-                engine = model.decoder if dtype is None else FastDecoder(model.decoder, dtype, static=static)
+                engine = model.decoder if dtype is None else FastDecoder(model.decoder, dtype)
+                if static:
+                    engine = StaticDecoder(engine)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t = median_seconds(lambda: engine.infer(memory, lengths), device, repeats)

@@ -29,6 +29,7 @@ from common import rng
 from common.checkpoint import load_model_weights, state_dict_from_checkpoint, load_checkpoint_file
 from common.timing import median_seconds
 from tacotron2.fast_inference import FastDecoder
+from tacotron2.static_decoder import StaticDecoder
 from common.train_step import make_adam, restore_fused
 from loss_functions import get_loss_function
 from tacotron2.text import text_to_sequence
@@ -86,11 +87,11 @@ def check_graphs(t2) -> str:
                 loop = FastDecoder(t2.decoder, dtype)  # the greedy step loop on the same fused weights
                 torch.manual_seed(7)
                 eager = t2.generate(text, lengths, decode=loop.infer)
-                engine = FastDecoder(t2.decoder, dtype, static=True, steps_per_check=16)
+                engine = StaticDecoder(FastDecoder(t2.decoder, dtype), steps_per_check=16)
                 torch.manual_seed(7)
                 before = torch.cuda.get_rng_state()
                 graphed = t2.generate(text, lengths, decode=engine.infer)
-                session = next(iter(engine.static.sessions.values()))
+                session = next(iter(engine.sessions.values()))
                 assert session.graph is not None, "the decoder was not captured (eager fallback)"
                 torch.manual_seed(7)  # a second call replays the captured graph
                 replay = t2.generate(text, lengths, decode=engine.infer)
@@ -201,7 +202,7 @@ def check_fused() -> str:
 
 @check("export")
 def check_export(t2, wg, out: str) -> str:
-    import export
+    import exporting as export
     folder = os.path.join(out, "export")
     os.makedirs(folder, exist_ok=True)
     export.export_tacotron2(t2, folder)

@@ -4,11 +4,14 @@
 the LSTM input and recurrent matrices fused, the location convolution folded into its projection,
 the mel and gate projections fused, all cast to one dtype. bfloat16 (or float16 on a GPU) halves
 the weight traffic that bounds a decoder step at small batch; the LSTM states, softmax and outputs
-stay in float32. `static=True` decodes over preallocated buffers, as CUDA graphs on a GPU
-(tacotron2/static_decoder.py). Use it as the decoding strategy of `Tacotron2.generate`:
+stay in float32. Its step is the decoder's own (`Decoder.step`) with the fused parts standing in for
+the LSTM cells, the attention and the projections. Use it as the decoding strategy of `Tacotron2.generate`:
 
     engine = FastDecoder(model.decoder, torch.bfloat16)
     out = model.generate(text, lengths, decode=engine.infer)
+
+`StaticDecoder(engine)` (tacotron2/static_decoder.py) decodes with its step over preallocated buffers, as
+CUDA graphs on a GPU.
 
 `torch.qint8` puts the two LSTMs' matrices (~95 % of a step's weight bytes) in int8 with one scale per row,
 multiplied by fbgemm's dynamically quantized product (common/linear.py), the rest in float32: a quarter of the
@@ -23,13 +26,13 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, 
 import torch
 import torch.nn.functional as F
 
+from common import lstm
 from common.layers import dropout
 from common.linear import Int8Weight, int8_weight, linear, onednn_available
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions, mask_from_lengths
 from tacotron2 import greedy
 from tacotron2.model import Decoder, DecoderState
-from tacotron2.static_decoder import StaticDecoder
 
 
 class FusedDecoderWeights(NamedTuple):
@@ -60,7 +63,7 @@ def fuse_weights(decoder: Decoder, dtype: torch.dtype, onednn: bool = True) -> F
     loc = al.location_layer
     loc_W = torch.einsum("af,fck->ack", loc.location_dense.linear_layer.weight, loc.location_conv.conv.weight)
     proj, gate = decoder.linear_projection.linear_layer, decoder.gate_layer.linear_layer
-    lstms = [(torch.cat([m.weight_ih, m.weight_hh], 1), m.bias_ih + m.bias_hh) for m in (att, dec)]
+    lstms = [lstm.fused_weights(m) for m in (att, dec)]
     if dtype == torch.qint8:
         (att_W, att_b), (dec_W, dec_b) = [(int8_weight(W, b), None) for W, b in lstms]
     else:
@@ -73,30 +76,26 @@ def fuse_weights(decoder: Decoder, dtype: torch.dtype, onednn: bool = True) -> F
         prenet=[layer.linear_layer.weight.to(rest).contiguous() for layer in decoder.prenet.layers], onednn=onednn)
 
 
-def _lstm_pointwise(gates: torch.Tensor, cell: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """LSTM state update from pre-activations (B, 4H) in PyTorch's gate order i, f, g, o."""
-    i, f, g, o = gates.float().chunk(4, dim=1)
-    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(cell), cell
-
-
 class FastDecoder:
     """`Decoder.infer` on fused weights; see the module docstring."""
 
     def __init__(self, decoder: Decoder, dtype: torch.dtype = torch.float32, onednn: bool = True,
-                 static: bool = False, steps_per_check: int = 16, cuda_graphs: bool = True,
                  weights: Optional[FusedDecoderWeights] = None) -> None:
-        self.decoder = decoder  # read for its settings (stop rule, prenet dropout) and its memory projection
+        self.decoder = decoder  # its step, settings (stop rule, prenet dropout) and memory projection
         self.weights = weights if weights is not None else fuse_weights(decoder, dtype, onednn)
         self._versions = ParameterVersions(decoder)
-        # `static`: a host check every `steps_per_check` steps over preallocated buffers, replayed as CUDA
-        # graphs on a GPU (cuda_graphs=False: the same static steps launched one by one)
-        self.static = StaticDecoder(self, steps_per_check, cuda_graphs=cuda_graphs) if static else None
+        f = self.weights
+        self.cells = (lambda x, state: self._cell(x, state, f.att_W, f.att_b),
+                      lambda x, state: self._cell(x, state, f.dec_W, f.dec_b))
 
     @property
     def name(self) -> str:
         """"bfloat16/onednn", ...: the dtype and product backend, as `tune_decoder` names candidates."""
         return f"{dtype_name(self.weights.att_W.dtype)}/{'onednn' if self.weights.onednn else 'aten'}"
+
+    def check_weights(self) -> None:
+        """Refuse to run once any decoder parameter has changed since the snapshot."""
+        self._versions.check("FastDecoder")
 
     def prenet(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n_mel * r) -> (B, prenet_dim) in the weights' dtype, dropout as the decoder's prenet does."""
@@ -108,29 +107,39 @@ class FastDecoder:
             x = dropout(F.relu(linear(x, W, onednn=w.onednn)), p=p.p_dropout, training=active)
         return x
 
-    def step(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
-             processed_memory_t: torch.Tensor, pad_mask: torch.Tensor
-             ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """`Decoder.decode` (inference: no LSTM dropout) on the fused weights.
+    def _cell(self, x: torch.Tensor, state: Tuple[torch.Tensor, torch.Tensor], W: Union[torch.Tensor, Int8Weight],
+              b: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """nn.LSTMCell's step (x (B, in), (h, c)) -> (h, c) on a fused matrix; the state in float32."""
+        h, c = state
+        dt = self.weights.activation_dtype
+        gates = linear(torch.cat((x.to(dt), h.to(dt)), 1), W, b, self.weights.onednn)  # (B, 4H)
+        return lstm.update(gates.float(), c)
 
-        processed_memory_t is (B, A, T_in); returns frames (B, n_mel * r), gate logit (B, 1), the new state.
-        """
+    def _attention(self, query: torch.Tensor, memory: torch.Tensor, processed_memory_t: torch.Tensor,
+                   weights_cat: torch.Tensor, pad_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Attention.forward with the location convolution folded into its projection and the memory projection
+        as (B, A, T_in): context (B, E), weights (B, T_in)."""
         f = self.weights
-        dt = f.activation_dtype
-        x = torch.cat((prenet_out.to(dt), state.attention_context.to(dt), state.attention_hidden.to(dt)), 1)
-        att_h, att_c = _lstm_pointwise(linear(x, f.att_W, f.att_b, f.onednn), state.attention_cell)
-        weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
         location = F.conv1d(weights_cat, f.loc_W, padding=f.loc_W.size(2) // 2)  # (B, A, T_in)
-        query = linear(att_h.to(dt), f.query_W, onednn=f.onednn).float()  # (B, A)
+        query = linear(query.to(f.activation_dtype), f.query_W, onednn=f.onednn).float()  # (B, A)
         hidden = torch.tanh(query[:, :, None] + location + processed_memory_t)  # (B, A, T_in)
         energies = torch.matmul(f.v, hidden).masked_fill(pad_mask, float("-inf"))  # (A,) x (B, A, T) -> (B, T)
         weights = F.softmax(energies, dim=1)
-        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, E)
-        x = torch.cat((att_h.to(dt), context.to(dt), state.decoder_hidden.to(dt)), 1)
-        dec_h, dec_c = _lstm_pointwise(linear(x, f.dec_W, f.dec_b, f.onednn), state.decoder_cell)
-        out = linear(torch.cat((dec_h.to(dt), context.to(dt)), 1), f.proj_W, f.proj_b, f.onednn).float()
-        new_state = DecoderState(att_h, att_c, dec_h, dec_c, weights, state.attention_weights_cum + weights, context)
-        return out[:, :-1], out[:, -1:], new_state
+        return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights  # (B, E), (B, T_in)
+
+    def _project(self, hidden_context: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Decoder.project as one product: frames (B, n_mel * r), gate logit (B, 1), in float32."""
+        f = self.weights
+        out = linear(hidden_context.to(f.activation_dtype), f.proj_W, f.proj_b, f.onednn).float()
+        return out[:, :-1], out[:, -1:]
+
+    def step(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
+             processed_memory_t: torch.Tensor, pad_mask: torch.Tensor
+             ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """`Decoder.step` with the fused parts (processed_memory_t (B, A, T_in)); frames (B, n_mel * r), gate logit
+        (B, 1), the new state."""
+        return self.decoder.step(prenet_out, state, memory, processed_memory_t, pad_mask, self.cells,
+                                 self._attention, self._project)
 
     def processed_memory_t(self, memory: torch.Tensor) -> torch.Tensor:
         """(B, T_in, E) -> (B, A, T_in): the attention's memory projection, once per batch, as `step` reads it."""
@@ -139,10 +148,8 @@ class FastDecoder:
     @torch.no_grad()
     def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> greedy.DecoderOutput:
         """Greedy decoding of memory (B, T_in, E) with the decoder's stop rule; equals `Decoder.infer`."""
-        self._versions.check("FastDecoder")
+        self.check_weights()
         dec = self.decoder
-        if self.static is not None:
-            return self.static.infer(memory, memory_lengths)
         memory = memory.float()
         pad_mask = ~mask_from_lengths(memory_lengths.to(memory.device), memory.size(1))
         return greedy.decode(self.prenet, self.step, dec.initial_state(memory), memory,

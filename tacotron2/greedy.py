@@ -76,7 +76,7 @@ def decode(prenet: Callable[[torch.Tensor], torch.Tensor], step: DecoderStep, st
            processed_memory: torch.Tensor, pad_mask: torch.Tensor, n_mel_channels: int, r: int,
            rule: StopRule) -> DecoderOutput:
     """Greedy decoding of memory (B, T_in, E) from a go frame of zeros with a decoder's prenet and step
-    (the plain `Decoder.decode` or a fast engine's); `state` is the initial DecoderState."""
+    (the plain `Decoder.step` or a fast engine's); `state` is the initial DecoderState."""
     def one_step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         nonlocal state
         frame, gate, state = step(prenet(frame), state, memory, processed_memory, pad_mask)

@@ -18,8 +18,14 @@ from tacotron2 import greedy
 from tacotron2.greedy import DecoderOutput
 
 
-# (x (B, in), (h, c) (B, H) each) -> new (h, c): nn.LSTMCell or a stand-in with the same math
+# Stand-ins an engine may give a decoder step for its parts, each computing the same function:
+# (x (B, in), (h, c) (B, H) each) -> new (h, c): nn.LSTMCell
 LSTMStep = Callable[[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]], Tuple[torch.Tensor, torch.Tensor]]
+# Attention.forward's arguments and results (processed_memory in the engine's own layout)
+AttentionStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                         Tuple[torch.Tensor, torch.Tensor]]
+# Decoder.project's
+Projection = Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
 
 
 class LocationLayer(nn.Module):
@@ -229,21 +235,25 @@ class Decoder(nn.Module):
 
     def recur(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
               processed_memory: torch.Tensor, pad_mask: torch.Tensor,
-              cells: Optional[Tuple[LSTMStep, LSTMStep]] = None) -> Tuple[torch.Tensor, DecoderState]:
+              cells: Optional[Tuple[LSTMStep, LSTMStep]] = None, attention: Optional[AttentionStep] = None
+              ) -> Tuple[torch.Tensor, DecoderState]:
         """One decoder step up to the projections: the attention LSTM, attention, the decoder LSTM.
 
         Args:
             prenet_out: (B, prenet_dim) prenet of the previous frame group.
-            cells: stand-ins for (attention_rnn, decoder_rnn) with the same math, e.g. DeferredLSTMCell.
+            cells: stand-ins for (attention_rnn, decoder_rnn) with the same math: common/recurrent_grad.py's
+                DeferredLSTMCell (training), tacotron2/fast_inference.py's fused cells (inference).
+            attention: a stand-in for attention_layer (tacotron2/fast_inference.py).
         Returns:
             [decoder output; context] (B, decoder_rnn_dim + E), the new state.
         """
         attention_rnn, decoder_rnn = cells or (self.attention_rnn, self.decoder_rnn)
+        attention = attention or self.attention_layer
         cell_input = torch.cat((prenet_out, state.attention_context), -1)
         att_h, att_c = attention_rnn(cell_input, (state.attention_hidden, state.attention_cell))
         att_h = dropout(att_h, self.p_attention_dropout, self.training)
         weights_cat = torch.stack((state.attention_weights, state.attention_weights_cum), dim=1)  # (B, 2, T_in)
-        context, weights = self.attention_layer(att_h, memory, processed_memory, weights_cat, pad_mask)
+        context, weights = attention(att_h, memory, processed_memory, weights_cat, pad_mask)
         weights_cum = state.attention_weights_cum + weights
         dec_h, dec_c = decoder_rnn(torch.cat((att_h, context), -1), (state.decoder_hidden, state.decoder_cell))
         dec_h = dropout(dec_h, self.p_decoder_dropout, self.training)
@@ -254,13 +264,16 @@ class Decoder(nn.Module):
         """(..., decoder_rnn_dim + E) -> frames (..., n_mel * r), gate logits (..., 1)."""
         return self.linear_projection(hidden_context), self.gate_layer(hidden_context)
 
-    def decode(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
-               processed_memory: torch.Tensor, pad_mask: torch.Tensor,
-               cells: Optional[Tuple[LSTMStep, LSTMStep]] = None
-               ) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """One decoder step: frames (B, n_mel * r), gate logit (B, 1), the new state (arguments as `recur`)."""
-        hidden_context, state = self.recur(prenet_out, state, memory, processed_memory, pad_mask, cells)
-        frames, gate = self.project(hidden_context)
+    def step(self, prenet_out: torch.Tensor, state: DecoderState, memory: torch.Tensor,
+             processed_memory: torch.Tensor, pad_mask: torch.Tensor,
+             cells: Optional[Tuple[LSTMStep, LSTMStep]] = None, attention: Optional[AttentionStep] = None,
+             project: Optional[Projection] = None) -> Tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """One decoder step: frames (B, n_mel * r), gate logit (B, 1), the new state (arguments as `recur`;
+        project: a stand-in for `project`). Greedy decoding calls it once per step (tacotron2/greedy.py), the
+        inference engine with its stand-ins (tacotron2/fast_inference.py: FastDecoder.step; held equal by
+        tests/test_fast_paths.py::test_fast_decoder_equals_plain)."""
+        hidden_context, state = self.recur(prenet_out, state, memory, processed_memory, pad_mask, cells, attention)
+        frames, gate = (project or self.project)(hidden_context)
         return frames, gate, state
 
     def forward(self, memory: torch.Tensor, decoder_inputs: torch.Tensor, memory_lengths: torch.Tensor
@@ -314,7 +327,7 @@ class Decoder(nn.Module):
         """
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
-        return greedy.decode(self.prenet, self.decode, self.initial_state(memory), memory, processed_memory, pad_mask,
+        return greedy.decode(self.prenet, self.step, self.initial_state(memory), memory, processed_memory, pad_mask,
                              self.n_mel_channels, self.n_frames_per_step, self.stop_rule())
 
 

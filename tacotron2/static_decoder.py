@@ -1,6 +1,6 @@
 """Greedy decoding over preallocated buffers, K steps between host checks; CUDA graphs on a GPU.
 
-The greedy loop (`Decoder.infer`, `FastDecoder` without `static`) appends each step's outputs to Python lists and asks the device
+The greedy loop (`Decoder.infer`, `FastDecoder.infer`) appends each step's outputs to Python lists and asks the device
 after every step whether all items have stopped. On a GPU that question is a host-device sync per
 step, and each step is ~30 small kernel launches; at batch 1 the GPU mostly waits for Python.
 
@@ -16,21 +16,19 @@ included): decoding just runs up to K - 1 steps past the last stop, which are cu
 import math
 import warnings
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
 from common.utils import mask_from_lengths
 from tacotron2 import greedy
-
-if TYPE_CHECKING:  # for annotations only: fast_inference builds this module's StaticDecoder
-    from tacotron2.fast_inference import FastDecoder
+from tacotron2.fast_inference import FastDecoder
 
 
 class _Session:
     """Buffers (and on CUDA the captured graph) for one (B, T_in) shape."""
 
-    def __init__(self, engine: "FastDecoder", B: int, T_in: int, E: int, A: int, device: torch.device,
+    def __init__(self, engine: FastDecoder, B: int, T_in: int, E: int, A: int, device: torch.device,
                  steps_per_check: int, capture: bool) -> None:
         self.engine = engine
         decoder = engine.decoder
@@ -121,7 +119,8 @@ class _Session:
 
 
 class StaticDecoder:
-    """Greedy decoding with a FastDecoder's step over static buffers; see the module docstring.
+    """Greedy decoding with a FastDecoder's step over static buffers, `StaticDecoder(FastDecoder(decoder, dtype))`;
+    see the module docstring.
 
     Sessions are cached per shape (at most `max_sessions`, least recently used dropped); on CUDA
     the text length is padded up to a multiple of `length_bucket` so that graphs are reused
@@ -129,7 +128,7 @@ class StaticDecoder:
     within float rounding). It belongs to one FastDecoder (one snapshot of the weights).
     """
 
-    def __init__(self, engine: "FastDecoder", steps_per_check: int = 16, length_bucket: Optional[int] = None,
+    def __init__(self, engine: FastDecoder, steps_per_check: int = 16, length_bucket: Optional[int] = None,
                  max_sessions: int = 8, cuda_graphs: bool = True) -> None:
         if steps_per_check < 1:
             raise ValueError(f"steps_per_check must be >= 1, got {steps_per_check}")
@@ -162,6 +161,7 @@ class StaticDecoder:
     @torch.no_grad()
     def infer(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> greedy.DecoderOutput:
         """memory (B, T_in, E), lengths (B,) -> what greedy decoding gives (`Decoder.infer`), trimmed."""
+        self.engine.check_weights()
         dec = self.engine.decoder
         memory = memory.float()
         processed_memory = dec.attention_layer.memory_layer(memory)  # (B, T_in, A), once per batch

@@ -4,12 +4,13 @@ TACOTRON2_TEST_FAIL_RANK=r: rank r raises at iteration 2 (the others must be sto
 TACOTRON2_TEST_NAN_RANK=r (and TACOTRON2_TEST_NAN_AT=i, default 1): rank r's loss is NaN at iteration i
 (every rank must skip that step).
 """
+import dataclasses
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import loss_functions  # noqa: E402
+import models  # noqa: E402
 import train  # noqa: E402
 from tests.corpus import PoisonedLoss  # noqa: E402
 
@@ -25,13 +26,13 @@ if "TACOTRON2_TEST_FAIL_RANK" in os.environ:
     sys.argv.append("--check-replicas")
 
 if "TACOTRON2_TEST_NAN_RANK" in os.environ:
-    _factory = loss_functions.get_loss_function
+    _package = models.package("Tacotron2")
     nan_rank, nan_at = int(os.environ["TACOTRON2_TEST_NAN_RANK"]), int(os.environ.get("TACOTRON2_TEST_NAN_AT", "1"))
 
-    def factory(*args, **kwargs):
-        return PoisonedLoss(_factory(*args, **kwargs), lambda i: i == nan_at and int(os.environ["RANK"]) == nan_rank,
+    def poisoned(args):
+        return PoisonedLoss(_package.loss(args), lambda i: i == nan_at and int(os.environ["RANK"]) == nan_rank,
                             float("nan"))
 
-    loss_functions.get_loss_function = factory
+    models.MODELS["Tacotron2"] = dataclasses.replace(_package, loss=poisoned)
 
 sys.exit(train.main())

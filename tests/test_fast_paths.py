@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from common.linear import Int8Weight, int8_available, int8_weight, onednn_available
 from tacotron2.fast_inference import FastDecoder, tune_decoder
+from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.upsample import product_weight, upsample
@@ -85,6 +86,33 @@ def test_fast_decoder_equals_plain(r):
 
 
 @pytest.mark.skipif(not int8_available(), reason="this torch build has no x86/fbgemm quantized engine")
+def test_fused_lstm_step_is_torchs_lstm_cell():
+    """common/lstm.py, which both engines build their LSTM steps on, computes nn.LSTMCell's function."""
+    from common import lstm
+    torch.manual_seed(0)
+    cell = torch.nn.LSTMCell(12, 7)
+    x, h, c = torch.randn(3, 12), torch.randn(3, 7), torch.randn(3, 7)
+    W, b = lstm.fused_weights(cell)
+    ours = lstm.update(F.linear(torch.cat((x, h), 1), W, b), c)
+    for got, want in zip(ours, cell(x, (h, c))):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_fast_decoder_step_is_the_decoders_step_with_its_stand_ins(monkeypatch):
+    """FastDecoder.step is Decoder.step composed with the fused parts, not a second copy of the step."""
+    torch.manual_seed(0)
+    model = Tacotron2(**TINY_TACOTRON2).eval()
+    engine = FastDecoder(model.decoder, torch.float32)
+    calls = []
+    real = type(model.decoder).step
+    monkeypatch.setattr(type(model.decoder), "step", lambda self, *a, **kw: calls.append(a[5:]) or real(self, *a, **kw))
+    text = torch.randint(1, 40, (1, 9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.generate(text, torch.tensor([9]), decode=engine.infer)
+    assert calls and all(stand_ins == (engine.cells, engine._attention, engine._project) for stand_ins in calls)
+
+
 def test_int8_decoder_stays_close_to_float32():
     """The LSTM matrices in int8 (one scale per row), inputs quantized per call: outputs within 1 % of float32,
     the same stop step; the int8 products really run (bias packed, float32 out)."""
@@ -120,7 +148,9 @@ def test_static_decoder_equals_the_step_loop(gate_bias, steps_per_check):
     model, text, lengths = _gated_model(gate_bias)
     outs = []
     for static in (False, True):
-        engine = FastDecoder(model.decoder, torch.float32, static=static, steps_per_check=steps_per_check)
+        engine = FastDecoder(model.decoder, torch.float32)
+        if static:
+            engine = StaticDecoder(engine, steps_per_check=steps_per_check)
         torch.manual_seed(3)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -141,11 +171,11 @@ def test_static_decoder_reuses_sessions_and_pads_text_to_buckets():
     model, text, lengths = _gated_model(1.2)
     model.set_prenet_dropout(False)
     loop = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer)
-    engine = FastDecoder(model.decoder, torch.float32, static=True, steps_per_check=4)
-    engine.static.length_bucket = 8  # 11 symbols decode over 16 positions, 5 of them masked
+    engine = StaticDecoder(FastDecoder(model.decoder, torch.float32), steps_per_check=4)
+    engine.length_bucket = 8  # 11 symbols decode over 16 positions, 5 of them masked
     first = model.generate(text, lengths, decode=engine.infer)
     second = model.generate(text[:, :9], lengths.clamp(max=9), decode=engine.infer)  # 9 -> the same session
-    assert len(engine.static.sessions) == 1
+    assert len(engine.sessions) == 1
     assert first.alignments.shape == loop.alignments.shape and torch.equal(first.mel_lengths, loop.mel_lengths)
     for a, b in zip(loop, first):
         if a.is_floating_point():
@@ -160,7 +190,7 @@ def test_fast_decoder_in_float16_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer).mel_outputs
-        engine = FastDecoder(model.decoder, torch.float16, static=True, steps_per_check=4)
+        engine = StaticDecoder(FastDecoder(model.decoder, torch.float16), steps_per_check=4)
         half = model.generate(text, lengths, decode=engine.infer).mel_outputs
     assert half.dtype == torch.float32 and half.shape == ref.shape
     assert (half - ref).abs().max() < 0.02 * ref.abs().max()
@@ -173,9 +203,9 @@ def test_cuda_graph_decoder_equals_eager_on_gpu():
     model.set_prenet_dropout(False)
     text, lengths = text.cuda(), lengths.cuda()
     eager = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer)
-    engine = FastDecoder(model.decoder, torch.float32, static=True, steps_per_check=8)
+    engine = StaticDecoder(FastDecoder(model.decoder, torch.float32), steps_per_check=8)
     graphed = model.generate(text, lengths, decode=engine.infer)
-    session = next(iter(engine.static.sessions.values()))
+    session = next(iter(engine.sessions.values()))
     assert session.graph is not None  # captured, not the eager fallback
     assert torch.equal(eager.mel_lengths, graphed.mel_lengths)
     assert torch.allclose(eager.mel_outputs_postnet, graphed.mel_outputs_postnet, atol=1e-4)
@@ -521,7 +551,7 @@ def test_static_decoder_follows_later_changes_of_decoder_settings():
     dropout): changing them after a first call must not reuse the old session."""
     model, text, lengths = _gated_model(-5.0, max_steps=10)  # never stops: decodes max_decoder_steps
     model.set_prenet_dropout(False)
-    engine = FastDecoder(model.decoder, torch.float32, static=True, steps_per_check=4)
+    engine = StaticDecoder(FastDecoder(model.decoder, torch.float32), steps_per_check=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert model.generate(text, lengths, decode=engine.infer).gate_outputs.size(1) == 10
@@ -529,7 +559,7 @@ def test_static_decoder_follows_later_changes_of_decoder_settings():
         assert model.generate(text, lengths, decode=engine.infer).gate_outputs.size(1) == 23
         model.decoder.gate_threshold = -1.0  # sigmoid > -1 always: every item stops at its first step
         assert model.generate(text, lengths, decode=engine.infer).gate_outputs.size(1) == 1
-    assert len(engine.static.sessions) == 3
+    assert len(engine.sessions) == 3
 
 
 def test_waveglow_keeps_its_1x1_inverses_until_the_weights_change(monkeypatch):

@@ -1,4 +1,5 @@
 """Failure is boring: numerical faults, kills at random moments, bad config, determinism."""
+import dataclasses
 import os
 import random
 import signal
@@ -9,7 +10,7 @@ import time
 import pytest
 import torch
 
-import loss_functions
+import models
 import train
 from common.checkpoint import load_checkpoint_file
 from common.dllog import read_log
@@ -20,9 +21,10 @@ from .corpus import PoisonedLoss, train_argv
 
 def _poisoned_loss(monkeypatch, bad_iterations):
     """Make the loss non-finite at the given (0-based) iterations, as an fp16 overflow would."""
-    real = loss_functions.get_loss_function
     poison = (lambda i: True) if bad_iterations is None else (lambda i: i in bad_iterations)
-    monkeypatch.setattr(loss_functions, "get_loss_function", lambda *a, **kw: PoisonedLoss(real(*a, **kw), poison))
+    package = models.package("Tacotron2")
+    monkeypatch.setitem(models.MODELS, "Tacotron2",
+                        dataclasses.replace(package, loss=lambda args: PoisonedLoss(package.loss(args), poison)))
 
 
 def _iter_records(out):

@@ -1,12 +1,11 @@
 """Hand-written backward passes for WaveGlow's training step on a CPU; waveglow/cpu_layout.py uses them where a
 gradient is needed, and the same functions in plain operations everywhere else.
 
-Each gives autograd's gradients (tested) with less work, measured in alternating processes on a bf16 WN 256
-training step (batch 2, segment 8000, 2-core Zen 5):
-- GatedActivation: the gradient of a + b lands in one tensor that both inputs share (0.974x the step);
-- PointwiseConvRows: a 1x1 convolution of channels-last rows whose weight gradient is one matrix product
-  (0.967x the step: oneDNN's backward-weights kernel ran at ~500 GFLOP/s for these shapes, the product at ~750);
-  under autocast only, since in float32 the product made the step 1.15x as long.
+Each gives autograd's gradients (tested) with less work: GatedActivation lands the gradient of a + b in one tensor
+that both inputs share; PointwiseConvRows takes a 1x1 convolution's weight gradient from one matrix product over
+channels-last rows, where oneDNN's backward-weights kernel is slower for these shapes, under autocast only (in
+float32 oneDNN's own is the faster). The benchmark's "WaveGlow WN 256 training" group measures them; the A/B rounds
+are in docs/performance.md.
 """
 from typing import Optional, Tuple
 

@@ -39,9 +39,9 @@ class WeightNormConv1d(nn.Module):
     def weight(self) -> torch.Tensor:
         """The effective (out, in, k) kernel.
 
-        torch's fused kernel, forward and backward, as torch.nn.utils.weight_norm calls it (the same numbers as the
-        reference): on a CPU it takes 0.93x the time of a bf16 training step that spells the formula out in
-        autograd ops, since it passes over the 88 M weights of WN 256 a few times instead of a dozen.
+        torch's fused kernel, forward and backward, as torch.nn.utils.weight_norm calls it: the reference's numbers,
+        and fewer passes over the weights than the formula spelt out in autograd ops (the benchmark's "WaveGlow WN
+        256 training" group; docs/performance.md).
         """
         return torch._weight_norm(self.weight_v, self.weight_g, 0)
 
@@ -119,7 +119,8 @@ fused_add_tanh_sigmoid_multiply = gated_activation  # the gate, (B, 2n, ...) -> 
 def wavenet(audio: torch.Tensor, spect: torch.Tensor, layers: Any, conv: Callable[[Any, torch.Tensor], torch.Tensor],
             gate: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor], n_channels: int) -> torch.Tensor:
     """WN's computation, written once for the model (`WN.forward`: its modules) and the inference engine
-    (waveglow/fast_inference.py: prepared weights, held equal by tests/test_fast_paths.py).
+    (waveglow/fast_inference.py: prepared weights; held equal by tests/test_fast_paths.py::
+    test_fast_waveglow_equals_plain, and the CPU layout to conv1d by test_wn_in_channels_last_rows_equals_conv1d).
 
     Args:
         audio: (B, n_in, ...L/G) in the layout `conv` computes in; spect: (B, n_mel * G, ...L/G) likewise.
