@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from common import lstm
-from common.layers import dropout
 from common.linear import Int8Weight, int8_weight, linear, onednn_available
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions, mask_from_lengths
@@ -87,6 +86,7 @@ class FastDecoder:
         f = self.weights
         self.cells = (lambda x, state: self._cell(x, state, f.att_W, f.att_b),
                       lambda x, state: self._cell(x, state, f.dec_W, f.dec_b))
+        self._prenet_layers = [lambda x, W=W: linear(x, W, onednn=f.onednn) for W in f.prenet]
 
     @property
     def name(self) -> str:
@@ -98,14 +98,8 @@ class FastDecoder:
         self._versions.check("FastDecoder")
 
     def prenet(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, n_mel * r) -> (B, prenet_dim) in the weights' dtype, dropout as the decoder's prenet does."""
-        w = self.weights
-        p = self.decoder.prenet
-        active = p.always_dropout or p.training
-        x = x.to(w.prenet[0].dtype)
-        for W in w.prenet:
-            x = dropout(F.relu(linear(x, W, onednn=w.onednn)), p=p.p_dropout, training=active)
-        return x
+        """(B, n_mel * r) -> (B, prenet_dim) in the weights' dtype: the decoder's prenet on the cast weights."""
+        return self.decoder.prenet(x.to(self.weights.prenet[0].dtype), self._prenet_layers)
 
     def _cell(self, x: torch.Tensor, state: Tuple[torch.Tensor, torch.Tensor], W: Union[torch.Tensor, Int8Weight],
               b: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:

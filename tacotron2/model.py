@@ -92,10 +92,11 @@ class Prenet(nn.Module):
         self.p_dropout = p_dropout
         self.always_dropout = True
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in_dim) -> (..., sizes[-1])."""
+    def forward(self, x: torch.Tensor,
+                layers: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None) -> torch.Tensor:
+        """(..., in_dim) -> (..., sizes[-1]); layers: stand-ins for `self.layers` (tacotron2/fast_inference.py)."""
         active = self.always_dropout or self.training
-        for layer in self.layers:
+        for layer in layers or self.layers:
             x = dropout(F.relu(layer(x)), p=self.p_dropout, training=active)
         return x
 
