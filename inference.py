@@ -19,7 +19,7 @@ import models
 from common.audio import save_wav
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger, log_path
-from common.host_memory import keep_freed_memory
+from common.training.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
 from synthesis import InputError, add_inference_flags, build_synthesizer, read_phrases
 

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import List
 
-from common.dist_utils import free_port
+from common.training.dist_utils import free_port
 
 
 def _worker_setup() -> None:

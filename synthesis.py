@@ -18,8 +18,8 @@ import torch
 from common.audio_processing import griffin_lim
 from common.filelist import read_text_lines
 from common.layers import TacotronSTFT
-from common.cpu_features import bf16_native, describe as describe_cpu
-from common.linear import int8_available
+from common.cpu.cpu_features import bf16_native, describe as describe_cpu
+from common.cpu.linear import int8_available
 from common.stft import STFT
 from common.timing import sync
 from tacotron2.fast_inference import FastDecoder, tune_decoder
@@ -107,7 +107,7 @@ def precision_policy(device: torch.device, amp: bool) -> Precision:
     mel error ~5e-4, WaveGlow SNR above 30 dB against float32; see the README), or the decoder's LSTM matrices
     in int8 (dynamically quantized products; mel error in the README), states, softmax,
     1x1 inverses and the affine coupling in float32. bfloat16 is a candidate only where the CPU computes it
-    natively (common/cpu_features.py), int8 only where fbgemm runs. Without it, float32 (TF32 products on
+    natively (common/cpu/cpu_features.py), int8 only where fbgemm runs. Without it, float32 (TF32 products on
     Ampere+ GPUs where torch enables them)."""
     if device.type == "cuda":
         return Precision(half=amp, decoder_dtypes=(torch.float16 if amp else torch.float32,),

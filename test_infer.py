@@ -22,7 +22,7 @@ from tqdm import tqdm
 import models
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
-from common.host_memory import keep_freed_memory
+from common.training.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
 from synthesis import InputError, Phrase, Synthesizer, add_inference_flags, build_synthesizer, read_phrases
 from tacotron2.text import text_to_sequence

@@ -6,9 +6,9 @@ config, dataset, collate, batch-to-device and loss.
 
 Reading order: `main` (the epochs), `build_run` (everything before the first step), `train_epoch` and
 `train_step` (the steps), `finish_epoch` (validation, log, checkpoints). Checkpoint writing and resuming
-are in common/resume.py, collectives in common/dist_utils.py, AMP in common/amp.py, signals in
-common/preemption.py, the optimizer step and per-step figures in common/train_step.py, the data checks before the
-first step in common/data_checks.py.
+are in common/training/resume.py, collectives in common/training/dist_utils.py, AMP in common/training/amp.py, signals in
+common/training/preemption.py, the optimizer step and per-step figures in common/training/train_step.py, the data checks before the
+first step in common/training/data_checks.py.
 """
 import argparse
 import importlib
@@ -29,19 +29,19 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import models
-from common import data_checks, dist_utils, resume
-from common.dist_utils import check_replicas_in_sync
-from common.amp import amp_settings, autocast, describe_amp
+from common.training import data_checks, dist_utils, resume
+from common.training.dist_utils import check_replicas_in_sync
+from common.training.amp import amp_settings, autocast, describe_amp
 from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, unwrap_model
 from common.config_file import read_config_defaults
 from common.dllog import RunLogger, log_path
-from common.host_memory import keep_freed_memory
+from common.training.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
-from common.preemption import Preemption
-from common.run_lock import OutputInUse, RunLock
-from common.sampler import BucketBatchSampler, ResumableBatchSampler
-from common.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
+from common.training.preemption import Preemption
+from common.training.run_lock import OutputInUse, RunLock
+from common.training.sampler import BucketBatchSampler, ResumableBatchSampler
+from common.training.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
                                optimizer_step)
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
@@ -213,7 +213,7 @@ class Run(NamedTuple):
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     amp_dtype: Optional[torch.dtype]  # None: float32
-    device_skip: bool  # the optimizer skips non-finite steps on the device (common.train_step)
+    device_skip: bool  # the optimizer skips non-finite steps on the device (common.training.train_step)
     criterion: Callable
     trainset: Dataset
     valset: Optional[Dataset]

@@ -32,7 +32,7 @@ class ModelPackage:
     quality_metrics: Optional[Callable] = None  # (model, dataset, n) -> ({name: value}, {name: figure})
     # training-only settings of the model from the flags, applied before training: (model, flags) -> None
     prepare_training: Optional[Callable[[torch.nn.Module, argparse.Namespace], None]] = None
-    # what common/data_checks.py checks of a dataset's audio: (dataset, flags) -> ContentItems, None: nothing
+    # what common/training/data_checks.py checks of a dataset's audio: (dataset, flags) -> ContentItems, None: nothing
     content_items: Optional[Callable[[torch.utils.data.Dataset, argparse.Namespace], Optional["ContentItems"]]] = None
 
 

@@ -31,12 +31,12 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
-from common.amp import amp_settings, autocast
-from common.cpu_features import bf16_native, describe as describe_cpu
-from common.host_memory import keep_freed_memory
-from common.linear import int8_available
+from common.training.amp import amp_settings, autocast
+from common.cpu.cpu_features import bf16_native, describe as describe_cpu
+from common.training.host_memory import keep_freed_memory
+from common.cpu.linear import int8_available
 from common.timing import dtype_name, median_seconds
-from common.train_step import make_adam
+from common.training.train_step import make_adam
 from loss_functions import get_loss_function
 from synthesis import precision_policy
 from tacotron2.fast_inference import FastDecoder, tune_decoder

@@ -5,7 +5,7 @@
 Reports, for the clips the filelists name: durations (and a histogram picture), sample rates and formats,
 loudness, edge silence, clipping, DC offset, NaN samples, characters per second, the symbols used and those the
 text cleaners drop, duplicates, and overlap between the filelists (a validation clip that is also a training
-clip). Each problem names `filelist:line` (common/data_checks.py holds the rules train.py applies).
+clip). Each problem names `filelist:line` (common/training/data_checks.py holds the rules train.py applies).
 
 --fix OUT writes a cleaned copy: every usable clip mono, at --sampling-rate, 16-bit, its DC offset removed, its
 edge silence trimmed to 0.1 s, its loudness normalised to --target-db RMS (peaks kept below full scale), under
@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 
 import soundfile as sf
 
-from common import data_checks
+from common.training import data_checks
 from common.audio import AudioError, check_wav_header
 from common.filelist import FilelistEntry, FilelistError, load_filelist
 from tacotron2.text import EmptyTextError, text_to_sequence

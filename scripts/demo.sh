@@ -30,7 +30,7 @@ START=$(date +%s)
 stage() {  # stage N WHAT MINUTES: one line per stage, with the time so far and what the stage takes
     echo "== demo $(date +%H:%M), $(( ($(date +%s) - START) / 60 )) min in: stage $1 of 6, $2 (about $3 min)"
 }
-echo "demo: $(python -c 'from common.cpu_features import describe; print("CPU", describe())'), $(nproc) cores;" \
+echo "demo: $(python -c 'from common.cpu.cpu_features import describe; print("CPU", describe())'), $(nproc) cores;" \
      "Tacotron 2 for $MINUTES minutes on the $VOICE voice from $INPUT"
 
 # corpus(DIR, make_corpus flags...): speak it once; espeak-ng's phonemes come from scripts.phonemize (the slt

@@ -179,7 +179,7 @@ def targets(result: dict) -> List[Tuple[str, str, bool]]:
 
 def budget_line(out_dir: str) -> str:
     """What the Tacotron 2 stage's budget bought here: minutes, epochs, mels per second, on which CPU."""
-    from common.cpu_features import describe
+    from common.cpu.cpu_features import describe
     curves = read_curves(os.path.join(out_dir, "tacotron2", "nvlog.json"))
     if not curves.get("epoch"):
         return ""

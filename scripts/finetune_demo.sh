@@ -32,7 +32,7 @@ if [ ! -f "$BASE_T2" ] || [ ! -f "$BASE/heldout/metadata.csv" ]; then
     echo "finetune_demo: no demo run in $BASE: running it first (bash scripts/demo.sh)"
     OUT="$BASE" VOICE=slt bash scripts/demo.sh
 fi
-echo "finetune_demo: $(python -c 'from common.cpu_features import describe; print("CPU", describe())');" \
+echo "finetune_demo: $(python -c 'from common.cpu.cpu_features import describe; print("CPU", describe())');" \
      "$NEW_VOICE from $BASE_T2; $DATA_MINUTES minutes of data, $MINUTES minutes of training each"
 
 # The new voice: real sentences of the training grammar (what a user records), and the demo's held-out sentences

@@ -14,20 +14,20 @@ the LSTM cells, the attention and the projections. Use it as the decoding strate
 CUDA graphs on a GPU.
 
 `torch.qint8` puts the two LSTMs' matrices (~95 % of a step's weight bytes) in int8 with one scale per row,
-multiplied by fbgemm's dynamically quantized product (common/linear.py), the rest in float32: a quarter of the
+multiplied by fbgemm's dynamically quantized product (common/cpu/linear.py), the rest in float32: a quarter of the
 bytes a batch-1 step streams, at a mel error the tests and the README state.
 
 A snapshot does not follow later weight changes: it refuses to run once any decoder parameter has
 changed (an optimizer step, `load_state_dict`); build a new one. `tune_decoder` times the candidate
-dtypes and matrix-product backends (common/linear.py) on this machine and keeps the fastest.
+dtypes and matrix-product backends (common/cpu/linear.py) on this machine and keeps the fastest.
 """
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-from common import lstm
-from common.linear import Int8Weight, int8_weight, linear, onednn_available
+from common.cpu import lstm
+from common.cpu.linear import Int8Weight, int8_weight, linear, onednn_available
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions, mask_from_lengths
 from tacotron2 import greedy
@@ -47,7 +47,7 @@ class FusedDecoderWeights(NamedTuple):
     proj_W: torch.Tensor  # (n_mel * r + 1, H_dec + E)
     proj_b: torch.Tensor
     prenet: List[torch.Tensor]
-    onednn: bool  # products through oneDNN rather than aten (common/linear.py) where it applies
+    onednn: bool  # products through oneDNN rather than aten (common/cpu/linear.py) where it applies
 
     @property
     def activation_dtype(self) -> torch.dtype:

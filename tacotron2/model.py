@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.layers import ConvNorm, LinearNorm, dropout
-from common.recurrent_grad import sequence_cells
+from common.cpu.recurrent_grad import sequence_cells
 from common.utils import mask_from_lengths
 from tacotron2 import greedy
 from tacotron2.greedy import DecoderOutput
@@ -221,7 +221,7 @@ class Decoder(nn.Module):
         self.linear_projection = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, frame_dim)
         self.gate_layer = LinearNorm(decoder_rnn_dim + encoder_embedding_dim, 1, bias=True, w_init_gain="sigmoid")
         # teacher-forced LSTM weight gradients summed once per sequence: None on a CPU only, True/False force
-        # it (common/recurrent_grad.py)
+        # it (common/cpu/recurrent_grad.py)
         self.deferred_weight_grads: Optional[bool] = None
         # training only: share of teacher frames replaced by the utterance's mean frame (0: the paper)
         self.p_teacher_frame_dropout = 0.0
@@ -242,7 +242,7 @@ class Decoder(nn.Module):
 
         Args:
             prenet_out: (B, prenet_dim) prenet of the previous frame group.
-            cells: stand-ins for (attention_rnn, decoder_rnn) with the same math: common/recurrent_grad.py's
+            cells: stand-ins for (attention_rnn, decoder_rnn) with the same math: common/cpu/recurrent_grad.py's
                 DeferredLSTMCell (training), tacotron2/fast_inference.py's fused cells (inference).
             attention: a stand-in for attention_layer (tacotron2/fast_inference.py).
         Returns:

@@ -9,7 +9,7 @@ tensor may not meet device tensors, except a 0-d host tensor in a pointwise oper
 "CPU scalar"), a copy between the two, and the few arguments torch keeps on the host (a packed
 sequence's batch sizes, index tensors). `.cpu()`, `.item()` and `.numpy()` work as on a GPU.
 
-Collectives are checked by `common.dist_utils.DistInfo` itself (tensor on the training device), so
+Collectives are checked by `common.training.dist_utils.DistInfo` itself (tensor on the training device), so
 a run with `DistInfo.device = lazy` finds a CPU tensor headed for an NCCL all-reduce as well.
 """
 import contextlib

@@ -7,8 +7,9 @@ import sys
 import torch
 
 import synthesis
-from common import amp, cpu_features
-from common.linear import int8_available
+from common.training import amp
+from common.cpu import cpu_features
+from common.cpu.linear import int8_available
 
 from .conftest import REPO
 from .corpus import train_argv
@@ -24,7 +25,7 @@ def _emulated(argv, timeout=600, **kw) -> subprocess.CompletedProcess:
 
 
 def test_the_emulation_caps_every_library():
-    code = ("import torch; from common import cpu_features; from common.linear import onednn_available; "
+    code = ("import torch; from common.cpu import cpu_features; from common.cpu.linear import onednn_available; "
             "print(torch.backends.cpu.get_cpu_capability(), cpu_features.bf16_native(), "
             "onednn_available(torch.bfloat16), onednn_available(torch.float32))")
     proc = _emulated(["-c", code])

@@ -138,7 +138,7 @@ def test_filelist_blank_lines_are_skipped_and_lines_counted(root):
 
 
 def test_bucket_sampler_covers_items_once_with_similar_lengths():
-    from common.sampler import BucketBatchSampler
+    from common.training.sampler import BucketBatchSampler
     lengths = [int(x) for x in torch.randint(10, 500, (203,), generator=torch.Generator().manual_seed(0))]
     ranks = [BucketBatchSampler(lengths, 4, num_replicas=2, rank=r, seed=5, bucket=8) for r in range(2)]
     batches = [list(s) for s in ranks]
@@ -155,7 +155,7 @@ def test_bucket_sampler_covers_items_once_with_similar_lengths():
 
 def test_resumable_batch_sampler_skips_once_and_forwards_the_epoch():
     from torch.utils.data import BatchSampler, DistributedSampler
-    from common.sampler import ResumableBatchSampler
+    from common.training.sampler import ResumableBatchSampler
     inner = BatchSampler(DistributedSampler(range(20), num_replicas=1, rank=0, shuffle=True, seed=3), 4, True)
     sampler = ResumableBatchSampler(inner)
     sampler.set_epoch(2)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import train
-from common import data_checks
+from common.training import data_checks
 from common.filelist import FilelistEntry, FilelistError, load_filelist
 
 from .corpus import train_argv

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from common.checkpoint import save_training_checkpoint
-from common.linear import int8_available
+from common.cpu.linear import int8_available
 from common.dllog import RunLogger
 from scripts import demo_page, evaluate_tacotron2
 from tacotron2.model import Tacotron2

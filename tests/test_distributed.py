@@ -17,12 +17,12 @@ import torch
 import torch.distributed as dist
 
 import train
-from common import dist_utils, rng
+from common.training import dist_utils, rng
 from common.checkpoint import load_checkpoint_file
-from common.dist_utils import DeviceMismatchError, DistInfo
+from common.training.dist_utils import DeviceMismatchError, DistInfo
 from common.dllog import read_log
-from common.sampler import BucketBatchSampler
-from common.train_step import device_skip_supported, loss_scale, make_adam, optimizer_step, restore_fused
+from common.training.sampler import BucketBatchSampler
+from common.training.train_step import device_skip_supported, loss_scale, make_adam, optimizer_step, restore_fused
 
 from .conftest import REPO
 from .corpus import run_python as _run

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from common.linear import Int8Weight, int8_available, int8_weight, onednn_available
+from common.cpu.linear import Int8Weight, int8_available, int8_weight, onednn_available
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import Tacotron2
@@ -87,8 +87,8 @@ def test_fast_decoder_equals_plain(r):
 
 @pytest.mark.skipif(not int8_available(), reason="this torch build has no x86/fbgemm quantized engine")
 def test_fused_lstm_step_is_torchs_lstm_cell():
-    """common/lstm.py, which both engines build their LSTM steps on, computes nn.LSTMCell's function."""
-    from common import lstm
+    """common/cpu/lstm.py, which both engines build their LSTM steps on, computes nn.LSTMCell's function."""
+    from common.cpu import lstm
     torch.manual_seed(0)
     cell = torch.nn.LSTMCell(12, 7)
     x, h, c = torch.randn(3, 12), torch.randn(3, 7), torch.randn(3, 7)
@@ -303,7 +303,7 @@ def test_deferred_grads_build_one_graph_per_pass():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cpu_linear_equals_torch_linear(dtype):
-    from common.linear import linear
+    from common.cpu.linear import linear
     x = torch.randn(5, 33).to(dtype)
     w = torch.randn(17, 33).to(dtype)
     b = torch.randn(17).to(dtype)
@@ -584,7 +584,7 @@ def test_waveglow_keeps_its_1x1_inverses_until_the_weights_change(monkeypatch):
 def test_int8_linear_does_not_saturate():
     """Large inputs against all-positive rows: where fbgemm adds u8 x s8 pairs in int16 (AVX2, no VNNI) 8-bit
     inputs saturate (ones x ones gave 32 instead of 64); `linear` must quantize them to 7 bits there."""
-    from common.linear import linear
+    from common.cpu.linear import linear
     torch.manual_seed(0)
     x, w = torch.rand(3, 256) + 1.0, torch.rand(40, 256) + 1.0
     got, want = linear(x, int8_weight(w)), x @ w.t()

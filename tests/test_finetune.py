@@ -11,9 +11,9 @@ import torch
 import models
 import train
 from common.checkpoint import load_checkpoint_file, save_training_checkpoint
-from common.dist_utils import init_distributed
-from common.resume import audio_mismatches
-from common.run_lock import RunLock
+from common.training.dist_utils import init_distributed
+from common.training.resume import audio_mismatches
+from common.training.run_lock import RunLock
 from corpora import voices
 
 from .conftest import REPO

@@ -199,7 +199,7 @@ def test_tensorboard_option(corpus, tmp_path, capsys):
 
 
 def _adam_and_grads(bad_value: float):
-    from common.train_step import make_adam
+    from common.training.train_step import make_adam
     torch.manual_seed(0)
     layer = torch.nn.Linear(4, 3)
     opt = make_adam(layer.parameters(), 0.1, 0.0, torch.device("cpu"))
@@ -209,7 +209,7 @@ def _adam_and_grads(bad_value: float):
 
 @pytest.mark.parametrize("bad_value", [0.0, 1.0])
 def test_optimizer_step_skips_on_the_device_flag(bad_value):
-    from common.train_step import optimizer_step
+    from common.training.train_step import optimizer_step
     layer, opt, bad = _adam_and_grads(bad_value)
     assert opt.param_groups[0]["fused"]
     before = [p.detach().clone() for p in layer.parameters()]
@@ -222,12 +222,12 @@ def test_optimizer_step_skips_on_the_device_flag(bad_value):
 
 
 def _single_process():
-    from common.dist_utils import DistInfo
+    from common.training.dist_utils import DistInfo
     return DistInfo(0, 0, 1, torch.device("cpu"))
 
 
 def test_pending_steps_read_once_per_flush():
-    from common.train_step import PendingSteps
+    from common.training.train_step import PendingSteps
     pending = PendingSteps()
     for b, (loss, bad) in enumerate([(1.5, 0.0), (float("nan"), 1.0), (0.5, 0.0)]):
         pending.add(0, b, torch.tensor(loss), torch.tensor(2.0 * b), torch.tensor(bad), torch.tensor(100 + b),
@@ -273,7 +273,7 @@ def test_a_fused_optimizer_step_invalidates_what_was_computed_from_the_weights(d
     """The fused kernel writes the weights without autograd's version counter: caches keyed on it (WaveGlow's
     W^-1, the engines' ParameterVersions) went stale in training, so validation resynthesised with the inverse of
     the first epoch's weights."""
-    from common.train_step import make_adam, optimizer_step
+    from common.training.train_step import make_adam, optimizer_step
     from common.utils import ParameterVersions
     from waveglow.model import Invertible1x1Conv
     torch.manual_seed(0)

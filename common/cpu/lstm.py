@@ -1,7 +1,7 @@
 """An LSTM cell's step in the fused form the engines use: one (4H, in + H) matrix for the input and recurrent
 products, then the state update. torch.nn.LSTMCell computes the same function (tests/test_fast_paths.py and
 tests/test_training.py hold the engines to it); tacotron2/fast_inference.py (inference) and
-common/recurrent_grad.py (teacher-forced training) build on these two functions.
+common/cpu/recurrent_grad.py (teacher-forced training) build on these two functions.
 """
 from typing import Tuple
 

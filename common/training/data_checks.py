@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from torch.utils.data import Dataset
 
-from common.dist_utils import DistInfo
+from common.training.dist_utils import DistInfo
 from common.filelist import FilelistEntry
 from common.model_package import ModelPackage
 

@@ -17,9 +17,9 @@ import torch
 from common.audio import AudioConfig
 from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
                                save_training_checkpoint, state_dict_from_checkpoint)
-from common.dist_utils import DistInfo
-from common.rng import checkpoint_rng_states, restore_rng_states, rng_states
-from common.train_step import restore_fused
+from common.training.dist_utils import DistInfo
+from common.training.rng import checkpoint_rng_states, restore_rng_states, rng_states
+from common.training.train_step import restore_fused
 
 
 def resume_path(info: DistInfo, checkpoint_path: str, last_path: str, resume_from_last: bool) -> str:

@@ -10,7 +10,7 @@ from typing import Dict, List, NamedTuple
 
 import torch
 
-from common import dist_utils
+from common.training import dist_utils
 
 
 def make_adam(params, lr: float, weight_decay: float, device: torch.device, fused: bool = True) -> torch.optim.Adam:

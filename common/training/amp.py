@@ -10,7 +10,7 @@ from typing import ContextManager, Optional, Tuple
 
 import torch
 
-from common.cpu_features import bf16_native, describe as describe_cpu
+from common.cpu.cpu_features import bf16_native, describe as describe_cpu
 
 AUTOCAST_DEVICE_TYPES = ("cuda", "cpu")
 

@@ -6,7 +6,7 @@ adds it to the running sum: for Tacotron 2's two cells that is ~70 MB written an
 most of a CPU training step. The gradient is the same sum over steps, so here each step's backward
 only keeps (g_t, [x_t, h_t]); one matmul over all steps, G^T [X, H], gives it when the backward
 reaches the weights. Input and recurrent matrices are fused into one product per step (through
-oneDNN on a CPU, see common.linear). Values equal `torch.lstm_cell`'s within float rounding.
+oneDNN on a CPU, see common.cpu.linear). Values equal `torch.lstm_cell`'s within float rounding.
 
 Ordering comes from autograd itself: every step's node takes a `token` produced from the weights
 by one `_WeightTap` node, so the engine runs that node only after every step's backward is done.
@@ -16,9 +16,9 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
-from common import lstm
-from common.amp import active_autocast_dtype
-from common.linear import linear
+from common.cpu import lstm
+from common.training.amp import active_autocast_dtype
+from common.cpu.linear import linear
 
 
 class _Record:

@@ -19,7 +19,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from common.cpu_features import bf16_native
+from common.cpu.cpu_features import bf16_native
 
 
 def _runs(fn) -> bool:

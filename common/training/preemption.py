@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from common.dist_utils import DistInfo
+from common.training.dist_utils import DistInfo
 
 
 class Preemption:
