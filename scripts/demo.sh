@@ -8,7 +8,7 @@
 # (Tacotron 2), WG_MINUTES=0 (WaveGlow from scratch: a CPU budget buys a learning curve, not a vocoder, so it is
 # off unless asked for), INPUT=phonemes (the phonemes the teacher voice spoke, as ARPAbet) or characters,
 # OUT=demo_output, DATA=data/${VOICE}_pw, PROCS=min(nproc, 2) Tacotron 2 training processes (data parallel over
-# gloo, batch 8 each), THREADS=nproc.
+# gloo, batch 8 each), THREADS=nproc, ANNEAL=50 (the epoch from which Tacotron 2's learning rate is x0.3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VOICE="${VOICE:-slt}"
@@ -19,6 +19,7 @@ OUT="${OUT:-demo_output}"
 DATA="${DATA:-data/${VOICE}_pw}"
 THREADS="${THREADS:-$(nproc)}"
 PROCS="${PROCS:-$(( THREADS < 2 ? 1 : 2 ))}"
+ANNEAL="${ANNEAL:-50}"
 export OMP_NUM_THREADS="$THREADS"
 case "$VOICE" in slt|espeak) ;; *) echo "VOICE must be slt or espeak, not $VOICE" >&2; exit 2 ;; esac
 case "$INPUT" in phonemes) KIND=phoneme ;; characters) KIND=text ;;
@@ -59,7 +60,7 @@ T2_LAUNCH=(python)
 if [ "$PROCS" -gt 1 ]; then T2_LAUNCH=(python -m multiproc --nproc-per-node "$PROCS"); fi
 OMP_NUM_THREADS=$(( THREADS / PROCS > 0 ? THREADS / PROCS : 1 )) "${T2_LAUNCH[@]}" train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 8 \
     --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
-    --anneal-steps 50 --anneal-factor 0.3 \
+    --anneal-steps "$ANNEAL" --anneal-factor 0.3 \
     --training-files "$FL/${VOICE}_audio_${KIND}_train_filelist.txt" \
     --validation-files "$FL/${VOICE}_audio_${KIND}_val_filelist.txt" --epochs-per-checkpoint 1
 T2="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"
