@@ -5,10 +5,9 @@ The loop knows no model: each model's package (models.py's registry, common/mode
 config, dataset, collate, batch-to-device and loss.
 
 Reading order: `main` (the epochs), `build_run` (everything before the first step), `train_epoch` and
-`train_step` (the steps), `finish_epoch` (validation, log, checkpoints). Checkpoint writing and resuming
-are in common/training/resume.py, collectives in common/training/dist_utils.py, AMP in common/training/amp.py, signals in
-common/training/preemption.py, the optimizer step and per-step figures in common/training/train_step.py, the data checks before the
-first step in common/training/data_checks.py.
+`train_step` (the steps), `finish_epoch` (validation, log, checkpoints). In common/training/: checkpoint writing
+and resuming in resume.py, collectives in dist_utils.py, AMP in amp.py, signals in preemption.py, the optimizer
+step and per-step figures in train_step.py, the data checks before the first step in data_checks.py.
 """
 import argparse
 import importlib
@@ -348,8 +347,8 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
-              package.loss(args), trainset, valset, collate_fn, package.batch_to_device, sampler, loader, logger, checkpoints, Preemption(),
-              time.perf_counter())
+              package.loss(args), trainset, valset, collate_fn, package.batch_to_device, sampler, loader, logger,
+              checkpoints, Preemption(), time.perf_counter())
     return run, TrainState(position.epoch, position.batch, position.iteration)
 
 

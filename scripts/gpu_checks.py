@@ -25,13 +25,13 @@ from typing import Callable, Dict, List
 import torch
 
 import models
-from common.training import rng
 from common.checkpoint import load_model_weights, state_dict_from_checkpoint, load_checkpoint_file
 from common.timing import median_seconds
-from tacotron2.fast_inference import FastDecoder
-from tacotron2.static_decoder import StaticDecoder
+from common.training import rng
 from common.training.train_step import make_adam, restore_fused
 from loss_functions import get_loss_function
+from tacotron2.fast_inference import FastDecoder
+from tacotron2.static_decoder import StaticDecoder
 from tacotron2.text import text_to_sequence
 
 DEVICE = torch.device("cuda")

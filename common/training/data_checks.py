@@ -233,19 +233,22 @@ def check_training_data(args: argparse.Namespace, info: DistInfo, package: Model
             manifest = Manifest(os.path.join(args.output, "data_checks.json"))
             for item in items:
                 findings += check_corpus(item.entries, manifest, min_samples=item.min_samples,
-                                                     text_lengths=item.text_lengths)[0]
+                                         text_lengths=item.text_lengths)[0]
         info.barrier()
     strict = args.data_checks == "strict"
     refused = [f for f in findings if f.error or strict]
     warned = [f for f in findings if not (f.error or strict)]
     if info.is_main and warned:
-        shown = "\n".join(str(f) for f in warned[:20])
-        more = f"\n... and {len(warned) - 20} more" if len(warned) > 20 else ""
-        print(f"{shown}{more}\n{len(warned)} data warning(s); training goes on (--data-checks strict refuses them; "
-              f"python -m scripts.check_dataset reports the corpus, --fix writes a cleaned copy)", file=sys.stderr)
+        print(f"{_listing(warned)}\n{len(warned)} data warning(s); training goes on (--data-checks strict refuses "
+              f"them; python -m scripts.check_dataset reports the corpus, --fix writes a cleaned copy)",
+              file=sys.stderr)
     if refused:
-        shown = "\n".join(str(f) for f in refused[:20])
-        more = f"\n... and {len(refused) - 20} more" if len(refused) > 20 else ""
-        raise SystemExit(f"{shown}{more}\nerror: {len(refused)} filelist line(s) refused by the data checks "
+        raise SystemExit(f"{_listing(refused)}\nerror: {len(refused)} filelist line(s) refused by the data checks "
                          f"(--data-checks {args.data_checks}); fix or drop them (python -m scripts.check_dataset "
                          f"--fix writes a cleaned copy of the corpus)")
+
+
+def _listing(findings: Sequence[Finding], shown: int = 20) -> str:
+    """The first `shown` findings, a line each, and how many more there are."""
+    more = f"\n... and {len(findings) - shown} more" if len(findings) > shown else ""
+    return "\n".join(str(f) for f in findings[:shown]) + more
