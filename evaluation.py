@@ -18,15 +18,17 @@ import torch
 from scipy.ndimage import uniform_filter
 
 from common import listeners
-from common.audio import AudioConfig, load_wav, save_wav
+from common.audio import load_wav, save_wav
 from common.layers import TacotronSTFT
 from common.listeners import SCORE_COLUMNS
 from corpora.filelists import read_metadata
 from corpora.voices import speak
-from synthesis import SIGMA_INFER, GriffinLimVocoder, Vocoder, WaveGlowVocoder, precision_policy
+from common.checkpoint import model_card
+from synthesis import text_frontend
 from tacotron2 import metrics
 from tacotron2.data_function import TextMelLoader
 from tacotron2.model import Tacotron2
+from vocoders import SIGMA_INFER, Vocoder, build_vocoder
 from waveglow.model import WaveGlow
 
 
@@ -76,7 +78,8 @@ HUM = "an averaged hum: the teacher's mel blurred over 9 bands x 15 frames, thro
 
 def signal_labels(vocoders: Sequence[str], voice: str, calibrate: bool) -> Dict[str, str]:
     """key -> description of every signal judged against the teacher, in table order."""
-    names = {"griffin_lim": "Griffin-Lim", "waveglow": "WaveGlow"}
+    names = {"griffin_lim": "Griffin-Lim", "waveglow": "WaveGlow",
+             "hifigan": "HiFi-GAN V1 (the published universal generator, not a WaveGlow)"}
     labels = {"teacher": "the teacher's recording"} if calibrate else {}
     labels.update({f"teacher_{v}": f"the teacher's own mel through {names[v]}" for v in vocoders})
     if calibrate:
@@ -95,6 +98,7 @@ class Judging(NamedTuple):
     griffin_lim_iters: int = 60
     sigma: float = SIGMA_INFER  # WaveGlow's
     denoising_strength: float = 0.01
+    hifigan: Optional[str] = None  # HiFi-GAN's weights (vocoders.py): a column of its own; None: none
 
 
 def sentence_signals(row: Dict[str, object], teacher: Teacher, text: str, vocoders: Dict[str, Vocoder],
@@ -170,8 +174,10 @@ def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: 
                    prenet_dropout: bool = True, seed: int = 0, decode: Optional[Callable] = None) -> Dict[str, object]:
     """{"summary", "sentences" (each with its "signals" where judged) and "calibration" (mean scores of each
     signal, labelled)} of the model on the filelist's first `limit` sentences; see the module docstring."""
-    audio = AudioConfig()
-    dataset = TextMelLoader(dataset_path, filelist, audio, ["english_cleaners"])
+    card = model_card(model)
+    audio = card.audio
+    dataset = TextMelLoader(dataset_path, filelist, audio, list(text_frontend(model).cleaners),
+                            frontend=text_frontend(model))
     rows = metrics.evaluate(model, dataset, limit, plot_dir, prenet_dropout=prenet_dropout, seed=seed,
                             keep_tensors=True, decode=decode)
     texts = spoken_texts(dataset_path)
@@ -183,11 +189,13 @@ def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: 
     if not (judging.calibrate or judging.audio_dir or judging.listen):
         return result
     cpu = torch.device("cpu")
-    vocoders: Dict[str, Vocoder] = {"griffin_lim": GriffinLimVocoder(
-        audio.n_mel_channels, cpu, audio.sampling_rate, audio.hop_length, judging.griffin_lim_iters)}
+    vocoders: Dict[str, Vocoder] = {"griffin_lim": build_vocoder("griffin-lim", card, cpu,
+                                                                 griffin_lim_iters=judging.griffin_lim_iters)}
     if waveglow is not None:
-        vocoders["waveglow"] = WaveGlowVocoder(waveglow, cpu, precision_policy(cpu, amp=False), judging.sigma,
-                                               judging.denoising_strength, audio.hop_length)
+        vocoders["waveglow"] = build_vocoder("waveglow", card, cpu, waveglow=waveglow, sigma=judging.sigma,
+                                             denoising_strength=judging.denoising_strength)
+    if judging.hifigan:
+        vocoders["hifigan"] = build_vocoder("hifigan", card, cpu, hifigan=judging.hifigan)
     stft = TacotronSTFT(**audio.stft_kwargs())
     said = spoken_texts(dataset_path, column=2)
     for row, entry in zip(rows, dataset.entries):

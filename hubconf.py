@@ -89,12 +89,22 @@ class TTSUtils:
         return text, lengths
 
     @staticmethod
-    def prepare_input_sequence(texts: List[str], cpu_run: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
-        """English text (cleaned with english_cleaners) -> (padded sequences, lengths), on CUDA unless cpu_run."""
-        from tacotron2.text import text_to_sequence
-        text, lengths = TTSUtils.pad_sequences(
-            [torch.tensor(text_to_sequence(t, ["english_cleaners"]), dtype=torch.long) for t in texts])
-        return (text, lengths) if cpu_run else (text.cuda(), lengths.cuda())
+    def prepare_input_sequence(texts: List[str], cpu_run: Optional[bool] = None,
+                               model: Optional[torch.nn.Module] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Plain text -> (padded sequences, lengths), as the model reads text: through the front end its checkpoint
+        names (`model=`: letters and english_cleaners for NVIDIA's, festival's or espeak-ng's phonemes for a phoneme
+        model), on the model's device; without `model` NVIDIA's characters, on CUDA where there is one (cpu_run:
+        on the CPU)."""
+        from synthesis import text_frontend
+        from tacotron2.text.frontend import TextFrontend
+        frontend = text_frontend(model) if model is not None else TextFrontend()
+        if model is not None:
+            device = next(model.parameters()).device
+        else:
+            device = torch.device("cpu" if cpu_run or not torch.cuda.is_available() else "cuda")
+        text, lengths = TTSUtils.pad_sequences([torch.tensor(s, dtype=torch.long)
+                                                for s in frontend.sequences(texts)])
+        return text.to(device), lengths.to(device)
 
 
 def nvidia_tts_utils() -> TTSUtils:

@@ -2,26 +2,40 @@
 
     python inference.py --tacotron2 T2.pt --waveglow WG.pt -i phrases/phrase.txt -o output/ [--amp-run]
 
-Without --waveglow (or with --vocoder griffin-lim) the mels are turned into audio by Griffin-Lim.
-`audio_<i><suffix>.wav` holds line i of the input (0-based). Everything is checked (phrase file,
-checkpoints, every line) before anything is synthesised or written.
+    python inference.py --tacotron2 T2.pt --vocoder hifigan -i phrases/phrase.txt -o output/   # no WaveGlow
+
+Without --waveglow the mels are turned into audio by Griffin-Lim, or by HiFi-GAN with --vocoder hifigan.
+Plain text reaches the model through the front end it was trained with (its checkpoint says which: letters,
+or phonemes from festival or espeak-ng), and the vocoder is built for its audio settings (a vocoder made for
+other mels is refused). `audio_<i><suffix>.wav` holds line i of the input (0-based). Everything is checked
+(phrase file, checkpoints, every line) before anything is synthesised or written.
 """
 import argparse
+import dataclasses
 import os
 import sys
 import warnings
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
-from tqdm import tqdm
 
 import models
 from common.audio import save_wav
-from common.checkpoint import CheckpointError
+from common.checkpoint import CheckpointError, model_card
 from common.dllog import RunLogger, log_path
 from common.training.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
-from synthesis import InputError, add_inference_flags, build_synthesizer, read_phrases
+from hifigan.weights import VocoderUnavailable, weights_path
+from synthesis import (InputError, Phrase, add_inference_flags, build_synthesizer, check_audio_flags, read_phrases,
+                       text_frontend)
+from tacotron2.model import Tacotron2
+from tacotron2.text.frontend import FrontendError
+from vocoders import VocoderMismatch, check_fits, expected_mels
+from waveglow.model import WaveGlow
+
+# a frame is 11.6 ms at NVIDIA's settings; speech takes 5-10 frames a letter, more a phoneme: under one frame a
+# symbol the model stopped early
+MIN_FRAMES_PER_SYMBOL = 1.0
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -31,15 +45,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("-o", "--output", type=str, required=True, help="output folder")
     parser.add_argument("--suffix", type=str, default="", help="output file name suffix")
     parser.add_argument("--tacotron2", type=str, required=True, help="Tacotron 2 checkpoint")
-    parser.add_argument("--waveglow", type=str, default=None, help="WaveGlow checkpoint (none: Griffin-Lim)")
-    parser.add_argument("--vocoder", choices=["waveglow", "griffin-lim"], default=None,
-                        help="vocoder (default: waveglow when --waveglow is given)")
+    parser.add_argument("--waveglow", type=str, default=None, help="WaveGlow checkpoint")
     parser.add_argument("--wn-channels", type=int, default=None,
                         help="WaveGlow's WN channels, as the seed's commands pass it: checked against the "
                              "checkpoint (whose architecture is read from it, 256 for NVIDIA's published one)")
-    parser.add_argument("-d", "--denoising-strength", default=0.01, type=float, help="denoiser strength (0: off)")
-    parser.add_argument("-sr", "--sampling-rate", default=22050, type=int, help="sampling rate")
-    parser.add_argument("--stft-hop-length", type=int, default=256, help="STFT hop length (samples per mel frame)")
     add_inference_flags(parser)
     parser.add_argument("--include-warmup", action="store_true",
                         help="before timing, synthesise one batch of each shape (batch size, longest phrase) "
@@ -52,7 +61,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--cpu", "--cpu-run", dest="cpu", action="store_true",
                         help="run on the CPU even when a GPU is present")
     parser.add_argument("-bs", "--batch-size", type=int, default=0, help="phrases per batch (0: all in one batch)")
-    parser.add_argument("--text-cleaners", nargs="*", default=["english_cleaners"], type=str)
+    parser.add_argument("--text-cleaners", nargs="*", default=None, type=str,
+                        help="text cleaners (default: the checkpoint's training flags', english_cleaners for NVIDIA's)")
     parser.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations")
     parser.add_argument("--max-decoder-steps", type=int, default=None, help="override the checkpoint's value")
     parser.add_argument("--gate-threshold", type=float, default=None, help="override the checkpoint's value")
@@ -67,35 +77,68 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def load(args: argparse.Namespace, device: torch.device) -> Tuple[Tacotron2, Optional[WaveGlow], List[Phrase]]:
+    """The checkpoints and the phrases through the Tacotron 2's front end, checked before any work."""
+    overrides = {k: v for k, v in (("max_decoder_steps", args.max_decoder_steps),
+                                   ("gate_threshold", args.gate_threshold)) if v is not None}
+    tacotron2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
+    check_audio_flags(args, tacotron2)
+    waveglow = None
+    if args.vocoder == "waveglow":
+        waveglow, wg_config = models.load_model(args.waveglow, "WaveGlow", device)
+        if args.wn_channels and wg_config["WN_config"]["n_channels"] != args.wn_channels:
+            raise InputError(f"--wn-channels {args.wn_channels}: {args.waveglow} has "
+                             f"{wg_config['WN_config']['n_channels']} WN channels (drop the flag: it is read off "
+                             f"the checkpoint)")
+    if args.vocoder == "hifigan":
+        weights_path(args.hifigan)  # installed, or what to install
+    check_fits(model_card(tacotron2), args.vocoder,
+               *expected_mels(args.vocoder, model_card(tacotron2), waveglow, args.hifigan))
+    frontend = text_frontend(tacotron2, args.text_frontend)
+    if args.text_cleaners is not None:
+        frontend = dataclasses.replace(frontend, cleaners=tuple(args.text_cleaners))
+    print(f"text front end: {frontend.describe()}", file=sys.stderr)
+    return tacotron2, waveglow, read_phrases(args.input, frontend, args.max_phrase_chars)
+
+
+def warn_implausible(source: str, phrase: Phrase, frames: int, reached_max: bool, max_steps: int,
+                     frames_per_step: int) -> None:
+    """Name the line of an output that hit the decoder's cap, stopped at once or is far too short for its text."""
+    if reached_max:
+        print(f"warning: {source}:{phrase.index + 1}: reached max_decoder_steps={max_steps} without stopping; the "
+              f"audio may be cut off (split long lines with --max-phrase-chars 180, or raise --max-decoder-steps)",
+              file=sys.stderr)
+    elif frames <= frames_per_step:
+        print(f"warning: {source}:{phrase.index + 1}: the model stopped at its first step ({frames} frames): "
+              f"is it trained, and does the text reach it as the symbols it was trained on?", file=sys.stderr)
+    elif frames < MIN_FRAMES_PER_SYMBOL * len(phrase.sequence):
+        print(f"warning: {source}:{phrase.index + 1}: {frames} frames for {len(phrase.sequence)} symbols is "
+              f"implausibly short: the model may have stopped early", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     keep_freed_memory(device)
     if args.seed is not None:
         torch.manual_seed(args.seed)
-    vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")
-    if vocoder == "waveglow" and not args.waveglow:
+    args.vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")
+    if args.vocoder == "waveglow" and not args.waveglow:
         sys.exit("error: --vocoder waveglow needs --waveglow CKPT")
     try:
-        phrases = read_phrases(args.input, args.text_cleaners, args.max_phrase_chars)
-        overrides = {k: v for k, v in (("max_decoder_steps", args.max_decoder_steps),
-                                       ("gate_threshold", args.gate_threshold)) if v is not None}
-        tacotron2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
-        waveglow, wg_config = models.load_model(args.waveglow, "WaveGlow", device) if vocoder == "waveglow" \
-            else (None, None)
-        if waveglow is not None and args.wn_channels and wg_config["WN_config"]["n_channels"] != args.wn_channels:
-            raise InputError(f"--wn-channels {args.wn_channels}: {args.waveglow} has "
-                             f"{wg_config['WN_config']['n_channels']} WN channels (drop the flag: it is read off "
-                             f"the checkpoint)")
-    except (InputError, CheckpointError) as e:
+        tacotron2, waveglow, phrases = load(args, device)
+    except (InputError, CheckpointError, FrontendError, VocoderMismatch, VocoderUnavailable) as e:
         sys.exit(f"error: {e}")
+    except SystemExit as e:  # a phonemizer that is not installed names its package
+        sys.exit(str(e.code))
     tacotron2.set_prenet_dropout(not args.deterministic)
     batch_size = args.batch_size or len(phrases)
     synth = build_synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
-                              denoising_strength=args.denoising_strength, hop_length=args.stft_hop_length,
-                              sampling_rate=args.sampling_rate, griffin_lim_iters=args.griffin_lim_iters,
-                              batch_size=batch_size, cuda_graphs=args.cuda_graphs)
+                              denoising_strength=args.denoising_strength, griffin_lim_iters=args.griffin_lim_iters,
+                              batch_size=batch_size, cuda_graphs=args.cuda_graphs, vocoder=args.vocoder,
+                              hifigan=args.hifigan)
     synth.report_fast_paths()
+    sampling_rate = synth.vocoder.audio.sampling_rate
     try:
         os.makedirs(args.output, exist_ok=True)
     except OSError as e:
@@ -113,22 +156,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 synth(batch)
     totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
     pieces: List[torch.Tensor] = []  # audio of the current line's pieces so far
-    pause = torch.zeros(int(args.pause * args.sampling_rate))
-    for batch in tqdm(batches, desc="phrases", unit="batch", disable=len(batches) < 2 or not sys.stderr.isatty()):
+    pause = torch.zeros(int(args.pause * sampling_rate))
+    for number, batch in enumerate(batches, 1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported per phrase below, by line
             result = synth(batch)
         for b, phrase in enumerate(batch):
-            if bool(result["reached_max"][b]):
-                print(f"warning: {args.input}:{phrase.index + 1}: reached max_decoder_steps="
-                      f"{tacotron2.decoder.max_decoder_steps} without stopping; the audio may be cut off "
-                      f"(split long lines with --max-phrase-chars 180, or raise --max-decoder-steps)",
-                      file=sys.stderr)
+            warn_implausible(args.input, phrase, int(result["mel_lengths"][b]), bool(result["reached_max"][b]),
+                             tacotron2.decoder.max_decoder_steps, tacotron2.n_frames_per_step)
             wav = result["audio"][b]
             pieces += [pause, wav] if pieces else [wav]
             if phrase.part == phrase.parts - 1:  # the line's last piece: write the line
                 save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"), torch.cat(pieces),
-                         args.sampling_rate)
+                         sampling_rate)
                 pieces = []
             if args.plot:
                 steps = int(result["mel_lengths"][b]) // tacotron2.n_frames_per_step + 1
@@ -140,15 +180,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         totals["mels"] += int(result["mel_lengths"].sum())
         for key in ("tacotron2_latency", "vocoder_latency", "latency"):
             totals[key] += result[key]
-    audio_seconds = totals["samples"] / args.sampling_rate
+        seconds = sum(w.numel() for w in result["audio"]) / sampling_rate
+        print(f"batch {number}/{len(batches)}: {len(batch)} phrase(s), {seconds:.1f} s of audio in "
+              f"{result['latency']:.1f} s", file=sys.stderr)
+    audio_seconds = totals["samples"] / sampling_rate
     summary = {"tacotron2_items_per_sec": totals["mels"] / max(totals["tacotron2_latency"], 1e-9),
                "waveglow_items_per_sec": totals["samples"] / max(totals["vocoder_latency"], 1e-9),
                "tacotron2_latency": totals["tacotron2_latency"], "waveglow_latency": totals["vocoder_latency"],
                "latency": totals["latency"], "num_mels": totals["mels"], "audio_seconds": audio_seconds,
-               "rtf": audio_seconds / max(totals["latency"], 1e-9), "vocoder": vocoder, "device": device.type,
+               "rtf": audio_seconds / max(totals["latency"], 1e-9), "vocoder": args.vocoder, "device": device.type,
                "n_phrases": len(phrases)}
     logger.log((), summary, echo=True)
     logger.close()
+    print(f"wrote {len({p.index for p in phrases})} wav(s) to {args.output}", file=sys.stderr)
     return 0
 
 

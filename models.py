@@ -8,8 +8,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
-from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
-                               state_dict_from_checkpoint)
+from common.checkpoint import (CheckpointError, ModelCard, check_model_kind, load_checkpoint_file,
+                               load_model_weights, state_dict_from_checkpoint)
 from common.model_package import ModelPackage
 from tacotron2.package import PACKAGE as TACOTRON2
 from waveglow.package import PACKAGE as WAVEGLOW
@@ -60,7 +60,9 @@ def load_model(path: str, model_name: str, device: torch.device,
 
     The architecture comes from the checkpoint's `config`, or is read off its weights when it has none
     (never from defaults). `overrides` replace config entries that do not change the weights, such as
-    the decoder's `max_decoder_steps` and `gate_threshold`.
+    the decoder's `max_decoder_steps` and `gate_threshold`. The model carries the checkpoint's `card`
+    (common.checkpoint.ModelCard: its audio settings and training flags), from which inference rebuilds the text
+    front end and the vocoder's settings.
     """
     ckpt = load_checkpoint_file(path)
     state_dict = state_dict_from_checkpoint(ckpt, path)
@@ -77,4 +79,5 @@ def load_model(path: str, model_name: str, device: torch.device,
     except TypeError as e:
         raise CheckpointError(f"{path}: its config does not describe a {model_name}: {e}") from e
     load_model_weights(model, state_dict, path)
+    model.card = ModelCard.of(ckpt, path)
     return model.to(device).eval(), config

@@ -1,34 +1,33 @@
 """Text to waveforms as a library: phrases, one precision policy, Tacotron 2 and a vocoder.
 
     t2, _ = models.load_model("t2.pt", "Tacotron2", device)
-    wg, _ = models.load_model("wg.pt", "WaveGlow", device)
-    synth = Synthesizer(t2, WaveGlowVocoder(wg, policy), device, policy)
-    result = synth(read_phrases("phrases/phrase.txt", ["english_cleaners"]))
+    synth = build_synthesizer(t2, device, vocoder="hifigan")      # or waveglow=WaveGlow model, or griffin-lim
+    result = synth(read_phrases("phrases/phrase.txt", text_frontend(t2)))
 
-inference.py, test_infer.py and the demo's scripts are command lines over this module.
+The text front end and the audio settings come from the Tacotron 2's checkpoint (its `card`), so plain text
+reaches a phoneme model as phonemes and the vocoder is built for (or refused for) the model's mels.
+inference.py, test_infer.py, hubconf.py and the demo's scripts are command lines over this module.
 """
 import os
 import sys
 import time
 import warnings
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from common.audio_processing import griffin_lim
+from common.checkpoint import model_card
 from common.filelist import read_text_lines
-from common.layers import TacotronSTFT
 from common.cpu.cpu_features import bf16_native, describe as describe_cpu
 from common.cpu.linear import int8_available
-from common.stft import STFT
 from common.timing import sync
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import InferenceOutput, Tacotron2
 from tacotron2.text import EmptyTextError, text_to_sequence
+from tacotron2.text.frontend import FRONTENDS, FrontendError, TextFrontend, frontend_for
 from tacotron2.text.segment import split_text
-from waveglow.denoiser import Denoiser
-from waveglow.fast_inference import FastWaveGlow, WaveGlowEngine, tune_waveglow
+from vocoders import SIGMA_INFER, VOCODERS, Vocoder, build_vocoder
 from waveglow.model import WaveGlow
 
 
@@ -44,31 +43,52 @@ class Phrase(NamedTuple):
     parts: int = 1
 
 
-def read_phrases(path: str, cleaners: List[str], max_chars: int = 0) -> List[Phrase]:
-    """Lines of a UTF-8 file -> phrases; blank lines are skipped with a note, unspeakable ones are errors.
+def text_frontend(tacotron2: Tacotron2, flag: Optional[str] = None) -> TextFrontend:
+    """The text front end a Tacotron 2 was trained with, from its checkpoint's card (or `flag`, --text-frontend,
+    for a checkpoint written before checkpoints said it); FrontendError says what to pass where it is needed."""
+    card = model_card(tacotron2)
+    return frontend_for(card.train_args, card.path, flag)
+
+
+def make_phrases(lines: Sequence[str], frontend: TextFrontend, max_chars: int = 0, source: str = "text"
+                 ) -> List[Phrase]:
+    """Lines of text -> phrases through the model's front end (one phonemizer run for all of them); blank lines
+    are skipped with a note, unspeakable ones are InputErrors naming `source` and the line (1-based).
 
     max_chars > 0: a longer line becomes several phrases (pieces of one line, see `split_text`).
     """
+    pieces: List[Tuple[int, int, int, str]] = []  # (line index, part, parts, text)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            print(f"note: {source}:{i + 1}: empty line skipped", file=sys.stderr)
+            continue
+        parts = split_text(line, max_chars) if max_chars > 0 else [line.strip()]
+        pieces += [(i, part, len(parts), piece) for part, piece in enumerate(parts)]
+    if not pieces:
+        raise InputError(f"{source}: no phrases")
+    try:
+        symbols = frontend.to_symbols([p[3] for p in pieces])
+    except FrontendError as e:
+        line = next((i for i, _, _, text in pieces if text.strip() in str(e)), None)
+        raise InputError(f"{source}:{line + 1}: {e}" if line is not None else f"{source}: {e}") from e
+    phrases = []
+    for (i, part, parts, piece), spoken in zip(pieces, symbols):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                seq = text_to_sequence(spoken, list(frontend.cleaners))
+        except EmptyTextError as e:
+            where = f" (piece {part + 1} of {parts}: {piece!r})" if parts > 1 else ""
+            raise InputError(f"{source}:{i + 1}: {e}{where}") from e
+        phrases.append(Phrase(i, piece, seq, part, parts))
+    return phrases
+
+
+def read_phrases(path: str, frontend: TextFrontend, max_chars: int = 0) -> List[Phrase]:
+    """Lines of a UTF-8 file -> phrases, see `make_phrases`."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: phrase file not found")
-    phrases = []
-    for i, line in enumerate(read_text_lines(path, InputError)):
-        if not line.strip():
-            print(f"note: {path}:{i + 1}: empty line skipped", file=sys.stderr)
-            continue
-        pieces = split_text(line, max_chars) if max_chars > 0 else [line.strip()]
-        for part, piece in enumerate(pieces):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    seq = text_to_sequence(piece, cleaners)
-            except EmptyTextError as e:
-                where = f" (piece {part + 1} of {len(pieces)}: {piece!r})" if len(pieces) > 1 else ""
-                raise InputError(f"{path}:{i + 1}: {e}{where}") from e
-            phrases.append(Phrase(i, piece, seq, part, len(pieces)))
-    if not phrases:
-        raise InputError(f"{path}: no phrases")
-    return phrases
+    return make_phrases(read_text_lines(path, InputError), frontend, max_chars, path)
 
 
 def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -80,17 +100,42 @@ def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Te
     return text.to(device), lengths.to(device)
 
 
-SIGMA_INFER = 0.6  # WaveGlow's latent sigma at inference: the seed README's value, for every entry point
 AMP_HELP = ("mixed precision (--amp and --fp16 are the same flag): float16 on CUDA; on a CPU whichever of bfloat16 "
             "(where the CPU has it natively), int8 LSTM matrices (fbgemm) and float32 is timed fastest, printed as "
             "'fast path: ...'")
 
 
-def add_inference_flags(parser) -> None:
-    """The flags every inference entry point shares, with one meaning: precision and WaveGlow's sigma."""
+def add_inference_flags(parser, default_vocoder: Optional[str] = None) -> None:
+    """The flags every inference entry point shares, with one meaning: precision, the vocoder and its settings,
+    the text front end, and the audio settings (read off the checkpoints; given, they are checked)."""
     parser.add_argument("--amp-run", "--amp", "--fp16", dest="amp_run", action="store_true", help=AMP_HELP)
     parser.add_argument("-s", "--sigma-infer", default=SIGMA_INFER, type=float,
                         help=f"WaveGlow latent sigma (the seed's {SIGMA_INFER})")
+    parser.add_argument("-d", "--denoising-strength", default=0.01, type=float,
+                        help="WaveGlow's denoiser strength (0: off)")
+    parser.add_argument("--vocoder", choices=sorted(VOCODERS), default=default_vocoder,
+                        help="; ".join(f"{k}: {v}" for k, v in VOCODERS.items())
+                             + ". Default: waveglow when --waveglow is given, else griffin-lim")
+    parser.add_argument("--hifigan", default="universal",
+                        help="HiFi-GAN weights: the published universal or ljspeech generator, or a checkpoint path")
+    parser.add_argument("--text-frontend", choices=sorted(FRONTENDS), default=None,
+                        help="how plain text becomes the model's symbols; read off the checkpoint (needed only for "
+                             "a phoneme model written before checkpoints said it): "
+                             + "; ".join(f"{k}: {v}" for k, v in FRONTENDS.items()))
+    parser.add_argument("-sr", "--sampling-rate", type=int, default=None,
+                        help="sampling rate; read off the checkpoint (given, it must agree)")
+    parser.add_argument("--stft-hop-length", type=int, default=None,
+                        help="samples per mel frame; read off the checkpoint (given, it must agree)")
+
+
+def check_audio_flags(args, tacotron2: Tacotron2) -> None:
+    """-sr and --stft-hop-length, where given, must be what the Tacotron 2 was trained with (InputError)."""
+    card = model_card(tacotron2)
+    for flag, given, trained in (("-sr", args.sampling_rate, card.audio.sampling_rate),
+                                 ("--stft-hop-length", args.stft_hop_length, card.audio.hop_length)):
+        if given is not None and given != trained:
+            raise InputError(f"{flag} {given}: {card.path} was trained with {trained} (drop the flag: it is read "
+                             "off the checkpoint)")
 
 
 class Precision(NamedTuple):
@@ -119,82 +164,6 @@ def precision_policy(device: torch.device, amp: bool) -> Precision:
         label = f"{'/'.join(kinds)} where faster" if kinds else "FP32"
         return Precision(False, (*bf16, torch.float32, *int8), (None, torch.float32, *bf16), label)
     return Precision(False, (torch.float32,), (None, torch.float32), "FP32")
-
-
-class GriffinLimVocoder:
-    """Log-mel -> linear magnitude by least squares through the filterbank, then Griffin-Lim.
-
-    Item by item on its own frames with the same initial phases: an item's audio does not depend on its batch.
-    """
-
-    def __init__(self, n_mel_channels: int, device: torch.device, sampling_rate: int = 22050, hop_length: int = 256,
-                 n_iters: int = 60) -> None:
-        self.hop_length = hop_length
-        self.n_iters = n_iters
-        mel_fn = TacotronSTFT(filter_length=1024, hop_length=hop_length, win_length=1024,
-                              n_mel_channels=n_mel_channels, sampling_rate=sampling_rate)
-        self.pinv = torch.linalg.pinv(mel_fn.mel_basis).to(device)  # (n_freq, n_mel)
-        self.stft = STFT(1024, hop_length, 1024).to(device)
-        self.fast_paths: Dict[str, Dict[str, float]] = {}
-
-    @torch.no_grad()
-    def __call__(self, mel: torch.Tensor, lengths: torch.Tensor) -> List[torch.Tensor]:
-        """(B, n_mel, T_out) log-mel and (B,) frame counts -> B waveforms of lengths * hop samples."""
-        waves = []
-        for m, n in zip(mel.float(), lengths.tolist()):
-            mag = (self.pinv @ torch.exp(m[:, :n])).clamp_min(1e-8)
-            # n frames give (n - 1) * hop samples, and the STFT's reflect padding needs a few frames: append silence
-            mag = torch.nn.functional.pad(mag, (0, max(1, 5 - n)), value=1e-8)
-            wav = griffin_lim(mag[None], self.stft, n_iters=self.n_iters, seed=0)[0]
-            waves.append(wav[:n * self.hop_length])
-        return waves
-
-
-class WaveGlowVocoder:
-    """WaveGlow (weight norm folded; the plain model or a timed FastWaveGlow snapshot) and its denoiser."""
-
-    def __init__(self, waveglow: WaveGlow, device: torch.device, precision: Precision, sigma: float = SIGMA_INFER,
-                 denoising_strength: float = 0.01, hop_length: int = 256, chunk_frames: int = 200,
-                 overlap_frames: int = 8) -> None:
-        self.sigma = sigma
-        self.denoising_strength = denoising_strength
-        self.hop_length = hop_length
-        self.chunk_frames = chunk_frames
-        self.overlap_frames = overlap_frames
-        self.half = precision.half
-        self.fast_paths: Dict[str, Dict[str, float]] = {}
-        waveglow.remove_weightnorm()
-        if self.half:
-            waveglow.half()
-        self.waveglow = waveglow
-        dtypes = precision.waveglow_dtypes
-        self.engine: WaveGlowEngine
-        if len(dtypes) > 1:
-            self.engine, timings = tune_waveglow(waveglow, dtypes)
-            self.fast_paths["waveglow_coupling_ms"] = {k: round(1e3 * v, 2) for k, v in timings.items()}
-        else:
-            self.engine = waveglow if dtypes[0] is None else FastWaveGlow(waveglow, dtypes[0])
-        self.denoiser = Denoiser(waveglow).to(device) if denoising_strength > 0 else None
-
-    @torch.no_grad()
-    def pieces(self, mel: torch.Tensor) -> Iterator[torch.Tensor]:
-        """(B, n_mel, T_out) log-mel -> consecutive float32 pieces (B, chunk_frames * hop) of audio as they are
-        vocoded, each denoised on its own: the first audio is ready after one chunk, memory is bounded by a chunk
-        (8 frames of context on each side cost 8 % at 200-frame chunks)."""
-        mel = mel.half() if self.half else mel.float()
-        for piece in self.engine.infer_chunks(mel, self.sigma, self.chunk_frames, self.overlap_frames):
-            piece = piece.float()
-            if self.denoiser is not None:
-                piece = self.denoiser(piece, strength=self.denoising_strength).squeeze(1)
-            yield piece
-
-    def __call__(self, mel: torch.Tensor, lengths: torch.Tensor) -> List[torch.Tensor]:
-        """(B, n_mel, T_out) log-mel and (B,) frame counts -> B waveforms of lengths * hop samples."""
-        audio = torch.cat(list(self.pieces(mel)), dim=1)
-        return [a[:n * self.hop_length] for a, n in zip(audio, lengths.tolist())]
-
-
-Vocoder = Union[GriffinLimVocoder, WaveGlowVocoder]
 
 
 class Synthesizer:
@@ -249,20 +218,13 @@ class Synthesizer:
 
     def stream(self, phrase: Phrase) -> Iterator[torch.Tensor]:
         """One phrase's audio piece by piece as the vocoder produces it (WaveGlow: chunk_frames * hop samples a
-        piece; Griffin-Lim: one piece), so that a caller can start playing before the phrase is done. Not
+        piece; the others: one piece), so that a caller can start playing before the phrase is done. Not
         peak-normalised: joined, the pieces equal `self([phrase], normalize=False)["audio"][0]` with the same
         random draws."""
         text, lengths = pad_batch([phrase], self.device)
         out = self.mels(text, lengths)
-        n_frames = out.mel_lengths.long().clamp(min=1)
-        left = int(n_frames[0]) * self.vocoder.hop_length
-        pieces = (self.vocoder.pieces(out.mel_outputs_postnet) if isinstance(self.vocoder, WaveGlowVocoder)
-                  else iter(w[None] for w in self.vocoder(out.mel_outputs_postnet, n_frames)))
-        for piece in pieces:
-            if left <= 0:
-                break
-            piece = piece[0, :left]
-            left -= piece.numel()
+        n_frames = int(out.mel_lengths.long().clamp(min=1)[0])
+        for piece in self.vocoder.stream(out.mel_outputs_postnet, n_frames):
             yield piece.float().cpu()
 
     def __call__(self, phrases: Sequence[Phrase], normalize: bool = True) -> Dict[str, object]:
@@ -285,14 +247,15 @@ class Synthesizer:
 
 
 def build_synthesizer(tacotron2: Tacotron2, waveglow: Optional[WaveGlow], device: torch.device, amp: bool = False,
-                      sigma: float = SIGMA_INFER, denoising_strength: float = 0.01, hop_length: int = 256,
-                      sampling_rate: int = 22050, griffin_lim_iters: int = 60, batch_size: int = 1,
-                      cuda_graphs: bool = True) -> Synthesizer:
-    """A Synthesizer with WaveGlow (or Griffin-Lim when `waveglow` is None) under the device's precision policy."""
+                      sigma: float = SIGMA_INFER, denoising_strength: float = 0.01, griffin_lim_iters: int = 60,
+                      batch_size: int = 1, cuda_graphs: bool = True, vocoder: Optional[str] = None,
+                      hifigan: str = "universal") -> Synthesizer:
+    """A Synthesizer under the device's precision policy with the vocoder `vocoder` (vocoders.VOCODERS; default:
+    WaveGlow when `waveglow` is given, else Griffin-Lim), built for the Tacotron 2's audio settings (its card),
+    or refused (vocoders.VocoderMismatch) where the vocoder's mels differ."""
     precision = precision_policy(device, amp)
-    if waveglow is None:
-        vocoder: Vocoder = GriffinLimVocoder(tacotron2.n_mel_channels, device, sampling_rate, hop_length,
-                                             griffin_lim_iters)
-    else:
-        vocoder = WaveGlowVocoder(waveglow, device, precision, sigma, denoising_strength, hop_length)
-    return Synthesizer(tacotron2, vocoder, device, precision, batch_size, cuda_graphs)
+    name = vocoder or ("waveglow" if waveglow is not None else "griffin-lim")
+    chosen = build_vocoder(name, model_card(tacotron2), device, amp=amp, waveglow=waveglow,
+                           waveglow_dtypes=precision.waveglow_dtypes, hifigan=hifigan, sigma=sigma,
+                           denoising_strength=denoising_strength, griffin_lim_iters=griffin_lim_iters)
+    return Synthesizer(tacotron2, chosen, device, precision, batch_size, cuda_graphs)

@@ -13,7 +13,7 @@ models with random weights are timed (a gate that never fires: every run decodes
 import argparse
 import sys
 import warnings
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -24,8 +24,13 @@ from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
 from common.training.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
-from synthesis import InputError, Phrase, Synthesizer, add_inference_flags, build_synthesizer, read_phrases
-from tacotron2.text import text_to_sequence
+from hifigan.weights import VocoderUnavailable
+from synthesis import (InputError, Phrase, Synthesizer, add_inference_flags, build_synthesizer, check_audio_flags,
+                       read_phrases, text_frontend)
+from tacotron2.model import Tacotron2
+from tacotron2.text.frontend import FrontendError, TextFrontend
+from vocoders import VocoderMismatch
+from waveglow.model import WaveGlow
 
 # the seed's benchmark sentence (LJSpeech's first transcript, twice), cut to --input-length characters
 SENTENCE = ("The forms of printed letters should be beautiful, and that their arrangement on the page should be "
@@ -80,19 +85,15 @@ def parse_args(argv):
                                      allow_abbrev=False)
     parser.add_argument("--tacotron2", default=None, help="checkpoint (random default-size weights when omitted)")
     parser.add_argument("--waveglow", default=None, help="checkpoint (random weights when omitted)")
-    parser.add_argument("--vocoder", choices=["waveglow", "griffin-lim"], default="waveglow")
     parser.add_argument("--wn-channels", type=int, default=256, help="WN channels of a random WaveGlow")
     parser.add_argument("-bs", "--batch-size", type=int, default=1, help="copies of the sentence in a batch")
     parser.add_argument("-il", "--input-length", type=int, default=64, help="characters of the sentence")
     parser.add_argument("-i", "--input", default=None, help="time this phrase file instead (one batch)")
     parser.add_argument("-n", "--num-iters", type=int, default=10, help="runs, the warm-up ones included")
     parser.add_argument("--warmup", type=int, default=3, help="first runs not counted")
-    parser.add_argument("-d", "--denoising-strength", default=0.01, type=float, help="denoiser strength (0: off)")
-    add_inference_flags(parser)
+    add_inference_flags(parser, default_vocoder="waveglow")
     parser.add_argument("--cpu", "--cpu-run", dest="cpu", action="store_true")
     parser.add_argument("--max-decoder-steps", type=int, default=None)
-    parser.add_argument("-sr", "--sampling-rate", type=int, default=22050)
-    parser.add_argument("--stft-hop-length", type=int, default=256)
     parser.add_argument("--log-file", default="nvlog.json", help="DLLogger JSON-stream log of every run")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--first-chunk", action="store_true",
@@ -106,18 +107,20 @@ def parse_args(argv):
     return args
 
 
-def sentence_batch(batch_size: int, input_length: int) -> List[Phrase]:
+def sentence_batch(batch_size: int, input_length: int, frontend: TextFrontend) -> List[Phrase]:
+    """The seed's sentence cut to input_length characters (of plain text: a phoneme model gets its phonemes)."""
     text = SENTENCE[:input_length]
-    return [Phrase(i, text, text_to_sequence(text, ["english_cleaners"])) for i in range(batch_size)]
+    return [Phrase(i, text, sequence) for i, sequence in enumerate(frontend.sequences([text]) * batch_size)]
 
 
-def build(args, device: torch.device, batch_size: int = 1) -> Synthesizer:
+def load_models(args, device: torch.device) -> Tuple[Tacotron2, Optional[WaveGlow]]:
     overrides = {"max_decoder_steps": args.max_decoder_steps} if args.max_decoder_steps else {}
     if args.tacotron2:
         t2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
     else:
         # random weights: a gate that never fires, so every run decodes exactly --max-decoder-steps frames
         t2 = models.get_model("Tacotron2", {"gate_threshold": 2.0, **overrides}, device).eval()
+    check_audio_flags(args, t2)
     wg = None
     if args.vocoder == "waveglow":
         if args.waveglow:
@@ -125,9 +128,13 @@ def build(args, device: torch.device, batch_size: int = 1) -> Synthesizer:
         else:
             cfg = {"WN_config": {"n_layers": 8, "kernel_size": 3, "n_channels": args.wn_channels}}
             wg = models.get_model("WaveGlow", cfg, device).eval()
+    return t2, wg
+
+
+def build(args, t2: Tacotron2, wg: Optional[WaveGlow], device: torch.device, batch_size: int = 1) -> Synthesizer:
     return build_synthesizer(t2, wg, device, amp=args.amp_run, sigma=args.sigma_infer,
-                             denoising_strength=args.denoising_strength, hop_length=args.stft_hop_length,
-                             sampling_rate=args.sampling_rate, batch_size=batch_size)
+                             denoising_strength=args.denoising_strength, batch_size=batch_size,
+                             vocoder=args.vocoder, hifigan=args.hifigan)
 
 
 def main(argv=None) -> int:
@@ -136,13 +143,15 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     keep_freed_memory(device)
     try:
+        t2, wg = load_models(args, device)
+        frontend = text_frontend(t2, args.text_frontend)
         if args.input:
-            phrases = read_phrases(args.input, ["english_cleaners"])
+            phrases = read_phrases(args.input, frontend)
         else:
-            phrases = sentence_batch(args.batch_size, args.input_length)
-        synth = build(args, device, batch_size=len(phrases))
+            phrases = sentence_batch(args.batch_size, args.input_length, frontend)
+        synth = build(args, t2, wg, device, batch_size=len(phrases))
         synth.report_fast_paths()
-    except (InputError, CheckpointError) as e:
+    except (InputError, CheckpointError, FrontendError, VocoderMismatch, VocoderUnavailable) as e:
         sys.exit(f"error: {e}")
     logger = RunLogger(args.log_file) if args.log_file else None
     if logger:
@@ -165,7 +174,7 @@ def main(argv=None) -> int:
                     "throughput": n_samples / result["latency"],
                     "tacotron2_items_per_sec": int(result["mel_lengths"].sum()) / result["tacotron2_latency"],
                     "waveglow_items_per_sec": n_samples / result["vocoder_latency"]})
-    stats = latency_stats(latencies, samples, mels, args.sampling_rate)
+    stats = latency_stats(latencies, samples, mels, synth.vocoder.audio.sampling_rate)
     if args.first_chunk:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -315,8 +315,11 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     try:
         trainset = package.dataset(args.dataset_path, args.training_files, args)
         valset = package.dataset(args.dataset_path, args.validation_files, args) if args.validation_files else None
+        resolved = package.resolve_flags(trainset, args) if package.resolve_flags is not None else {}
     except ValueError as e:
         raise SystemExit(f"error: {e}")
+    vars(args).update(resolved)
+    checkpoints.train_args.update(resolved)  # what the checkpoints record (e.g. the text front end)
     data_checks.check_training_data(args, info, package, [d for d in (trainset, valset) if d is not None])
     collate_fn = package.collate(args)
     if args.bucket_batches and package.item_lengths is not None:

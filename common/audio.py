@@ -1,6 +1,7 @@
 """Audio configuration and wav I/O with validation that names the file."""
 import dataclasses
 import os
+from typing import List, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -22,6 +23,18 @@ class AudioConfig:
     @classmethod
     def from_args(cls, args) -> "AudioConfig":
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def from_train_args(cls, train_args) -> "AudioConfig":
+        """The settings a checkpoint's training flags record; NVIDIA's defaults for one without (None or {}), which
+        is what its published models were trained with."""
+        return cls(**{f.name: (train_args or {}).get(f.name, f.default) for f in dataclasses.fields(cls)})
+
+    def differences(self, other: "AudioConfig") -> List[Tuple[str, object, object]]:
+        """(setting, ours, theirs) for each STFT or mel setting in which two models' mels differ; max_wav_value
+        only scales the 16-bit files on disk."""
+        return [(f.name, getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                if f.name != "max_wav_value" and float(getattr(self, f.name)) != float(getattr(other, f.name))]
 
     def stft_kwargs(self) -> dict:
         """Keyword arguments of common.layers.TacotronSTFT."""

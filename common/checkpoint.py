@@ -9,12 +9,36 @@ and RNG states. We add `model_name` and `iteration`. Loaders need only `state_di
 import os
 import pickle
 import tempfile
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional
 
 import torch
 
+from common.audio import AudioConfig
+
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used, with the reason and the file named."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a checkpoint says of its model beyond the weights, for inference to rebuild what the model expects:
+    the audio settings of its mels and its training flags (a Tacotron 2's text front end and cleaners are there).
+    `train_args` is None for a checkpoint without training flags (NVIDIA's): NVIDIA's defaults hold for it."""
+    path: str
+    audio: AudioConfig
+    train_args: Optional[Dict[str, Any]] = None
+
+    @classmethod
+    def of(cls, ckpt: Dict[str, Any], path: str) -> "ModelCard":
+        train_args = ckpt.get("train_args") if isinstance(ckpt.get("train_args"), dict) else None
+        return cls(path, AudioConfig.from_train_args(train_args), train_args)
+
+
+def model_card(model: torch.nn.Module) -> ModelCard:
+    """The card `models.load_model` attached to a model; a model built in memory has NVIDIA's defaults."""
+    card = getattr(model, "card", None)
+    return card if isinstance(card, ModelCard) else ModelCard("(a model built in memory)", AudioConfig())
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -32,6 +32,9 @@ class ModelPackage:
     quality_metrics: Optional[Callable] = None  # (model, dataset, n) -> ({name: value}, {name: figure})
     # training-only settings of the model from the flags, applied before training: (model, flags) -> None
     prepare_training: Optional[Callable[[torch.nn.Module, argparse.Namespace], None]] = None
+    # flag values that depend on the training data, resolved once before the first step and stored with the
+    # checkpoints' training flags: (training set, flags) -> {dest: value}; raises ValueError to refuse the run
+    resolve_flags: Optional[Callable[[torch.utils.data.Dataset, argparse.Namespace], Dict[str, Any]]] = None
     # what common/training/data_checks.py checks of a dataset's audio: (dataset, flags) -> ContentItems, None: nothing
     content_items: Optional[Callable[[torch.utils.data.Dataset, argparse.Namespace], Optional["ContentItems"]]] = None
 

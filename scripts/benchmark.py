@@ -218,13 +218,14 @@ def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = No
     import copy
     from common.timing import first_item_seconds
     from synthesis import build_synthesizer, read_phrases
+    from tacotron2.text.frontend import TextFrontend
     torch.manual_seed(0)
     t2_config = full_config("Tacotron2", max_decoder_steps=frames, gate_threshold=2.0)
     wg_config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256})
     t2, wg = Tacotron2(**t2_config).eval(), WaveGlow(**wg_config).eval()
     for wn in wg.WN:  # random end layers: a trained model's coupling is not the identity
         torch.nn.init.normal_(wn.end.weight, std=0.02)
-    phrase = read_phrases(phrase_file, ["english_cleaners"])[0]
+    phrase = read_phrases(phrase_file, TextFrontend("characters"))[0]
     group = f"end to end, {os.path.splitext(os.path.basename(phrase_file))[0]}, {frames} frames, WN 256"
     sequence = torch.tensor([phrase.sequence])
     ref_job = ("end_to_end", {"tacotron2": t2_config, "waveglow": wg_config},

@@ -112,13 +112,14 @@ def check_graphs(t2) -> str:
 def check_fp16(t2, wg) -> str:
     """As inference.py (with and without --amp-run) runs them: synthesis.Synthesizer's mels, WaveGlow in half."""
     from synthesis import build_synthesizer, pad_batch, read_phrases
+    from tacotron2.text.frontend import TextFrontend
     t2.set_prenet_dropout(False)
     synth32 = build_synthesizer(t2, None, DEVICE, amp=False)
     synth16 = build_synthesizer(copy.deepcopy(t2), None, DEVICE, amp=True)
     wgh = copy.deepcopy(wg).half()
     mel_errs, snrs, nonfinite, lines = [], [], 0, 0
     for path in sorted(glob.glob("phrases/*.txt")):
-        phrases = read_phrases(path, ["english_cleaners"], max_chars=180)
+        phrases = read_phrases(path, TextFrontend("characters"), max_chars=180)
         for start in range(0, len(phrases), 8):
             batch = phrases[start:start + 8]
             text, lengths = pad_batch(batch, DEVICE)

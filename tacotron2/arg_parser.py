@@ -4,6 +4,7 @@ import dataclasses
 from typing import Any, Dict
 
 from common.utils import str2bool
+from .text.frontend import FRONTENDS
 
 from .text import symbols
 
@@ -102,6 +103,11 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False
     g.add_argument("--teacher-frame-dropout", default=0.0, type=float,
                    help="share of the teacher's previous frames replaced by the utterance's mean frame in training, so "
                         "that the decoder must read the text rather than extend its last frame (0: as the reference)")
+    g.add_argument("--text-frontend", default="auto", choices=["auto", *FRONTENDS],
+                   help="how plain text becomes the symbols of the transcripts, recorded with the checkpoints so that "
+                        "inference reads plain text the same way: characters (the text itself, NVIDIA's), festival "
+                        "or espeak (the phonemizer that made phoneme transcripts), arpabet (phonemes of an unnamed "
+                        "phonemizer); auto: characters for plain transcripts, arpabet for phoneme ones")
     return parser
 
 

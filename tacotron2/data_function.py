@@ -1,7 +1,7 @@
 """Tacotron 2 data: (text ids, mel) pairs from a filelist, and the padding collate."""
 import argparse
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -11,6 +11,7 @@ from common.filelist import FilelistError, load_filelist
 from common.layers import TacotronSTFT
 from common.utils import Batch
 from .text import EmptyTextError, text_to_sequence
+from .text.frontend import TextFrontend, is_phonemes
 
 
 class TextMelLoader(torch.utils.data.Dataset):
@@ -23,10 +24,15 @@ class TextMelLoader(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset_path: str, filelist: str, audio: AudioConfig, text_cleaners: List[str],
-                 load_mel_from_disk: bool = False, check: bool = True, cache_mels: bool = False) -> None:
+                 load_mel_from_disk: bool = False, check: bool = True, cache_mels: bool = False,
+                 frontend: Optional[TextFrontend] = None) -> None:
         self.entries = load_filelist(filelist, dataset_path)
         self.audio = audio
         self.text_cleaners = text_cleaners
+        if frontend is not None and frontend.reads_phonemes:  # plain-text lines read as the model reads text
+            plain = [i for i, e in enumerate(self.entries) if not is_phonemes(e.fields[0])]
+            for i, symbols in zip(plain, frontend.to_symbols([self.entries[i].fields[0] for i in plain])):
+                self.entries[i] = self.entries[i]._replace(fields=[symbols, *self.entries[i].fields[1:]])
         self.load_mel_from_disk = load_mel_from_disk
         self.stft = TacotronSTFT(**audio.stft_kwargs())
         # mels kept in memory after their first computation (per worker process); ~2 MB per 10 s clip

@@ -1,11 +1,13 @@
 """Tacotron 2 as a model package (see common/model_package.py)."""
 import argparse
-from typing import Optional
+import warnings
+from typing import Any, Dict, Optional
 
 from common.model_package import ContentItems, ModelPackage
 from tacotron2 import arg_parser, data_function, metrics
 from tacotron2.loss_function import Tacotron2Loss
 from tacotron2.model import Tacotron2
+from tacotron2.text.frontend import training_frontend
 
 
 def loss(args: argparse.Namespace) -> Tacotron2Loss:
@@ -20,6 +22,16 @@ def prepare_training(model: Tacotron2, args: argparse.Namespace) -> None:
     model.set_conv_dropout(args.p_encoder_dropout, args.p_postnet_dropout)
 
 
+def resolve_flags(dataset: data_function.TextMelLoader, args: argparse.Namespace) -> Dict[str, Any]:
+    """--text-frontend as the checkpoints record it: `auto` resolved from the transcripts, or the flag checked
+    against them (FrontendError, a ValueError, where they contradict it)."""
+    kind, warning = training_frontend(args.text_frontend, [e.fields[0] for e in dataset.entries],
+                                      args.training_files)
+    if warning:
+        warnings.warn(warning)
+    return {"text_frontend": kind}
+
+
 def content_items(dataset: data_function.TextMelLoader, args: argparse.Namespace) -> Optional[ContentItems]:
     if dataset.load_mel_from_disk:  # mels computed elsewhere: their wavs were checked then (preprocess_audio2mel.py)
         return None
@@ -32,4 +44,4 @@ PACKAGE = ModelPackage(
     signature_key="embedding.weight", loss=loss, dataset=data_function.get_data_loader,
     collate=data_function.get_collate_function, batch_to_device=data_function.batch_to_device,
     item_lengths=lambda dataset: dataset.lengths, loss_per_iteration=True, quality_metrics=metrics.score,
-    content_items=content_items, prepare_training=prepare_training)
+    content_items=content_items, prepare_training=prepare_training, resolve_flags=resolve_flags)

@@ -11,6 +11,8 @@ import models
 import synthesis
 from common.checkpoint import save_training_checkpoint
 from tacotron2.model import Tacotron2
+from tacotron2.text.frontend import TextFrontend
+from vocoders import WaveGlowVocoder
 from waveglow.model import WaveGlow
 
 from .conftest import TINY_TACOTRON2, TINY_WAVEGLOW
@@ -74,7 +76,7 @@ def test_synthesizer_batch_equals_items_and_keeps_order(checkpoints):
     t2, _ = models.load_model(checkpoints["Tacotron2"], "Tacotron2", torch.device("cpu"))
     t2.set_prenet_dropout(False)
     synth = synthesis.build_synthesizer(t2, None, torch.device("cpu"), griffin_lim_iters=2)
-    phrases = synthesis.read_phrases(_phrases_path(LINES), ["english_cleaners"])
+    phrases = synthesis.read_phrases(_phrases_path(LINES), TextFrontend())
     batch = synth(phrases)
     for b, p in enumerate(phrases):
         single = synth([p])
@@ -230,9 +232,9 @@ def test_streamed_pieces_join_into_the_one_shot_audio(checkpoints):
     wg, _ = models.load_model(checkpoints["WaveGlow"], "WaveGlow", cpu)
     t2.set_prenet_dropout(False)
     policy = synthesis.precision_policy(cpu, amp=False)
-    vocoder = synthesis.WaveGlowVocoder(wg, cpu, policy, chunk_frames=6, overlap_frames=2)
+    vocoder = WaveGlowVocoder(wg, cpu, half=False, chunk_frames=6, overlap_frames=2)
     synth = synthesis.Synthesizer(t2, vocoder, cpu, policy)
-    phrase = synthesis.read_phrases(_phrases_path(["A phrase to stream."]), ["english_cleaners"])[0]
+    phrase = synthesis.read_phrases(_phrases_path(["A phrase to stream."]), TextFrontend())[0]
     torch.manual_seed(0)
     pieces = list(synth.stream(phrase))
     torch.manual_seed(0)

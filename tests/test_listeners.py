@@ -11,7 +11,8 @@ from scipy.ndimage import uniform_filter
 from common import listeners
 from common.layers import TacotronSTFT
 from corpora import voices
-from synthesis import GriffinLimVocoder
+from common.audio import AudioConfig
+from vocoders import GriffinLimVocoder
 
 SENTENCE = "The museum closes at six, so we should hurry along before the guards lock the doors."
 needs_festival = pytest.mark.skipif(shutil.which("text2wave") is None or not os.path.isdir(voices.SLT_VOICE_DIR),
@@ -45,7 +46,7 @@ def test_the_listeners_understand_the_teacher_and_not_a_hum(slt):
     averaged hum is not, and DNSMOS ranks the three as a person would."""
     path, spoken = slt
     wav, rate = sf.read(path, dtype="float32")
-    stft, gl = TacotronSTFT(), GriffinLimVocoder(80, torch.device("cpu"))
+    stft, gl = TacotronSTFT(), GriffinLimVocoder(AudioConfig(), torch.device("cpu"))
     mel = stft.mel_spectrogram(torch.from_numpy(wav)[None])
     hum = torch.from_numpy(uniform_filter(mel[0].numpy(), size=(9, 15), mode="nearest"))[None]
     said = spoken[0].words

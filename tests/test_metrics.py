@@ -69,10 +69,10 @@ def test_calibration_orders_the_references_and_a_hum_fails(corpus):
     from common.layers import TacotronSTFT
     from evaluation import wav_mel
     from corpora.voices import espeak_say
-    from synthesis import GriffinLimVocoder
+    from vocoders import GriffinLimVocoder
     audio = AudioConfig()
     stft = TacotronSTFT(**audio.stft_kwargs())
-    gl = GriffinLimVocoder(80, torch.device("cpu"), n_iters=30)
+    gl = GriffinLimVocoder(AudioConfig(), torch.device("cpu"), n_iters=30)
     with open(os.path.join(corpus, "filelists", "espeak_audio_text_train_filelist.txt")) as f:
         lines = [line.strip().split("|") for line in f][:3]
     rows = {"floor": [], "en-gb": [], "hum": []}

@@ -1,10 +1,12 @@
-"""espeak-ng's phonemes as ARPAbet for the text front end (scripts/phonemize.py)."""
+"""espeak-ng's phonemes as ARPAbet for the text front end (tacotron2/text/phonemizers.py, scripts/phonemize.py)."""
 import re
 import shutil
 
 import pytest
 
-from scripts.phonemize import PhonemizeError, ipa_word_to_arpabet, phonemize, phonemize_lines
+from scripts.phonemize import phonemize_lines
+from tacotron2.text.phonemizers import PhonemizeError, ipa_word_to_arpabet
+from tacotron2.text.phonemizers import espeak_read as phonemize
 from tacotron2.text import sequence_to_text, symbols, text_to_sequence
 
 
@@ -41,9 +43,9 @@ def test_a_phoneme_outside_the_table_is_reported_with_its_line(monkeypatch):
     import scripts.phonemize as ph
 
     def fake_phonemize(text, voice, exe):  # espeak-ng's output for the second line holds an unknown phoneme
-        return " ".join(ph.ipa_word_to_arpabet("q_ˈa" if text == "bad" else "ɡ_ˈʊ_d"))
+        return " ".join(ipa_word_to_arpabet("q_ˈa" if text == "bad" else "ɡ_ˈʊ_d"))
     monkeypatch.setattr(ph, "require", lambda tool: "espeak-ng")
-    monkeypatch.setattr(ph, "phonemize", fake_phonemize)
+    monkeypatch.setattr(ph, "espeak_read", fake_phonemize)
     with pytest.raises(PhonemizeError, match="unknown espeak-ng phoneme") as caught:
         phonemize_lines(["good", "bad", "good"], jobs=2)
     assert caught.value.line == 2

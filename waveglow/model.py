@@ -15,6 +15,8 @@ from waveglow.autograd import gated_activation
 from waveglow.cpu_layout import PLAIN, Layout
 from waveglow.upsample import upsample
 
+UPSAMPLE_STRIDE = 256  # audio samples per mel frame: the published models' mel hop, fixed in their upsampler
+
 
 class WeightNormConv1d(nn.Module):
     """Conv1d with classic weight normalisation, w = g * v / ||v|| (norm over all but dim 0).
@@ -201,7 +203,7 @@ class WaveGlow(nn.Module):
             WN_config = {"n_layers": 8, "kernel_size": 3, "n_channels": 512}
         if n_group % 2 != 0:
             raise ValueError(f"n_group must be even, got {n_group}")
-        self.upsample = nn.ConvTranspose1d(n_mel_channels, n_mel_channels, 1024, stride=256)
+        self.upsample = nn.ConvTranspose1d(n_mel_channels, n_mel_channels, 4 * UPSAMPLE_STRIDE, stride=UPSAMPLE_STRIDE)
         self.n_flows = n_flows
         self.n_group = n_group
         self.n_early_every = n_early_every

@@ -5,7 +5,6 @@ Only global rank 0 writes checkpoints. On several machines without shared storag
 have none: rank 0's disk decides whether there is one to resume from, and when some rank cannot
 read the file itself, rank 0 reads it and sends it (through the process group).
 """
-import dataclasses
 import errno
 import os
 import shutil
@@ -73,14 +72,10 @@ def audio_mismatches(ckpt: Dict[str, Any], train_args: Dict[str, Any], path: str
     with."""
     trained = ckpt.get("train_args") or {}
     assumed = "" if trained else " (no training flags in the checkpoint: the reference's defaults assumed)"
-    out = []
-    for field in dataclasses.fields(AudioConfig):
-        then, now = trained.get(field.name, field.default), train_args.get(field.name, field.default)
-        if then != now:
-            out.append(f"--warm-start {path}: trained with {field.name} {then}, this run has {now}{assumed}: "
-                       f"the model will have to learn these mels anew (resample the corpus, or pass "
-                       f"--{field.name.replace('_', '-')} {then})")
-    return out
+    return [f"--warm-start {path}: trained with {name} {then}, this run has {now}{assumed}: the model will have to "
+            f"learn these mels anew (resample the corpus, or pass --{name.replace('_', '-')} {then})"
+            for name, then, now in AudioConfig.from_train_args(trained).differences(
+                AudioConfig.from_train_args(train_args))]
 
 
 class TrainingCheckpoints:
