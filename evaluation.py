@@ -28,6 +28,7 @@ from synthesis import text_frontend
 from tacotron2 import metrics
 from tacotron2.data_function import TextMelLoader
 from tacotron2.model import Tacotron2
+from tacotron2.text.frontend import TextFrontend
 from vocoders import SIGMA_INFER, Vocoder, build_vocoder
 from waveglow.model import WaveGlow
 
@@ -171,13 +172,16 @@ def format_calibration(table: Dict[str, Dict[str, object]], teacher: str = "the 
 
 def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: Judging,
                    waveglow: Optional[WaveGlow] = None, limit: Optional[int] = None, plot_dir: Optional[str] = None,
-                   prenet_dropout: bool = True, seed: int = 0, decode: Optional[Callable] = None) -> Dict[str, object]:
+                   prenet_dropout: bool = True, seed: int = 0, decode: Optional[Callable] = None,
+                   frontend: Optional[TextFrontend] = None) -> Dict[str, object]:
     """{"summary", "sentences" (each with its "signals" where judged) and "calibration" (mean scores of each
-    signal, labelled)} of the model on the filelist's first `limit` sentences; see the module docstring."""
+    signal, labelled)} of the model on the filelist's first `limit` sentences; see the module docstring. Plain-text
+    lines reach the model through its front end (`frontend`, by default the one its checkpoint names), and its
+    mels are judged with its checkpoint's audio settings."""
     card = model_card(model)
     audio = card.audio
-    dataset = TextMelLoader(dataset_path, filelist, audio, list(text_frontend(model).cleaners),
-                            frontend=text_frontend(model))
+    frontend = frontend or text_frontend(model)
+    dataset = TextMelLoader(dataset_path, filelist, audio, list(frontend.cleaners), frontend=frontend)
     rows = metrics.evaluate(model, dataset, limit, plot_dir, prenet_dropout=prenet_dropout, seed=seed,
                             keep_tensors=True, decode=decode)
     texts = spoken_texts(dataset_path)

@@ -3,9 +3,12 @@
     python export.py --tacotron2 T2.pt --waveglow WG.pt -o exported/ [--onnx]
 
 Writes TorchScript files: `tacotron2_encoder.pt` (text ids, lengths -> memory), `tacotron2_decoder_step.pt`
-(one greedy step, prenet included with its dropout off), `tacotron2_postnet.pt`, and `waveglow.pt`
-(mel and latent noise -> audio); with --onnx also the same three Tacotron 2 parts as ONNX, as NVIDIA exports them
-(`tacotron2_encoder.onnx`, `tacotron2_decoder_step.onnx`, `tacotron2_postnet.onnx`), and `waveglow.onnx`. An
+(one greedy step, prenet included with its dropout off), `tacotron2_postnet.pt` (mel -> final mel), and
+`waveglow.pt` (mel and latent z -> audio); with --onnx also the same parts as ONNX with NVIDIA's file and tensor
+names (`encoder.onnx`: sequences, sequence_lengths -> memory, processed_memory; `decoder_iter.onnx`: decoder_input,
+the seven state tensors, memory, processed_memory, mask (True on the symbols) -> decoder_output, gate_prediction,
+out_<state>; `postnet.onnx`: mel_outputs -> mel_outputs_postnet; `waveglow.onnx`: mel, z (B, 8, samples / 8) ->
+audio), so NVIDIA's TensorRT scripts take them on; unlike NVIDIA's, the encoder has no `lens` output. An
 autoregressive loop cannot be traced, so the decoder is exported as a step and `ExportedTacotron2` runs the loop
 around it (20 lines to port), on the TorchScript parts or, through onnxruntime, the ONNX ones. Each export is
 checked against the eager model on inputs of another length than the one traced with.
@@ -43,14 +46,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.exit("error: --device cuda: no CUDA device here")
     device = torch.device(args.device)
     os.makedirs(args.output, exist_ok=True)
+    written = []
     try:
         if args.tacotron2:
-            export_tacotron2(models.load_model(args.tacotron2, "Tacotron2", device)[0], args.output, args.onnx)
+            written += export_tacotron2(models.load_model(args.tacotron2, "Tacotron2", device)[0], args.output,
+                                        args.onnx)
         if args.waveglow:
-            export_waveglow(models.load_model(args.waveglow, "WaveGlow", device)[0], args.output,
-                            args.sigma_infer, args.onnx)
+            written += export_waveglow(models.load_model(args.waveglow, "WaveGlow", device)[0], args.output,
+                                       args.sigma_infer, args.onnx)
     except CheckpointError as e:
         sys.exit(f"error: {e}")
+    if not written:
+        sys.exit("error: nothing to export: give --tacotron2 and/or --waveglow")
+    for path in written:
+        print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
+    if args.onnx:
+        print("the ONNX parts carry the input and output names of NVIDIA's TensorRT scripts "
+              "(tensorrt/convert_onnx2trt.py --encoder encoder.onnx --decoder decoder_iter.onnx ...)")
     return 0
 
 

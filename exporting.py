@@ -8,12 +8,12 @@ export is checked against the eager model on inputs of another length than the o
 """
 import os
 import warnings
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from synthesis import SIGMA_INFER
+from vocoders import SIGMA_INFER
 from tacotron2 import greedy
 from tacotron2.model import DecoderState, Tacotron2
 from waveglow.model import WaveGlow
@@ -60,17 +60,29 @@ class _OnnxEncoder(nn.Module):
 
 
 class _DecoderStep(nn.Module):
-    """prenet + one decoder step, with the recurrent state flattened into tensors."""
+    """prenet + one decoder step, with the recurrent state flattened into tensors; `mask` (B, T_in) is True on the
+    text's symbols, as NVIDIA's decoder_iter takes it."""
 
     def __init__(self, model: Tacotron2) -> None:
         super().__init__()
         self.decoder = model.decoder
 
     def forward(self, frame, att_h, att_c, dec_h, dec_c, weights, weights_cum, context, memory, processed_memory,
-                pad_mask):
+                mask):
         state = DecoderState(att_h, att_c, dec_h, dec_c, weights, weights_cum, context)
-        frame, gate, s = self.decoder.step(self.decoder.prenet(frame), state, memory, processed_memory, pad_mask)
+        frame, gate, s = self.decoder.step(self.decoder.prenet(frame), state, memory, processed_memory, ~mask)
         return (frame, gate) + tuple(s)
+
+
+class _Postnet(nn.Module):
+    """mel -> mel + postnet(mel): the final mel, as NVIDIA's postnet part returns it."""
+
+    def __init__(self, model: Tacotron2) -> None:
+        super().__init__()
+        self.postnet = model.postnet
+
+    def forward(self, mel_outputs: torch.Tensor) -> torch.Tensor:
+        return mel_outputs + self.postnet(mel_outputs)
 
 
 class _WaveGlowInfer(nn.Module):
@@ -81,8 +93,15 @@ class _WaveGlowInfer(nn.Module):
         # inverses as constants: ONNX has no matrix inverse
         self.W_inverses = [inv.inverse_weight().detach() for inv in model.convinv]
 
-    def forward(self, mel: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
-        return self.model.infer(mel, self.sigma, noise=list(noise), W_inverses=self.W_inverses)
+    def forward(self, mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(B, n_mel, F) mel and (B, n_group, F * 256 / n_group) unit Gaussian latent -> (B, F * 256) audio; z's
+        channels are taken in NVIDIA's order: the first n_remaining_channels start the flows, the next n_early_size
+        are added at each early output."""
+        m = self.model
+        noise = [z[:, :m.n_remaining_channels]]
+        for start in range(m.n_remaining_channels, m.n_group, m.n_early_size):
+            noise.append(z[:, start:start + m.n_early_size])
+        return m.infer(mel, self.sigma, noise=noise, W_inverses=self.W_inverses)
 
 
 class ExportedTacotron2:
@@ -95,7 +114,8 @@ class ExportedTacotron2:
         if onnx:
             import onnxruntime
             self.encoder, self.step, self.postnet = (_OnnxPart(onnxruntime.InferenceSession(
-                os.path.join(folder, f"tacotron2_{n}.onnx"), providers=["CPUExecutionProvider"])) for n in names)
+                os.path.join(folder, ONNX_FILES[n]), providers=["CPUExecutionProvider"]))
+                for n in ("encoder", "decoder_iter", "postnet"))
         else:  # parts traced on a GPU run there only; device None: where they were traced
             self.encoder, self.step, self.postnet = (torch.jit.load(os.path.join(folder, f"tacotron2_{n}.pt"),
                                                                     map_location=device) for n in names)
@@ -108,7 +128,7 @@ class ExportedTacotron2:
         memory, processed = self.encoder(text, lengths)
         B, T_in, E = memory.shape
         lengths = lengths.to(memory.device)
-        pad_mask = torch.arange(T_in, device=memory.device)[None, :] >= lengths[:, None]
+        mask = torch.arange(T_in, device=memory.device)[None, :] < lengths[:, None]  # True on the symbols
         z = lambda n: memory.new_zeros(B, n)  # noqa: E731
         s = self.sizes
         state = [z(s["attention_rnn_dim"]), z(s["attention_rnn_dim"]), z(s["decoder_rnn_dim"]),
@@ -116,13 +136,12 @@ class ExportedTacotron2:
 
         def step(frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             nonlocal state
-            frame, gate, *state = self.step(frame, *state, memory, processed, pad_mask)
+            frame, gate, *state = self.step(frame, *state, memory, processed, mask)
             return frame, gate[:, 0], state[4]  # state[4]: this step's attention weights
         rule = greedy.StopRule(self.max_decoder_steps, self.gate_threshold)
         out = greedy.finish(*greedy.greedy_loop(step, z(s["frame_dim"]), rule), s["n_mel_channels"],
                             s["frame_dim"] // s["n_mel_channels"], self.max_decoder_steps)
-        mels = out.mel_outputs
-        return mels + self.postnet(mels), out.mel_lengths
+        return self.postnet(out.mel_outputs), out.mel_lengths
 
 
 class _OnnxPart:
@@ -140,11 +159,49 @@ class _OnnxPart:
 
 STATE_NAMES = ("attention_hidden", "attention_cell", "decoder_hidden", "decoder_cell", "attention_weights",
                "attention_weights_cum", "attention_context")
+# the ONNX parts' input and output names, those of NVIDIA's convert_tacotron22onnx.py and convert_waveglow2onnx.py,
+# which its TensorRT conversion (convert_onnx2trt.py) builds its optimisation profiles from
+ONNX_NAMES = {
+    "encoder": (["sequences", "sequence_lengths"], ["memory", "processed_memory"]),
+    "decoder_iter": (["decoder_input", *STATE_NAMES, "memory", "processed_memory", "mask"],
+                     ["decoder_output", "gate_prediction", *(f"out_{n}" for n in STATE_NAMES)]),
+    "postnet": (["mel_outputs"], ["mel_outputs_postnet"]),
+    "waveglow": (["mel", "z"], ["audio"]),
+}
+ONNX_FILES = {"encoder": "encoder.onnx", "decoder_iter": "decoder_iter.onnx", "postnet": "postnet.onnx",
+              "waveglow": "waveglow.onnx"}
 
 
-def export_tacotron2(model: Tacotron2, folder: str, onnx: bool = False) -> None:
+def _export_onnx(module: nn.Module, inputs: tuple, path: str, part: str, axes: Dict[str, Dict[int, str]]) -> None:
+    names_in, names_out = ONNX_NAMES[part]
+    torch.onnx.export(module.eval(), inputs, path, input_names=names_in, output_names=names_out, dynamic_axes=axes,
+                      opset_version=17, dynamo=False)
+
+
+def export_tacotron2_onnx(model: Tacotron2, folder: str, encoder_inputs: tuple, step_inputs: tuple,
+                          mels: torch.Tensor) -> None:
+    """The three parts as ONNX, with NVIDIA's file and tensor names and dynamic batch, text and mel lengths.
+    Wrappers are made in eval mode: the exporter puts a module back in its own mode afterwards, and a wrapper made in
+    training mode would take the model with it."""
+    per_symbol = {0: "batch", 1: "symbols"}
+    _export_onnx(_OnnxEncoder(model), encoder_inputs, os.path.join(folder, ONNX_FILES["encoder"]), "encoder",
+                 {"sequences": per_symbol, "sequence_lengths": {0: "batch"}, "memory": per_symbol,
+                  "processed_memory": per_symbol})
+    names_in, names_out = ONNX_NAMES["decoder_iter"]
+    symbol_sized = {"attention_weights", "attention_weights_cum", "memory", "processed_memory", "mask"}
+    axes = {n: per_symbol if n in symbol_sized or n[len("out_"):] in symbol_sized else {0: "batch"}
+            for n in names_in + names_out}
+    _export_onnx(_DecoderStep(model), step_inputs, os.path.join(folder, ONNX_FILES["decoder_iter"]), "decoder_iter",
+                 axes)
+    per_frame = {0: "batch", 2: "frames"}
+    _export_onnx(_Postnet(model), (mels,), os.path.join(folder, ONNX_FILES["postnet"]), "postnet",
+                 {"mel_outputs": per_frame, "mel_outputs_postnet": per_frame})
+
+
+def export_tacotron2(model: Tacotron2, folder: str, onnx: bool = False) -> List[str]:
     """Trace the parts on the model's device: the files run there (a GPU's only on a GPU); with `onnx` also the
-    ONNX parts (encoder, decoder step, postnet), with dynamic batch, text and mel lengths."""
+    ONNX parts (encoder, decoder step, postnet), with dynamic batch, text and mel lengths. Returns the files
+    written."""
     model = model.eval()
     model.set_prenet_dropout(False)
     model.set_batch_invariant(False)
@@ -159,57 +216,39 @@ def export_tacotron2(model: Tacotron2, folder: str, onnx: bool = False) -> None:
         B, T_in, E = memory.shape
         state = model.decoder.initial_state(memory)
         frame = memory.new_zeros(B, d.n_mel_channels * d.n_frames_per_step)
-        pad_mask = torch.arange(T_in, device=device)[None, :] >= lengths[:, None]
-        step_inputs = (frame, *state, memory, processed, pad_mask)
+        mask = torch.arange(T_in, device=device)[None, :] < lengths[:, None]
+        step_inputs = (frame, *state, memory, processed, mask)
         step = torch.jit.trace(_DecoderStep(model).eval(), step_inputs, check_trace=False)
         mels = torch.randn(2, d.n_mel_channels, 30, device=device)
-        post = torch.jit.trace(model.postnet, (mels,), check_trace=False)
+        post = torch.jit.trace(_Postnet(model).eval(), (mels,), check_trace=False)
         if onnx:
-            batch = {0: "batch"}
-            # wrappers in eval mode: the exporter puts a module back in its own mode afterwards, and a wrapper made
-            # in training mode would take the model with it
-            torch.onnx.export(_OnnxEncoder(model).eval(), (text, lengths), os.path.join(folder, "tacotron2_encoder.onnx"),
-                              input_names=["text", "lengths"], output_names=["memory", "processed_memory"],
-                              dynamic_axes={"text": {0: "batch", 1: "symbols"}, "lengths": batch,
-                                            "memory": {0: "batch", 1: "symbols"},
-                                            "processed_memory": {0: "batch", 1: "symbols"}},
-                              opset_version=17, dynamo=False)
-            step_names = ["frame", *STATE_NAMES, "memory", "processed_memory", "pad_mask"]
-            per_symbol = {"attention_weights", "attention_weights_cum", "pad_mask"}
-            axes = {n: ({0: "batch", 1: "symbols"} if n in per_symbol or n.endswith("memory") else batch)
-                    for n in step_names}
-            out_names = ["frame_out", "gate", *(f"{n}_out" for n in STATE_NAMES)]
-            axes.update({n: ({0: "batch", 1: "symbols"} if n[:-4] in per_symbol else batch) for n in out_names})
-            torch.onnx.export(_DecoderStep(model).eval(), step_inputs, os.path.join(folder, "tacotron2_decoder_step.onnx"),
-                              input_names=step_names, output_names=out_names, dynamic_axes=axes, opset_version=17,
-                              dynamo=False)
-            torch.onnx.export(model.postnet, (mels,), os.path.join(folder, "tacotron2_postnet.onnx"),
-                              input_names=["mel"], output_names=["residual"],
-                              dynamic_axes={"mel": {0: "batch", 2: "frames"}, "residual": {0: "batch", 2: "frames"}},
-                              opset_version=17, dynamo=False)
+            export_tacotron2_onnx(model, folder, (text, lengths), step_inputs, mels)
     enc.save(os.path.join(folder, "tacotron2_encoder.pt"))
     step.save(os.path.join(folder, "tacotron2_decoder_step.pt"))
     post.save(os.path.join(folder, "tacotron2_postnet.pt"))
     torch.save({"attention_rnn_dim": d.attention_rnn.hidden_size, "decoder_rnn_dim": d.decoder_rnn.hidden_size,
                 "frame_dim": d.n_mel_channels * d.n_frames_per_step, "n_mel_channels": d.n_mel_channels},
                os.path.join(folder, "tacotron2_meta.pt"))
+    written = [f"tacotron2_{n}.pt" for n in ("encoder", "decoder_step", "postnet", "meta")]
+    written += [ONNX_FILES[n] for n in ("encoder", "decoder_iter", "postnet")] if onnx else []
+    return [os.path.join(folder, name) for name in written]
 
 
-def export_waveglow(model: WaveGlow, folder: str, sigma: float = SIGMA_INFER, onnx: bool = False) -> None:
-    """Trace on the model's device (the TorchScript file runs there); ONNX from the same graph."""
+def export_waveglow(model: WaveGlow, folder: str, sigma: float = SIGMA_INFER, onnx: bool = False) -> List[str]:
+    """Trace on the model's device (the TorchScript file runs there); ONNX from the same graph. Returns the files
+    written."""
     model = model.eval()
     model.remove_weightnorm()
     device = model.upsample.weight.device
     mel = torch.randn(1, model.upsample.in_channels, 8, device=device)
-    noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, 8 * 32)]
+    z = torch.randn(1, model.n_group, 8 * model.upsample.stride[0] // model.n_group, device=device)
     wrapper = _WaveGlowInfer(model, sigma)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(wrapper, (mel, *noise), check_trace=False)
+        traced = torch.jit.trace(wrapper, (mel, z), check_trace=False)
     traced.save(os.path.join(folder, "waveglow.pt"))
     if onnx:
-        names = [f"z{i}" for i in range(len(noise))]
-        torch.onnx.export(wrapper, (mel, *noise), os.path.join(folder, "waveglow.onnx"),
-                          input_names=["mel"] + names, output_names=["audio"], dynamo=False,
-                          dynamic_axes={"mel": {0: "batch", 2: "frames"}, "audio": {0: "batch", 1: "samples"},
-                                        **{n: {0: "batch", 2: "groups"} for n in names}}, opset_version=17)
+        _export_onnx(wrapper, (mel, z), os.path.join(folder, ONNX_FILES["waveglow"]), "waveglow",
+                     {"mel": {0: "batch", 2: "frames"}, "z": {0: "batch", 2: "groups"},
+                      "audio": {0: "batch", 1: "samples"}})
+    return [os.path.join(folder, name) for name in ["waveglow.pt"] + ([ONNX_FILES["waveglow"]] if onnx else [])]

@@ -24,6 +24,10 @@ export OMP_NUM_THREADS="$THREADS"
 case "$VOICE" in slt|espeak) ;; *) echo "VOICE must be slt or espeak, not $VOICE" >&2; exit 2 ;; esac
 case "$INPUT" in phonemes) KIND=phoneme ;; characters) KIND=text ;;
     *) echo "INPUT must be phonemes or characters, not $INPUT" >&2; exit 2 ;; esac
+# the front end that made the transcripts, recorded with the checkpoints: inference reads plain text through it
+case "$INPUT:$VOICE" in phonemes:slt) FRONTEND=festival ;; phonemes:espeak) FRONTEND=espeak ;; *) FRONTEND=characters ;; esac
+# HiFi-GAN V1's published universal generator beside Griffin-Lim (not a WaveGlow: no vocoder is trained here)
+HIFIGAN_ARGS=(--hifigan universal)
 
 bash scripts/setup.sh
 . scripts/python_env.sh
@@ -60,7 +64,7 @@ T2_LAUNCH=(python)
 if [ "$PROCS" -gt 1 ]; then T2_LAUNCH=(python -m multiproc --nproc-per-node "$PROCS"); fi
 OMP_NUM_THREADS=$(( THREADS / PROCS > 0 ? THREADS / PROCS : 1 )) "${T2_LAUNCH[@]}" train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 8 \
     --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
-    --anneal-steps "$ANNEAL" --anneal-factor 0.3 \
+    --anneal-steps "$ANNEAL" --anneal-factor 0.3 --text-frontend "$FRONTEND" \
     --training-files "$FL/${VOICE}_audio_${KIND}_train_filelist.txt" \
     --validation-files "$FL/${VOICE}_audio_${KIND}_val_filelist.txt" --epochs-per-checkpoint 1
 T2="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"
@@ -80,8 +84,8 @@ fi
 
 # Held-out sentences of other vocabulary: metrics, calibration, both listeners, wavs and pictures
 stage 4 "the held-out sentences judged, with the listeners and the calibration rows" 3
-python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" -d "$OUT/heldout" --filelist "$HELD_OUT" \
-    -o "$OUT/eval" --voice "$VOICE" --calibrate --listen --audio
+python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" "${HIFIGAN_ARGS[@]}" -d "$OUT/heldout" \
+    --filelist "$HELD_OUT" -o "$OUT/eval" --voice "$VOICE" --calibrate --listen --audio
 # ... and what the checkpoints sounded like every 5 minutes of training
 stage 5 "the listeners' curve over the checkpoints" 3
 python -m scripts.listen_curve "$OUT/tacotron2" -d "$OUT/heldout" --filelist "$HELD_OUT" --voice "$VOICE" \
@@ -91,11 +95,14 @@ python -m scripts.listen_curve "$OUT/tacotron2" -d "$OUT/heldout" --filelist "$H
 stage 6 "the demo phrases, and the page" 1
 corpus "$OUT/phrases" --sentences phrases/demo.txt
 PHRASE_LIST="$OUT/phrases/filelists/${VOICE}_audio_${KIND}_all_filelist.txt"
-python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" -d "$OUT/phrases" --filelist "$PHRASE_LIST" \
-    -o "$OUT/phrases_eval" --voice "$VOICE" --listen --audio
-# ... and through inference.py, as a user would synthesise them
-cut -d'|' -f2 "$PHRASE_LIST" > "$OUT/phrases/demo_input.txt"
-python inference.py --tacotron2 "$T2" "${WG_ARGS[@]}" -i "$OUT/phrases/demo_input.txt" -o "$OUT/audio" --plot
+python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" "${HIFIGAN_ARGS[@]}" -d "$OUT/phrases" \
+    --filelist "$PHRASE_LIST" -o "$OUT/phrases_eval" --voice "$VOICE" --listen --audio
+# ... and through inference.py from plain text, as a user types them (the model's front end turns them into its
+# symbols), with HiFi-GAN
+cut -d'|' -f2 "$OUT/phrases/metadata.csv" > "$OUT/phrases/demo_input.txt"
+VOCODER_ARGS=(--vocoder hifigan)
+if [ ${#WG_ARGS[@]} -gt 0 ]; then VOCODER_ARGS=("${WG_ARGS[@]}"); fi
+python inference.py --tacotron2 "$T2" "${VOCODER_ARGS[@]}" -i "$OUT/phrases/demo_input.txt" -o "$OUT/audio" --plot
 
 python -m scripts.demo_page "$OUT"
 echo "listen and look: $OUT/index.html; per-sentence metrics: $OUT/eval/metrics.json"

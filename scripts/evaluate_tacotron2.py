@@ -6,7 +6,7 @@
 Prints a table per sentence (diagonality, focus, stop ratio, MCD-DTW and spectral contrast against the teacher
 mel, teacher-forced mel error, attention granularity), writes eval/metrics.json and one picture per sentence
 (the teacher's mel, the model's, the attention); --audio writes the wavs (teacher, model + Griffin-Lim, and with
---waveglow model + WaveGlow). Then the table of signals judged against the teacher (the model and the teacher's
+--waveglow model + WaveGlow, with --hifigan model + HiFi-GAN). Then the table of signals judged against the teacher (the model and the teacher's
 mel through each vocoder; with --calibrate the teacher's recording, a hum, other voices; with --listen the
 recogniser's WER/CER and DNSMOS for each). A model that speaks lies near the teacher's vocoder row and below the
 other voices; a hum is not understood at all.
@@ -25,7 +25,9 @@ import models  # noqa: E402
 from corpora.voices import VOICES  # noqa: E402
 from evaluation import Judging, evaluate_model, format_calibration  # noqa: E402
 from tacotron2 import metrics  # noqa: E402
+from synthesis import text_frontend  # noqa: E402
 from tacotron2.fast_inference import FastDecoder  # noqa: E402
+from tacotron2.text.frontend import FRONTENDS  # noqa: E402
 
 DECODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
 
@@ -52,6 +54,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sigma-infer", type=float, default=0.6, help="WaveGlow's sigma")
     parser.add_argument("--denoising-strength", type=float, default=0.01)
     parser.add_argument("--griffin-lim-iters", type=int, default=60)
+    parser.add_argument("--hifigan", default=None, metavar="WEIGHTS",
+                        help="adds HiFi-GAN V1's rows and wavs: universal or ljspeech (the published generators) or a "
+                             "generator checkpoint")
+    parser.add_argument("--text-frontend", choices=sorted(FRONTENDS), default=None,
+                        help="the front end of a phoneme checkpoint written before checkpoints said it")
     parser.add_argument("--decoder", choices=["plain", *DECODER_DTYPES], default="plain",
                         help="decode with the fused fast decoder in this precision (qint8: int8 LSTM matrices) "
                              "instead of the model's own step, to measure what a fast path costs in quality")
@@ -61,10 +68,11 @@ def main(argv=None) -> int:
     decode = None if args.decoder == "plain" else FastDecoder(model.decoder, DECODER_DTYPES[args.decoder]).infer
     os.makedirs(args.output, exist_ok=True)
     judging = Judging(args.voice, args.calibrate, args.listen, args.output if args.audio else None,
-                      args.griffin_lim_iters, args.sigma_infer, args.denoising_strength)
+                      args.griffin_lim_iters, args.sigma_infer, args.denoising_strength, args.hifigan)
     try:
         result = evaluate_model(model, args.dataset_path, args.filelist, judging, waveglow, args.limit,
-                                None if args.no_plots else args.output, not args.deterministic, args.seed, decode)
+                                None if args.no_plots else args.output, not args.deterministic, args.seed, decode,
+                                text_frontend(model, args.text_frontend))
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     print(metrics.format_table(result["sentences"], result["summary"]))

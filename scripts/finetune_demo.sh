@@ -70,7 +70,7 @@ for m in $DATA_MINUTES; do
         run="$OUT/${start}_${m}min"
         if [ "$start" = finetuned ]; then FROM=(--warm-start "$BASE_T2" -lr "$LR"); else FROM=(-lr 2e-3); fi
         OMP_NUM_THREADS=$RUN_THREADS python train.py -m Tacotron2 -o "$run" -d "$DATA" "${FROM[@]}" --epochs 1000 \
-            -bs 8 --config-file "$CONFIG" --max-minutes "$MINUTES" --training-files "$repeated" \
+            -bs 8 --config-file "$CONFIG" --max-minutes "$MINUTES" --training-files "$repeated" --text-frontend festival \
             --validation-files "$FL/${PREFIX}_audio_phoneme_val_filelist.txt" --val-metrics 4 \
             --epochs-per-checkpoint 1000 > "$run.log" 2>&1 &
         pids+=($!)

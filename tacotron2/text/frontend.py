@@ -67,13 +67,18 @@ class TextFrontend:
             if len(parts) == 1:  # plain text: exactly what the corpus builder wrote for it
                 out.append(next(read)[1])
                 continue
-            spoken = []
+            if not any(_WORD_RE.search(p) for p in parts[::2]):  # phonemes already: as they are
+                out.append(text)
+                continue
+            spoken: List[str] = []
             for i, part in enumerate(parts):
                 if i % 2:
                     spoken.append(part)
                 elif _WORD_RE.search(part):
                     spoken.append(next(read)[1][:-1])  # without the piece's own final mark
-            out.append(" ".join(spoken) + final_mark(text))
+                elif part.strip() and spoken:  # punctuation between groups stays with the group before it
+                    spoken[-1] += part.strip()
+            out.append(" ".join(spoken).rstrip(".?!") + final_mark(text))
         return out
 
     def sequences(self, texts: Sequence[str]) -> List[List[int]]:
