@@ -6,15 +6,20 @@ as ONNX, as NVIDIA exports them. An autoregressive loop cannot be traced, so the
 `ExportedTacotron2` runs the loop around it, on the TorchScript parts or, through onnxruntime, the ONNX ones. Each
 export is checked against the eager model on inputs of another length than the one traced with.
 """
+import dataclasses
 import os
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from vocoders import SIGMA_INFER
+from common.audio import AudioConfig
+from common.checkpoint import model_card
 from tacotron2 import greedy
+from tacotron2.data_function import pad_ids
+from tacotron2.text.frontend import DEFAULT_CLEANERS, FrontendError, TextFrontend, frontend_for
 from tacotron2.model import DecoderState, Tacotron2
 from waveglow.model import WaveGlow
 
@@ -106,7 +111,12 @@ class _WaveGlowInfer(nn.Module):
 
 class ExportedTacotron2:
     """Greedy synthesis with the exported parts (batch of texts, lengths): the TorchScript files, or with
-    `onnx=True` the ONNX ones through onnxruntime (CPU)."""
+    `onnx=True` the ONNX ones through onnxruntime (CPU). `sequences(texts)` makes the text ids from plain text
+    through the model's own front end, which the export records with its audio settings:
+
+        exported = ExportedTacotron2("exported/", onnx=True)
+        mel, mel_lengths = exported(*exported.sequences(["Hello world."]))
+    """
 
     def __init__(self, folder: str, max_decoder_steps: int = 2000, gate_threshold: float = 0.5,
                  device: Optional[torch.device] = None, onnx: bool = False) -> None:
@@ -122,6 +132,14 @@ class ExportedTacotron2:
         self.sizes = torch.load(os.path.join(folder, "tacotron2_meta.pt"), weights_only=True)
         self.max_decoder_steps = max_decoder_steps
         self.gate_threshold = gate_threshold
+        # the model's text front end and audio settings (exports written before they were saved: NVIDIA's)
+        self.frontend = TextFrontend(self.sizes.get("text_frontend", "characters"),
+                                     tuple(self.sizes.get("text_cleaners", DEFAULT_CLEANERS)))
+        self.audio = AudioConfig(**self.sizes.get("audio", {}))
+
+    def sequences(self, texts: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Plain text -> (text ids (B, T_in) zero-padded, lengths (B,)) as the exported model reads text."""
+        return pad_ids(self.frontend.sequences(texts))
 
     @torch.no_grad()
     def __call__(self, text: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -226,8 +244,15 @@ def export_tacotron2(model: Tacotron2, folder: str, onnx: bool = False) -> List[
     enc.save(os.path.join(folder, "tacotron2_encoder.pt"))
     step.save(os.path.join(folder, "tacotron2_decoder_step.pt"))
     post.save(os.path.join(folder, "tacotron2_postnet.pt"))
+    card = model_card(model)
+    try:
+        frontend = frontend_for(card.train_args, card.path)
+    except FrontendError:  # an older phoneme checkpoint: its phonemes are read, plain text is refused
+        frontend = TextFrontend("arpabet", tuple((card.train_args or {}).get("text_cleaners") or DEFAULT_CLEANERS))
     torch.save({"attention_rnn_dim": d.attention_rnn.hidden_size, "decoder_rnn_dim": d.decoder_rnn.hidden_size,
-                "frame_dim": d.n_mel_channels * d.n_frames_per_step, "n_mel_channels": d.n_mel_channels},
+                "frame_dim": d.n_mel_channels * d.n_frames_per_step, "n_mel_channels": d.n_mel_channels,
+                "text_frontend": frontend.kind, "text_cleaners": list(frontend.cleaners),
+                "audio": dataclasses.asdict(card.audio)},
                os.path.join(folder, "tacotron2_meta.pt"))
     written = [f"tacotron2_{n}.pt" for n in ("encoder", "decoder_step", "postnet", "meta")]
     written += [ONNX_FILES[n] for n in ("encoder", "decoder_iter", "postnet")] if onnx else []

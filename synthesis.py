@@ -21,6 +21,7 @@ from common.filelist import read_text_lines
 from common.cpu.cpu_features import bf16_native, describe as describe_cpu
 from common.cpu.linear import int8_available
 from common.timing import sync
+from tacotron2.data_function import pad_ids
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import InferenceOutput, Tacotron2
@@ -93,10 +94,7 @@ def read_phrases(path: str, frontend: TextFrontend, max_chars: int = 0) -> List[
 
 def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
     """Phrases -> (text (B, T_in) zero-padded, lengths (B,)), in the given order."""
-    lengths = torch.tensor([len(p.sequence) for p in phrases], dtype=torch.long)
-    text = torch.zeros(len(phrases), int(lengths.max()), dtype=torch.long)
-    for b, p in enumerate(phrases):
-        text[b, :len(p.sequence)] = torch.tensor(p.sequence)
+    text, lengths = pad_ids([p.sequence for p in phrases])
     return text.to(device), lengths.to(device)
 
 

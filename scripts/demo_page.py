@@ -22,7 +22,9 @@ if __package__ in (None, ""):
 from common.dllog import Curve, read_curves  # noqa: E402
 from common.listeners import SCORE_COLUMNS  # noqa: E402
 
-PLAYERS = (("teacher", "teacher"), ("griffin_lim", "Tacotron 2 + Griffin-Lim"), ("waveglow", "Tacotron 2 + WaveGlow"))
+PLAYERS = (("teacher", "teacher"), ("griffin_lim", "Tacotron 2 + Griffin-Lim"),
+           ("hifigan", "Tacotron 2 + HiFi-GAN V1 (the published universal generator, not a WaveGlow)"),
+           ("waveglow", "Tacotron 2 + WaveGlow"))
 SENTENCE_METRICS = (("mcd_dtw", "MCD-DTW", "{:.1f}"), ("contrast", "contrast", "{:.2f}"),
                     ("stop_ratio", "length / teacher", "{:.2f}"), ("teacher_forced_mse", "teacher-forced MSE", "{:.2f}"),
                     ("largest_jump", "largest attention jump", "{}"), ("diagonality", "diagonality", "{:.2f}"))
@@ -213,9 +215,10 @@ def listen_curve_section(out_dir: str) -> str:
 
 
 WAVEGLOW_NOTE = ("WaveGlow: a CPU budget buys a WaveGlow's learning curve, not a vocoder (users of NVIDIA's report "
-                 "audible speech after ~50 k GPU iterations), so the demo trains none by default and every model wav "
-                 "here is Tacotron 2 + Griffin-Lim. With WG_MINUTES > 0 its stage runs and is judged by the same "
-                 "listeners: expect noise shaped by the mel.")
+                 "audible speech after ~50 k GPU iterations), so the demo trains none by default: the model's mels "
+                 "are heard through Griffin-Lim and through HiFi-GAN V1, the published universal generator trained on "
+                 "NVIDIA's mel format (not a WaveGlow; nothing of it is trained here). With WG_MINUTES > 0 a WaveGlow "
+                 "stage runs and is judged by the same listeners: expect noise shaped by the mel.")
 
 
 def write_page(out_dir: str, title: str = "Tacotron 2 demo") -> str:

@@ -132,6 +132,15 @@ class TextMelCollate:
         return text_padded, input_lengths, mel_padded, gate_padded, output_lengths, len_x
 
 
+def pad_ids(sequences: Sequence[Sequence[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Symbol-id sequences -> (text (B, T_in) zero-padded, lengths (B,)), in the given order."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    text = torch.zeros(len(sequences), int(lengths.max()), dtype=torch.long)
+    for b, s in enumerate(sequences):
+        text[b, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return text, lengths
+
+
 def batch_to_device(batch, device: torch.device) -> Batch:
     """Collated tuple -> Batch(x, y, n_items) on `device` (n_items = real mel frames)."""
     text_padded, input_lengths, mel_padded, gate_padded, output_lengths, _ = batch
