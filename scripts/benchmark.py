@@ -3,7 +3,8 @@
     python -m scripts.benchmark [--device cuda] [--quick]
 
 Rows: Tacotron 2 encoder (128 symbols) and decoder ms/step at batch 1 and 4 (200 steps), WaveGlow
-inference samples/s at batch 1 for 80 mel frames (WN 512 and 256), Tacotron 2 training mels/s
+inference samples/s at batch 1 for 80 mel frames (WN 512 and 256), the vocoders that need no trained WaveGlow
+(HiFi-GAN V1 fp32 and bf16, Griffin-Lim; 200 frames, samples/s and real-time factor), Tacotron 2 training mels/s
 (batch 8, 100 symbols, 400 frames) and WaveGlow training samples/s (WN 256, batch 2, segment 8000), and end to
 end as test_infer.py runs it (phrase_1_128, batch 1, WN 256, 300 frames: latency in seconds, RTF, and the time
 until the first streamed audio chunk).
@@ -45,7 +46,7 @@ from tacotron2.model import Tacotron2
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.model import WaveGlow
 
-CASES = ("decoder", "waveglow", "end-to-end", "training")
+CASES = ("decoder", "waveglow", "vocoders", "end-to-end", "training")
 WAVEGLOW_FLOP_PER_SAMPLE = {512: 66e6, 256: 20e6}  # about, from the layer sizes
 
 
@@ -210,6 +211,39 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
     return rows
 
 
+def vocoder_rows(device, frames: int, repeats: int, wav: str = None) -> List[Dict[str, object]]:
+    """The vocoders that need no trained WaveGlow, on one mel (a real one with --wav): HiFi-GAN V1 (the published
+    universal generator) in float32 and under bf16 autocast where the hardware has it (float16 on CUDA), and
+    Griffin-Lim's 60 iterations; samples/s, real-time factor and SNR against float32 in the note."""
+    from common.audio import AudioConfig
+    from vocoders import GriffinLimVocoder, HiFiGANVocoder
+    mel = (real_mel(wav, frames) if wav else torch.randn(1, 80, frames) - 5).to(device)
+    lengths = torch.tensor([frames])
+    rows: List[Dict[str, object]] = []
+    group = f"vocoders, batch 1, {frames} frames ({frames * 256 / 22050:.1f} s)"
+    half = [("bf16", torch.bfloat16)] if device.type == "cpu" and bf16_native() else \
+        [("fp16", torch.float16)] if device.type == "cuda" else []
+    reference = None
+    for variant, dtype in (("HiFi-GAN fp32", torch.float32), *[(f"HiFi-GAN {n}", d) for n, d in half]):
+        try:
+            vocoder = HiFiGANVocoder(device, "universal", (dtype,))
+        except RuntimeError as e:  # the wheel is not installed: say so, time the rest
+            print(f"HiFi-GAN rows skipped: {e}")
+            break
+        with torch.no_grad():
+            t = median_seconds(lambda: vocoder(mel, lengths), device, repeats)
+            audio = vocoder(mel, lengths)[0]
+        reference = audio if reference is None else reference
+        rows.append({"group": group, "variant": variant, "value": audio.numel() / t, "unit": "samples/s",
+                     "lower_is_better": False, "note": f"RTF {audio.numel() / 22050 / t:.2f}; SNR vs fp32 "
+                                                       f"{snr_db(reference, audio):.1f} dB"})
+    griffin_lim = GriffinLimVocoder(AudioConfig(), device, n_iters=60)
+    t = median_seconds(lambda: griffin_lim(mel, lengths), device, repeats)
+    rows.append({"group": group, "variant": "Griffin-Lim 60", "value": frames * 256 / t, "unit": "samples/s",
+                 "lower_is_better": False, "note": f"RTF {frames * 256 / 22050 / t:.2f}"})
+    return rows
+
+
 def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = None,
                     phrase_file: str = "phrases/phrase_1_128.txt") -> List[Dict[str, object]]:
     """test_infer.py's case: the phrase, text -> audio at batch 1 with WaveGlow WN 256 and the denoiser, fp32 and as
@@ -359,6 +393,8 @@ def main() -> None:
     if "waveglow" in args.cases:
         rows += waveglow_rows(device, frames=80, repeats=repeats, channels=[256] if args.quick else [512, 256],
                               wav=args.wav, reference=reference)
+    if "vocoders" in args.cases:
+        rows += vocoder_rows(device, frames=40 if args.quick else 200, repeats=repeats, wav=args.wav)
     if "end-to-end" in args.cases:
         rows += end_to_end_rows(device, frames=60 if args.quick else 300, repeats=repeats, reference=reference)
     if "training" in args.cases and not args.skip_training:

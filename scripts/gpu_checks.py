@@ -26,7 +26,7 @@ import torch
 
 import models
 from common.checkpoint import load_model_weights, state_dict_from_checkpoint, load_checkpoint_file
-from common.timing import median_seconds
+from common.timing import dtype_name, median_seconds
 from common.training import rng
 from common.training.train_step import make_adam, restore_fused
 from loss_functions import get_loss_function
@@ -255,6 +255,30 @@ def check_deferred(batch: int = 64, frames: int = 600) -> str:
     return f"batch {batch} x {frames} frames, fp16 autocast: " + "; ".join(figures)
 
 
+@check("hifigan")
+def check_hifigan(frames: int = 400) -> str:
+    """HiFi-GAN V1 (published universal weights) on CUDA: float32 equals the CPU's within float32 rounding, fp16
+    autocast keeps the audio (SNR against float32), and the real-time factor of each."""
+    from vocoders import HiFiGANVocoder
+    torch.manual_seed(0)
+    mel = torch.randn(1, 80, frames) - 5
+    lengths = torch.tensor([frames])
+    cpu = HiFiGANVocoder(torch.device("cpu"))(mel[:, :, :64], torch.tensor([64]))[0]
+    figures = []
+    out = {}
+    for dtype in (torch.float32, torch.float16):
+        vocoder = HiFiGANVocoder(DEVICE, "universal", (dtype,))
+        with torch.no_grad():
+            out[dtype] = vocoder(mel.to(DEVICE), lengths)[0].float().cpu()
+            seconds = median_seconds(lambda: vocoder(mel.to(DEVICE), lengths), DEVICE, 5)
+        figures.append(f"{dtype_name(dtype)} RTF {frames * 256 / 22050 / seconds:.0f}")
+    err = (out[torch.float32][:64 * 256] - cpu).abs().max().item()
+    snr = 10 * torch.log10(out[torch.float32].pow(2).sum() / (out[torch.float32] - out[torch.float16]).pow(2).sum())
+    assert err < 1e-3, f"CUDA float32 differs from the CPU's by {err:.2g}"
+    assert snr > 20, f"fp16 SNR {snr:.1f} dB"
+    return f"fp32 vs CPU max err {err:.1e}; fp16 SNR {snr:.1f} dB; " + ", ".join(figures)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tacotron2", default="")
@@ -273,7 +297,7 @@ def main(argv=None) -> int:
     wg.remove_weightnorm()
     runs = {"graphs": lambda: check_graphs(t2), "fp16": lambda: check_fp16(t2, wg),
             "no_syncs": lambda: check_no_syncs(wg), "rng": lambda: check_rng(t2), "fused": check_fused,
-            "export": lambda: check_export(t2, wg, args.out), "deferred": check_deferred}
+            "export": lambda: check_export(t2, wg, args.out), "deferred": check_deferred, "hifigan": check_hifigan}
     for name, run in runs.items():
         if args.only is None or name in args.only:
             run()
