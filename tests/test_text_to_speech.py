@@ -300,3 +300,19 @@ def test_griffin_lim_items_do_not_depend_on_their_batch():
     both = vocoder(mel, torch.tensor([9, 5]))
     alone = vocoder(mel[1:, :, :5], torch.tensor([5]))
     assert torch.equal(both[1], alone[0]) and both[0].numel() == 9 * 256
+
+
+@needs_festival
+def test_frontend_check_counts_typed_sentences_that_become_the_trained_symbols(tmp_path):
+    """scripts/frontend_check.py on a corpus whose list is festival's phonemes: every typed sentence agrees; a model
+    whose checkpoint says characters agrees with none (it would read the letters)."""
+    from corpora.build import build_corpus
+    build_corpus(str(tmp_path / "c"), 0, "slt", sentences=["Dr. Jones owes me $12.", UNICODE_LINE], jobs=1)
+    phoneme_list = str(tmp_path / "c" / "filelists" / "slt_audio_phoneme_all_filelist.txt")
+    for kind, expected in (("festival", "2 of 2 typed sentences (100 %)"), ("characters", "0 of 2")):
+        t2 = write_checkpoint(tmp_path / f"{kind}.pt", "Tacotron2", {"text_frontend": kind})
+        run = subprocess.run([sys.executable, "-m", "scripts.frontend_check", "--tacotron2", t2, "-d",
+                              str(tmp_path / "c"), "--filelist", phoneme_list], cwd=REPO, capture_output=True,
+                             text=True)
+        assert run.returncode == 0 and expected in run.stdout, run.stdout + run.stderr[-2000:]
+        assert "prepare_input_sequence gives inference.py's symbols for 2 of 2" in run.stdout
