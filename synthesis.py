@@ -70,8 +70,8 @@ def make_phrases(lines: Sequence[str], frontend: TextFrontend, max_chars: int = 
     try:
         symbols = frontend.to_symbols([p[3] for p in pieces])
     except FrontendError as e:
-        line = next((i for i, _, _, text in pieces if text.strip() in str(e)), None)
-        raise InputError(f"{source}:{line + 1}: {e}" if line is not None else f"{source}: {e}") from e
+        raise InputError(f"{source}:{pieces[e.index][0] + 1}: {e}" if e.index is not None else f"{source}: {e}") \
+            from e
     phrases = []
     for (i, part, parts, piece), spoken in zip(pieces, symbols):
         try:

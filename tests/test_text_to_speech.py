@@ -316,3 +316,16 @@ def test_frontend_check_counts_typed_sentences_that_become_the_trained_symbols(t
                              text=True)
         assert run.returncode == 0 and expected in run.stdout, run.stdout + run.stderr[-2000:]
         assert "prepare_input_sequence gives inference.py's symbols for 2 of 2" in run.stdout
+
+
+@needs_festival
+def test_a_line_without_words_is_named_not_misread(tmp_path):
+    """A line of punctuation alone holds nothing to phonemize: it is refused with its line, and the lines around it
+    keep their own phonemes (it once shifted every later line's reading by one)."""
+    from synthesis import InputError, make_phrases
+    with pytest.raises(InputError, match=r"phrases:2: '...' holds no word to speak"):
+        make_phrases(["Hello there.", "...", "Good night."], TextFrontend("festival"), source="phrases")
+    ok = make_phrases(["Hello there.", "Good night."], TextFrontend("festival"), source="phrases")
+    assert [p.sequence for p in ok] == TextFrontend("festival").sequences(["Hello there.", "Good night."])
+    with pytest.raises(InputError, match=r"phrases:3: 'plain words': this model reads ARPAbet"):
+        make_phrases(["{HH AH0 L OW1}.", "{B AY1}!", "plain words"], TextFrontend("arpabet"), source="phrases")

@@ -28,7 +28,12 @@ _WORD_RE = re.compile(r"[A-Za-z0-9]")
 
 
 class FrontendError(ValueError):
-    """A front end that cannot be chosen or cannot read a text, with the reason and the fix."""
+    """A front end that cannot be chosen or cannot read a text, with the reason and the fix; `index`: which of the
+    texts given (None: not about one text)."""
+
+    def __init__(self, message: str, index: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 def is_phonemes(text: str) -> bool:
@@ -57,18 +62,21 @@ class TextFrontend:
         pieces = [_GROUP_RE.split(t) for t in texts]  # plain text and {...} groups, alternating
         plain = [p for parts in pieces for p in parts[::2] if _WORD_RE.search(p)]
         if plain and self.kind == "arpabet":
+            index = next(i for i, parts in enumerate(pieces) if any(_WORD_RE.search(p) for p in parts[::2]))
             raise FrontendError(f"{plain[0].strip()!r}: this model reads ARPAbet phonemes and its checkpoint does "
                                 "not say which front end made them; give --text-frontend festival or espeak, or "
-                                "write the words as {...} ARPAbet")
+                                "write the words as {...} ARPAbet", index)
         read = iter(festival_read(plain) if self.kind == "festival" else
                     [(None, espeak_read(p)) for p in plain])
         out = []
-        for text, parts in zip(texts, pieces):
-            if len(parts) == 1:  # plain text: exactly what the corpus builder wrote for it
-                out.append(next(read)[1])
-                continue
+        for index, (text, parts) in enumerate(zip(texts, pieces)):
+            if len(parts) == 1 and not _WORD_RE.search(text):
+                raise FrontendError(f"{text.strip()!r} holds no word to speak", index)
             if not any(_WORD_RE.search(p) for p in parts[::2]):  # phonemes already: as they are
                 out.append(text)
+                continue
+            if len(parts) == 1:  # plain text: exactly what the corpus builder wrote for it
+                out.append(next(read)[1])
                 continue
             spoken: List[str] = []
             for i, part in enumerate(parts):
