@@ -62,14 +62,21 @@ class Vocoder:
         return self.audio.hop_length
 
 
-def expected_mels(name: str, tacotron2: ModelCard, waveglow: Optional[WaveGlow] = None,
+def expected_mels(name: str, tacotron2: Optional[ModelCard], waveglow: Optional[WaveGlow] = None,
                   hifigan: str = "universal") -> Tuple[AudioConfig, str]:
-    """(audio settings, source) of the mels the vocoder `name` expects, known before it is built."""
+    """(audio settings, source) of the mels the vocoder `name` expects, known before it is built (Griffin-Lim
+    follows the Tacotron 2's card); VocoderMismatch for a WaveGlow trained with a hop its upsampler cannot make."""
     if name == "waveglow" and waveglow is not None:
         card = model_card(waveglow)
+        stride = waveglow.upsample.stride[0]
+        if card.audio.hop_length != stride:
+            raise VocoderMismatch(f"{card.path}: trained with hop_length {card.audio.hop_length}, but WaveGlow's "
+                                  f"upsampler makes {stride} samples a frame")
         return card.audio, card.path
     if name == "hifigan":
         return HIFIGAN_AUDIO, hifigan_source(hifigan)
+    if tacotron2 is None:
+        raise ValueError(f"the {name} vocoder's mels depend on a Tacotron 2's card")
     return tacotron2.audio, f"Griffin-Lim with {tacotron2.path}'s settings"
 
 
@@ -119,12 +126,7 @@ class WaveGlowVocoder(Vocoder):
     def __init__(self, waveglow: WaveGlow, device: torch.device, half: bool,
                  dtypes: tuple = (None,), sigma: float = SIGMA_INFER, denoising_strength: float = 0.01,
                  chunk_frames: int = 200, overlap_frames: int = 8) -> None:
-        card = model_card(waveglow)
-        self.audio, self.source = card.audio, card.path
-        stride = waveglow.upsample.stride[0]
-        if self.audio.hop_length != stride:
-            raise VocoderMismatch(f"{card.path}: trained with hop_length {self.audio.hop_length}, but WaveGlow's "
-                                  f"upsampler makes {stride} samples a frame")
+        self.audio, self.source = expected_mels(self.name, None, waveglow)
         self.sigma = sigma
         self.denoising_strength = denoising_strength
         self.chunk_frames = chunk_frames
