@@ -10,7 +10,6 @@ Both judge 16 kHz audio; every wav is resampled and peak-normalised to 0.9 first
 loudness score alike. ~0.2 s (recogniser) + ~0.35 s (DNSMOS) a 5-second clip on one CPU core: light enough for
 the end of a run, not for every validation (the demo runs them once, on the held-out sentences and checkpoints).
 """
-import functools
 import re
 from typing import Dict
 
@@ -39,14 +38,16 @@ def normalize_words(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
 
 
-@functools.lru_cache(maxsize=None)
 def _decoder():
+    """A new recogniser for each utterance: one kept across utterances carries its noise and cepstral-mean
+    estimates from one to the next, so a wav's transcript depended on what it had heard before (3 of 6 held-out
+    wavs changed after a burst of noise). ~0.3 s to load."""
     from pocketsphinx import Decoder  # its default model: the en-US one inside the wheel
     return Decoder(loglevel="ERROR")
 
 
 def transcribe(wav: np.ndarray, sampling_rate: int) -> str:
-    """What pocketsphinx heard, normalised (see normalize_words)."""
+    """What pocketsphinx heard, normalised (see normalize_words); the same for a wav whatever came before it."""
     audio = to_16k(wav, sampling_rate)
     decoder = _decoder()
     decoder.start_utt()

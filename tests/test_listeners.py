@@ -67,3 +67,19 @@ def test_error_rates_and_their_edge_cases():
         listeners.error_rates("anything", "")
     quiet = listeners.to_16k(np.full(22050, 0.01), 22050)
     assert quiet.shape == (16000,) and np.isclose(np.abs(quiet).max(), 0.9)
+
+
+@needs_festival
+def test_a_transcript_does_not_depend_on_what_the_recogniser_heard_before(slt):
+    """One recogniser kept across utterances carried its noise and cepstral-mean estimates along: the same wavs,
+    heard after a burst of noise, were transcribed otherwise. Every wav is heard as if it came first now."""
+    path, spoken = slt
+    wav, rate = sf.read(path, dtype="float32")
+    rng = np.random.default_rng(0)
+    noise = (rng.standard_normal(3 * rate) * 0.5).astype(np.float32)
+    clips = [wav, wav + (rng.standard_normal(len(wav)) * 0.05).astype(np.float32)]  # clear, and hard to hear
+    first = [listeners.transcribe(c, rate) for c in clips]
+    for clip, heard in zip(clips, first):
+        listeners.transcribe(noise, rate)
+        listeners.transcribe(noise * 0.01, rate)
+        assert listeners.transcribe(clip, rate) == heard
