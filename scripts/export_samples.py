@@ -18,6 +18,7 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.export_samples ...")
 
 PLAYERS = (("teacher", "the teacher's recording"), ("griffin_lim", "Tacotron 2 + Griffin-Lim"),
+           ("hifigan", "Tacotron 2 + HiFi-GAN V1 (the published universal generator, not a WaveGlow)"),
            ("waveglow", "Tacotron 2 + the demo's WaveGlow"))
 
 
