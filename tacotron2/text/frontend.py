@@ -24,7 +24,7 @@ FRONTENDS: Dict[str, str] = {
 }
 DEFAULT_CLEANERS = ("english_cleaners",)
 _GROUP_RE = re.compile(r"(\{[^}]*\})")
-_WORD_RE = re.compile(r"[A-Za-z0-9]")
+_WORD_RE = re.compile(r"[^\W_]")  # a letter or digit of any script
 
 
 class FrontendError(ValueError):
