@@ -19,18 +19,16 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-import models
 from common.audio import save_wav
-from common.checkpoint import CheckpointError, model_card
+from common.checkpoint import CheckpointError
 from common.dllog import RunLogger, log_path
 from common.training.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
-from hifigan.weights import VocoderUnavailable, weights_path
-from synthesis import (InputError, Phrase, add_inference_flags, build_synthesizer, check_audio_flags, read_phrases,
-                       text_frontend)
+from hifigan.weights import VocoderUnavailable
+from synthesis import InputError, Phrase, add_inference_flags, build_synthesizer, load_models, read_phrases
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError
-from vocoders import VocoderMismatch, check_fits, expected_mels
+from vocoders import VocoderMismatch
 from waveglow.model import WaveGlow
 
 # a frame is 11.6 ms at NVIDIA's settings; speech takes 5-10 frames a letter, more a phoneme: under one frame a
@@ -81,20 +79,7 @@ def load(args: argparse.Namespace, device: torch.device) -> Tuple[Tacotron2, Opt
     """The checkpoints and the phrases through the Tacotron 2's front end, checked before any work."""
     overrides = {k: v for k, v in (("max_decoder_steps", args.max_decoder_steps),
                                    ("gate_threshold", args.gate_threshold)) if v is not None}
-    tacotron2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
-    check_audio_flags(args, tacotron2)
-    waveglow = None
-    if args.vocoder == "waveglow":
-        waveglow, wg_config = models.load_model(args.waveglow, "WaveGlow", device)
-        if args.wn_channels and wg_config["WN_config"]["n_channels"] != args.wn_channels:
-            raise InputError(f"--wn-channels {args.wn_channels}: {args.waveglow} has "
-                             f"{wg_config['WN_config']['n_channels']} WN channels (drop the flag: it is read off "
-                             f"the checkpoint)")
-    if args.vocoder == "hifigan":
-        weights_path(args.hifigan)  # installed, or what to install
-    check_fits(model_card(tacotron2), args.vocoder,
-               *expected_mels(args.vocoder, model_card(tacotron2), waveglow, args.hifigan))
-    frontend = text_frontend(tacotron2, args.text_frontend)
+    tacotron2, waveglow, frontend = load_models(args, device, overrides)
     if args.text_cleaners is not None:
         frontend = dataclasses.replace(frontend, cleaners=tuple(args.text_cleaners))
     print(f"text front end: {frontend.describe()}", file=sys.stderr)
@@ -122,9 +107,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     keep_freed_memory(device)
     if args.seed is not None:
         torch.manual_seed(args.seed)
-    args.vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")
-    if args.vocoder == "waveglow" and not args.waveglow:
-        sys.exit("error: --vocoder waveglow needs --waveglow CKPT")
     try:
         tacotron2, waveglow, phrases = load(args, device)
     except (InputError, CheckpointError, FrontendError, VocoderMismatch, VocoderUnavailable) as e:

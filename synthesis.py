@@ -16,6 +16,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
+import models
 from common.checkpoint import model_card
 from common.filelist import read_text_lines
 from common.cpu.cpu_features import bf16_native, describe as describe_cpu
@@ -28,7 +29,8 @@ from tacotron2.model import InferenceOutput, Tacotron2
 from tacotron2.text import EmptyTextError, text_to_sequence
 from tacotron2.text.frontend import FRONTENDS, FrontendError, TextFrontend, frontend_for
 from tacotron2.text.segment import split_text
-from vocoders import SIGMA_INFER, VOCODERS, Vocoder, build_vocoder
+from hifigan.weights import weights_path
+from vocoders import SIGMA_INFER, VOCODERS, Vocoder, build_vocoder, check_fits, expected_mels
 from waveglow.model import WaveGlow
 
 
@@ -124,6 +126,31 @@ def add_inference_flags(parser, default_vocoder: Optional[str] = None) -> None:
                         help="sampling rate; read off the checkpoint (given, it must agree)")
     parser.add_argument("--stft-hop-length", type=int, default=None,
                         help="samples per mel frame; read off the checkpoint (given, it must agree)")
+
+
+def load_models(args, device: torch.device, overrides: Optional[Dict[str, object]] = None
+                ) -> Tuple[Tacotron2, Optional[WaveGlow], TextFrontend]:
+    """What every inference command loads, checked before any work: the Tacotron 2 (its `overrides` applied),
+    the WaveGlow when `args.vocoder` is waveglow (args.vocoder None: waveglow with --waveglow, else griffin-lim;
+    resolved in place), HiFi-GAN's weights found, the vocoder fitting the Tacotron 2's mels, and the text front end.
+    Raises InputError, CheckpointError, FrontendError, VocoderMismatch or VocoderUnavailable."""
+    args.vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")
+    if args.vocoder == "waveglow" and not args.waveglow:
+        raise InputError("--vocoder waveglow needs --waveglow CKPT")
+    tacotron2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
+    check_audio_flags(args, tacotron2)
+    waveglow = None
+    if args.vocoder == "waveglow":
+        waveglow, wg_config = models.load_model(args.waveglow, "WaveGlow", device)
+        wn_channels = getattr(args, "wn_channels", None)
+        if wn_channels and wg_config["WN_config"]["n_channels"] != wn_channels:
+            raise InputError(f"--wn-channels {wn_channels}: {args.waveglow} has {wg_config['WN_config']['n_channels']} "
+                             "WN channels (drop the flag: it is read off the checkpoint)")
+    if args.vocoder == "hifigan":
+        weights_path(args.hifigan)  # installed, or what to install
+    card = model_card(tacotron2)
+    check_fits(card, args.vocoder, *expected_mels(args.vocoder, card, waveglow, args.hifigan))
+    return tacotron2, waveglow, text_frontend(tacotron2, args.text_frontend)
 
 
 def check_audio_flags(args, tacotron2: Tacotron2) -> None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up this checkout on a fresh Debian/Ubuntu machine, or inside an NGC PyTorch container:
 #   1. the system packages it needs (Python 3 with venv; espeak-ng, festival with CMU ARCTIC's slt voice and
-#      flite, which build the test and demo corpora; Chromium, which the demo page's test opens), with apt-get
-#      as root or through sudo; where neither is possible it prints the one command to run and stops;
+#      flite, which build the test and demo corpora; curl, for the server's examples; Chromium, which the demo
+#      page's test opens), with apt-get as root or through sudo; where neither is possible it prints the one
+#      command to run and stops;
 #   2. a virtual environment in .venv (a stock Debian/Ubuntu Python refuses `pip install`, PEP 668), with the
 #      packages of requirements.txt. Where the Python that makes it already has a CUDA build of torch (an NGC
 #      container), the environment sees that torch and installs everything else.
@@ -22,6 +23,7 @@ command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v text2wave >/dev/null 2>&1 || missing+=(festival)
 [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
 command -v flite >/dev/null 2>&1 || missing+=(flite)
+command -v curl >/dev/null 2>&1 || missing+=(curl)  # the README's server examples, run by the tests
 optional=()
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
     # Debian's package; Ubuntu's is a snap that a container cannot run: there the browser test is skipped

