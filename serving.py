@@ -8,6 +8,7 @@ phrases; Tacotron 2 synthesises an item of a batch as it would alone (synthesis.
 nobody's audio. One worker thread owns the models: torch already uses every core for one batch, and a second
 batch at the same time would only share them.
 """
+import asyncio
 import dataclasses
 import io
 import threading
@@ -156,9 +157,16 @@ class Speaker:
             raise TooLong(f"text has {len(text)} characters; this server takes at most {self.limits.max_chars}")
         return make_phrases([" ".join(text.split())], self.frontend, self.limits.max_phrase_chars, "text")
 
-    def speak(self, text: str, timeout: Optional[float] = None) -> bytes:
-        waves = self.batcher.submit(self.phrases(text)).result(timeout)
+    def submit(self, text: str) -> Future:
+        """Queue a text (InputError, TooLong, QueueFull); the future gives its pieces' waveforms. Cancelled before
+        the worker takes it, it costs nothing."""
+        return self.batcher.submit(self.phrases(text))
+
+    def wav(self, waves: List[torch.Tensor]) -> bytes:
         return wav_bytes(join_pieces(waves, int(self.limits.pause * self.sampling_rate)), self.sampling_rate)
+
+    def speak(self, text: str, timeout: Optional[float] = None) -> bytes:
+        return self.wav(self.submit(text).result(timeout))
 
     def info(self) -> Dict[str, Any]:
         """What /info says: the models, how text is read, the audio settings, the precision, the limits."""
@@ -213,7 +221,7 @@ def make_app(speaker: Speaker):
             return error(400, f"vocoder {vocoder!r}: this server runs {speaker.synth.vocoder.name!r} (start another "
                               "with serve.py --vocoder for another)")
         try:
-            audio = await run_in_threadpool(speaker.speak, body["text"])
+            future = await run_in_threadpool(speaker.submit, body["text"])  # the front end may run a phonemizer
         except TooLong as e:
             return error(413, str(e))
         except InputError as e:
@@ -222,6 +230,16 @@ def make_app(speaker: Speaker):
             return error(503, f"busy: {e}; try again shortly", {"Retry-After": "1"})
         except SystemExit as e:  # a phonemizer that is not installed names its package
             return error(500, str(e.code))
-        return Response(audio, media_type="audio/wav")
+        waiting = asyncio.wrap_future(future)
+        while not waiting.done():  # a client that goes away before its batch starts costs no synthesis
+            await asyncio.wait({waiting}, timeout=0.1)
+            if not waiting.done() and await request.is_disconnected():
+                future.cancel()
+                return Response(status_code=499)
+        try:
+            waves = waiting.result()
+        except Exception as e:
+            return error(500, f"synthesis failed: {type(e).__name__}: {e}")
+        return Response(speaker.wav(waves), media_type="audio/wav")
 
     return app

@@ -174,3 +174,20 @@ def test_the_readmes_start_command_and_curl_examples_work(tmp_path):
     assert '{"status":"ok"}' in run.stdout and '"text_frontend":"characters"' in run.stdout
     data, rate = sf.read(str(tmp_path / "hello.wav"))
     assert rate == 22050 and data.size == 12 * 256
+
+
+def test_a_request_cancelled_before_its_batch_costs_no_synthesis():
+    """What the server does for a client that went away: its queued phrases are dropped, not synthesised."""
+    calls = []
+
+    class Synth:
+        def __call__(self, phrases):
+            calls.append([p.text for p in phrases])
+            return {"audio": [torch.zeros(3) for _ in phrases]}
+    batcher = Batcher(Synth(), Limits(max_batch=4, max_wait_ms=10), start=False)
+    gone, kept = (batcher.submit(make_phrases([t], TextFrontend(), source="t")) for t in ("gone", "kept"))
+    assert gone.cancel()
+    batcher._thread.start()
+    assert len(kept.result(timeout=10)) == 1
+    batcher.close()
+    assert calls == [["kept"]]
