@@ -1,0 +1,137 @@
+"""The speech server under load: N concurrent clients for M seconds against serve.py on 127.0.0.1.
+
+    python -m scripts.load_test --tacotron2 CKPT [--vocoder hifigan] [--clients 4] [--seconds 60]
+
+Starts `serve.py` on a free local port (only 127.0.0.1; nothing else is ever addressed), waits for /health, then
+runs --clients client threads (httpx), each sending the sentences of --phrases one after the other until --seconds
+have passed (and at most --max-requests requests in all). Prints a table: requests, errors (any answer but a wav),
+latency p50/p95/p99, seconds of audio served per second of wall time, the batches the server formed (/info), and
+the server's resident memory before the load (after one warm-up round) and after it. Stops the server at the end.
+"""
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List
+
+import numpy as np
+import soundfile as sf
+
+if __package__ in (None, ""):
+    sys.exit("run it from the repository root as a module: python -m scripts.load_test ...")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def resident_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv=None) -> int:
+    import httpx
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tacotron2", required=True)
+    parser.add_argument("--vocoder", default="griffin-lim")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--max-requests", type=int, default=1000)
+    parser.add_argument("--phrases", default=os.path.join(REPO, "phrases", "demo.txt"))
+    parser.add_argument("--server-args", default="", help="more serve.py flags, e.g. '--max-batch 4'")
+    args = parser.parse_args(argv)
+    if not (1 <= args.clients <= 64 and 0 < args.seconds <= 900 and 1 <= args.max_requests <= 10000):
+        parser.error("--clients 1..64, --seconds up to 900, --max-requests up to 10000")
+    with open(args.phrases, encoding="utf-8") as f:
+        texts = [line.strip() for line in f if line.strip()]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--tacotron2", args.tacotron2,
+                               "--vocoder", args.vocoder, "--port", str(port), "--host", "127.0.0.1",
+                               *args.server_args.split()], cwd=REPO)
+    try:
+        with httpx.Client(timeout=300) as client:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    if client.get(f"{url}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("error: the server did not start")
+                time.sleep(0.5)
+            for text in texts:  # warm-up: each shape once, then memory is measured
+                client.post(f"{url}/synthesize", json={"text": text})
+            before = resident_mib(server.pid)
+            batches_before = client.get(f"{url}/info").json()["batches"]
+        latencies: List[float] = []
+        audio_seconds: List[float] = []
+        errors: Dict[str, int] = {}
+        lock = threading.Lock()
+        end = time.monotonic() + args.seconds
+        sent = [0]
+
+        def run(worker: int) -> None:
+            with httpx.Client(timeout=300) as client:
+                i = worker
+                while time.monotonic() < end:
+                    with lock:
+                        if sent[0] >= args.max_requests:
+                            return
+                        sent[0] += 1
+                    t0 = time.perf_counter()
+                    try:
+                        r = client.post(f"{url}/synthesize", json={"text": texts[i % len(texts)]})
+                        ok = r.status_code == 200 and r.headers.get("content-type") == "audio/wav"
+                        key = "" if ok else f"HTTP {r.status_code}"
+                    except httpx.HTTPError as e:
+                        ok, key = False, type(e).__name__
+                    elapsed = time.perf_counter() - t0
+                    with lock:
+                        if ok:
+                            latencies.append(elapsed)
+                            data, rate = sf.read(io.BytesIO(r.content))
+                            audio_seconds.append(len(data) / rate)
+                        else:
+                            errors[key] = errors.get(key, 0) + 1
+                    i += args.clients
+        start = time.monotonic()
+        threads = [threading.Thread(target=run, args=(w,)) for w in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - start
+        with httpx.Client(timeout=60) as client:
+            info = client.get(f"{url}/info").json()
+        after = resident_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    lat = np.array(latencies) if latencies else np.array([float("nan")])
+    print(f"| vocoder | clients | seconds | requests | errors | p50 s | p95 s | p99 s | audio s / s | batches (largest) "
+          f"| memory before / after MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+          f"| {args.vocoder} | {args.clients} | {wall:.0f} | {len(latencies)} | {sum(errors.values())} "
+          f"| {np.percentile(lat, 50):.2f} | {np.percentile(lat, 95):.2f} | {np.percentile(lat, 99):.2f} "
+          f"| {sum(audio_seconds) / wall:.2f} | {info['batches'] - batches_before} ({info['largest_batch']}) "
+          f"| {before:.0f} / {after:.0f} |")
+    if errors:
+        print(f"errors: {errors}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
