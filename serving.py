@@ -9,7 +9,9 @@ nobody's audio. One worker thread owns the models: torch already uses every core
 batch at the same time would only share them.
 """
 import asyncio
+import base64
 import dataclasses
+import html
 import io
 import threading
 import time
@@ -42,9 +44,15 @@ class TooLong(InputError):
     """A text over Limits.max_chars."""
 
 
+class Spoken(NamedTuple):
+    """One phrase's answer: its waveform (L,) and its mel (n_mel, T_out)."""
+    audio: torch.Tensor
+    mel: torch.Tensor
+
+
 class _Job(NamedTuple):
     phrases: List[Phrase]
-    future: Future  # -> List[torch.Tensor]: each phrase's waveform
+    future: Future  # -> List[Spoken], one per phrase
 
 
 class Batcher:
@@ -105,7 +113,9 @@ class Batcher:
                 continue
             phrases = [p for job in jobs for p in job.phrases]
             try:
-                waves = self.synth(phrases)["audio"]
+                result = self.synth(phrases)
+                spoken = [Spoken(wave, mel[:, :int(n)])
+                          for wave, mel, n in zip(result["audio"], result["mels"], result["mel_lengths"])]
             except Exception as e:  # a failed batch answers its requests with the error; the worker goes on
                 for job in jobs:
                     job.future.set_exception(e)
@@ -113,7 +123,7 @@ class Batcher:
             self.batch_sizes.append(len(phrases))
             start = 0
             for job in jobs:
-                job.future.set_result(waves[start:start + len(job.phrases)])
+                job.future.set_result(spoken[start:start + len(job.phrases)])
                 start += len(job.phrases)
 
     def close(self) -> None:
@@ -158,12 +168,13 @@ class Speaker:
         return make_phrases([" ".join(text.split())], self.frontend, self.limits.max_phrase_chars, "text")
 
     def submit(self, text: str) -> Future:
-        """Queue a text (InputError, TooLong, QueueFull); the future gives its pieces' waveforms. Cancelled before
+        """Queue a text (InputError, TooLong, QueueFull); the future gives its pieces (Spoken). Cancelled before
         the worker takes it, it costs nothing."""
         return self.batcher.submit(self.phrases(text))
 
-    def wav(self, waves: List[torch.Tensor]) -> bytes:
-        return wav_bytes(join_pieces(waves, int(self.limits.pause * self.sampling_rate)), self.sampling_rate)
+    def wav(self, pieces: List[Spoken]) -> bytes:
+        audio = join_pieces([p.audio for p in pieces], int(self.limits.pause * self.sampling_rate))
+        return wav_bytes(audio, self.sampling_rate)
 
     def speak(self, text: str, timeout: Optional[float] = None) -> bytes:
         return self.wav(self.submit(text).result(timeout))
@@ -182,10 +193,48 @@ class Speaker:
         self.batcher.close()
 
 
+def mel_png(mel: torch.Tensor) -> bytes:
+    """A picture of a mel (n_mel, T_out), as the page shows it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 2.5))
+    ax.imshow(mel.float().numpy(), origin="lower", aspect="auto", interpolation="none")
+    ax.set(xlabel="frame", ylabel="mel channel")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Tacotron 2 speech server</title><link rel="icon" href="data:,">
+<style>body{font-family:sans-serif;max-width:860px;margin:auto} textarea{width:100%}</style></head>
+<body><h1>Tacotron 2</h1><p id="info">{{info}}</p>
+<textarea id="text" rows="3">The museum closes at six, so we should hurry along.</textarea>
+<p><button id="speak">Speak</button> <span id="status"></span></p>
+<audio id="audio" controls></audio><br><img id="mel" alt="the mel spectrogram" width="800">
+<script>
+document.getElementById("speak").onclick = async () => {
+  const status = document.getElementById("status");
+  status.textContent = "synthesising...";
+  const response = await fetch("/synthesize", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({text: document.getElementById("text").value, format: "json"})});
+  const answer = await response.json();
+  if (!response.ok) { status.textContent = "error: " + answer.error; return; }
+  document.getElementById("audio").src = "data:audio/wav;base64," + answer.wav;
+  document.getElementById("mel").src = "data:image/png;base64," + answer.mel_png;
+  status.textContent = answer.seconds.toFixed(2) + " s of speech";
+};
+</script></body></html>
+"""
+
+
 def make_app(speaker: Speaker):
-    """The FastAPI app: POST /synthesize, GET /health, GET /info; every error a JSON {"error": ...}."""
+    """The FastAPI app: POST /synthesize, GET /health, GET /info, the page at /; every error a JSON {"error": ...}."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title="Tacotron 2 speech server")
@@ -214,8 +263,9 @@ def make_app(speaker: Speaker):
         unknown = sorted(set(body) - {"text", "format", "vocoder"})
         if unknown:
             return error(400, f"unknown field(s) {unknown}; this server takes text, format, vocoder")
-        if body.get("format", "wav") != "wav":
-            return error(400, f"format {body.get('format')!r}: this server writes wav")
+        if body.get("format", "wav") not in ("wav", "json"):
+            return error(400, f"format {body.get('format')!r}: this server writes wav (or json: the wav and a "
+                              "picture of the mel, base64)")
         vocoder = body.get("vocoder", speaker.synth.vocoder.name)
         if vocoder != speaker.synth.vocoder.name:
             return error(400, f"vocoder {vocoder!r}: this server runs {speaker.synth.vocoder.name!r} (start another "
@@ -237,9 +287,18 @@ def make_app(speaker: Speaker):
                 future.cancel()
                 return Response(status_code=499)
         try:
-            waves = waiting.result()
+            pieces = waiting.result()
         except Exception as e:
             return error(500, f"synthesis failed: {type(e).__name__}: {e}")
-        return Response(speaker.wav(waves), media_type="audio/wav")
+        if body.get("format", "wav") == "json":
+            picture = await run_in_threadpool(mel_png, torch.cat([p.mel for p in pieces], dim=1))
+            return {"wav": base64.b64encode(speaker.wav(pieces)).decode(), "mel_png": base64.b64encode(picture).decode(),
+                    "seconds": sum(p.audio.numel() for p in pieces) / speaker.sampling_rate}
+        return Response(speaker.wav(pieces), media_type="audio/wav")
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE.replace("{{info}}", html.escape(f"{speaker.frontend.kind} text, {speaker.synth.vocoder.name}, "
+                                                    f"{speaker.synth.vocoder.audio.sampling_rate} Hz"))
 
     return app

@@ -1,12 +1,13 @@
 """Open a local page in headless Chromium and report what went wrong, over the DevTools protocol on a pipe
 (`--remote-debugging-pipe`: JSON messages ended by NUL on file descriptors 3 and 4; no extra Python package)."""
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -82,9 +83,9 @@ class _Pipe:
                 return event
 
 
-def check_page(path: str, chromium: Optional[str] = None) -> Dict[str, object]:
-    """Load the file in headless Chromium: {'errors': console errors, exceptions and failed loads,
-    'broken': <img>/<audio> sources that did not load, 'images': n, 'audios': n}."""
+@contextlib.contextmanager
+def page_session(url: str, chromium: Optional[str] = None) -> Iterator[Tuple["_Pipe", str]]:
+    """Headless Chromium with `url` loaded: (pipe, session) for DevTools calls; every event is kept in pipe.events."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise FileNotFoundError("no Chromium found (Debian: apt-get install chromium)")
@@ -112,33 +113,13 @@ def check_page(path: str, chromium: Optional[str] = None) -> Dict[str, object]:
             session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 pipe.call(f"{domain}.enable", session=session)
-            pipe.call("Page.navigate", {"url": "file://" + os.path.abspath(path)}, session=session)
+            pipe.call("Page.navigate", {"url": url}, session=session)
             pipe.wait_for("Page.loadEventFired")
-            media = pipe.call("Runtime.evaluate", {"expression": _CHECK_MEDIA, "awaitPromise": True,
-                                                   "returnByValue": True}, session=session)["result"]["value"]
-            pipe.call("Runtime.evaluate", {"expression": "0"}, session=session)  # flush pending events
-            errors = []
-            urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in pipe.events
-                    if e.get("method") == "Network.requestWillBeSent"}
-            for event in pipe.events:
-                method, params = event.get("method"), event.get("params", {})
-                if method == "Runtime.exceptionThrown":
-                    errors.append(f"exception: {params['exceptionDetails'].get('text')}")
-                elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                    errors.append(f"console.{params['type']}: {params.get('args')}")
-                elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-                    errors.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
-                elif method == "Network.loadingFailed" and not (
-                        params.get("canceled") or params.get("errorText") == "net::ERR_ABORTED"):
-                    # (a media element cancels its request once it has what preload asks for: not an error;
-                    # a file that is not there is `broken` above and ERR_FILE_NOT_FOUND here)
-                    errors.append(f"failed to load {urls.get(params.get('requestId'), '?')}: "
-                                  f"{params.get('errorText')}")
+            yield pipe, session
             try:
                 pipe.call("Browser.close", timeout=5)
             except (RuntimeError, TimeoutError):
                 pass
-            return {"errors": errors, **media}
         finally:
             os.close(to_browser_w)
             os.close(from_browser_r)
@@ -147,3 +128,39 @@ def check_page(path: str, chromium: Optional[str] = None) -> Dict[str, object]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def evaluate(pipe: "_Pipe", session: str, expression: str, timeout: float = 30.0):
+    """The value of a JavaScript expression on the page (a promise awaited)."""
+    return pipe.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True},
+                     session=session, timeout=timeout)["result"].get("value")
+
+
+def page_errors(pipe: "_Pipe", session: str) -> List[str]:
+    """Console errors, exceptions and failed loads seen so far."""
+    pipe.call("Runtime.evaluate", {"expression": "0"}, session=session)  # flush pending events
+    errors = []
+    urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in pipe.events
+            if e.get("method") == "Network.requestWillBeSent"}
+    for event in pipe.events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            errors.append(f"exception: {params['exceptionDetails'].get('text')}")
+        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            errors.append(f"console.{params['type']}: {params.get('args')}")
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            errors.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+        elif method == "Network.loadingFailed" and not (
+                params.get("canceled") or params.get("errorText") == "net::ERR_ABORTED"):
+            # (a media element cancels its request once it has what preload asks for: not an error;
+            # a file that is not there is `broken` in check_page and ERR_FILE_NOT_FOUND here)
+            errors.append(f"failed to load {urls.get(params.get('requestId'), '?')}: {params.get('errorText')}")
+    return errors
+
+
+def check_page(path: str, chromium: Optional[str] = None) -> Dict[str, object]:
+    """Load the file in headless Chromium: {'errors': console errors, exceptions and failed loads,
+    'broken': <img>/<audio> sources that did not load, 'images': n, 'audios': n}."""
+    with page_session("file://" + os.path.abspath(path), chromium) as (pipe, session):
+        media = evaluate(pipe, session, _CHECK_MEDIA)
+        return {"errors": page_errors(pipe, session), **media}

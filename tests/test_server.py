@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 import soundfile as sf
 import torch
+import uvicorn
 
 import serve
 from common.checkpoint import save_training_checkpoint
@@ -19,6 +20,7 @@ from synthesis import make_phrases
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import TextFrontend
 
+from .browser import evaluate, find_chromium, page_errors, page_session
 from .conftest import TINY_TACOTRON2, checkout_after_demo, readme_block
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient", reason="fastapi is not installed (requirements.txt)")
@@ -125,7 +127,8 @@ def test_the_batcher_gathers_within_its_wait_and_never_beyond_its_batch():
     class Synth:
         def __call__(self, phrases):
             calls.append(len(phrases))
-            return {"audio": [torch.full((3,), float(p.index)) for p in phrases]}
+            return {"audio": [torch.full((3,), float(p.index)) for p in phrases],
+                    "mels": torch.zeros(len(phrases), 2, 4), "mel_lengths": torch.full((len(phrases),), 4)}
     batcher = Batcher(Synth(), Limits(max_batch=4, max_wait_ms=50, max_queue=6), start=False)
     phrases = make_phrases([f"line {i}" for i in range(6)], TextFrontend(), source="t")
     futures = [batcher.submit([p]) for p in phrases]
@@ -134,7 +137,7 @@ def test_the_batcher_gathers_within_its_wait_and_never_beyond_its_batch():
     batcher._thread.start()
     results = [f.result(timeout=10) for f in futures]
     batcher.close()
-    assert calls == [4, 2] and [float(r[0][0]) for r in results] == [0, 1, 2, 3, 4, 5]
+    assert calls == [4, 2] and [float(r[0].audio[0]) for r in results] == [0, 1, 2, 3, 4, 5]
 
 
 def test_the_server_binds_to_localhost_unless_told_and_checks_its_limits(checkpoint):
@@ -183,7 +186,8 @@ def test_a_request_cancelled_before_its_batch_costs_no_synthesis():
     class Synth:
         def __call__(self, phrases):
             calls.append([p.text for p in phrases])
-            return {"audio": [torch.zeros(3) for _ in phrases]}
+            return {"audio": [torch.zeros(3) for _ in phrases], "mels": torch.zeros(len(phrases), 2, 4),
+                    "mel_lengths": torch.full((len(phrases),), 4)}
     batcher = Batcher(Synth(), Limits(max_batch=4, max_wait_ms=10), start=False)
     gone, kept = (batcher.submit(make_phrases([t], TextFrontend(), source="t")) for t in ("gone", "kept"))
     assert gone.cancel()
@@ -191,3 +195,58 @@ def test_a_request_cancelled_before_its_batch_costs_no_synthesis():
     assert len(kept.result(timeout=10)) == 1
     batcher.close()
     assert calls == [["kept"]]
+
+
+def test_a_failed_batch_answers_its_requests_with_the_error_and_the_worker_goes_on():
+    class Synth:
+        calls = 0
+
+        def __call__(self, phrases):
+            Synth.calls += 1
+            if Synth.calls == 1:
+                raise RuntimeError("out of memory")
+            return {"audio": [torch.zeros(3) for _ in phrases], "mels": torch.zeros(len(phrases), 2, 4),
+                    "mel_lengths": torch.full((len(phrases),), 4)}
+    batcher = Batcher(Synth(), Limits(max_batch=1, max_wait_ms=0))
+    first = batcher.submit(make_phrases(["one"], TextFrontend(), source="t"))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        first.result(timeout=10)
+    assert len(batcher.submit(make_phrases(["two"], TextFrontend(), source="t")).result(timeout=10)) == 1
+    batcher.close()
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium (bash scripts/setup.sh installs Debian's chromium)")
+def test_the_page_speaks_typed_text_in_chromium(checkpoint):
+    """The page at /, in headless Chromium on a real server: type, press Speak, the audio and the mel appear."""
+    speaker = make_speaker(checkpoint)
+    config = uvicorn.Config(make_app(speaker), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with page_session(f"http://127.0.0.1:{port}/") as (pipe, session):
+            done = evaluate(pipe, session, """
+new Promise(resolve => {
+  document.getElementById("text").value = "Typed into the page.";
+  document.getElementById("speak").click();
+  const audio = document.getElementById("audio"), mel = document.getElementById("mel");
+  const deadline = Date.now() + 60000;
+  const poll = () => {
+    if ((audio.readyState >= 1 && mel.complete && mel.naturalWidth > 0) || Date.now() > deadline) {
+      resolve({duration: audio.duration, width: mel.naturalWidth,
+               status: document.getElementById("status").textContent});
+    } else { setTimeout(poll, 100); }
+  };
+  poll();
+})""", timeout=90)
+            errors = page_errors(pipe, session)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        speaker.close()
+    assert errors == []
+    assert abs(done["duration"] - 12 * 256 / 22050) < 0.01 and done["width"] > 100
+    assert done["status"].endswith("s of speech")
