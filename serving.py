@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import html
 import io
+import struct
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ import torch
 from common.checkpoint import model_card
 from synthesis import InputError, Phrase, Synthesizer, make_phrases
 from tacotron2.text.frontend import TextFrontend
+from tacotron2.text.segment import split_sentences
 
 
 class Limits(NamedTuple):
@@ -143,6 +145,18 @@ def join_pieces(waves: List[torch.Tensor], pause_samples: int) -> torch.Tensor:
     return torch.cat(out)
 
 
+def pcm16(audio: torch.Tensor) -> bytes:
+    """(L,) float audio in [-1, 1] as little-endian 16-bit samples."""
+    return (audio.clamp(-1, 1) * 32767).round().to(torch.int16).numpy().astype("<i2").tobytes()
+
+
+def wav_header(sampling_rate: int) -> bytes:
+    """A mono 16-bit PCM wav header whose RIFF and data sizes say 'unknown' (0xFFFFFFFF), for a stream."""
+    return (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt " +
+            struct.pack("<IHHIIHH", 16, 1, 1, sampling_rate, 2 * sampling_rate, 2, 16) +
+            b"data" + struct.pack("<I", 0xFFFFFFFF))
+
+
 def wav_bytes(audio: torch.Tensor, sampling_rate: int) -> bytes:
     """(L,) float audio in [-1, 1] as a 16-bit PCM wav file's bytes."""
     buffer = io.BytesIO()
@@ -166,6 +180,12 @@ class Speaker:
         if len(text) > self.limits.max_chars:
             raise TooLong(f"text has {len(text)} characters; this server takes at most {self.limits.max_chars}")
         return make_phrases([" ".join(text.split())], self.frontend, self.limits.max_phrase_chars, "text")
+
+    def sentences(self, text: str) -> List[Phrase]:
+        """The text as one phrase a sentence (longer sentences in pieces), for streaming."""
+        self.phrases(text)  # the same checks
+        return make_phrases(split_sentences(" ".join(text.split()), self.limits.max_phrase_chars), self.frontend,
+                            source="text")
 
     def submit(self, text: str) -> Future:
         """Queue a text (InputError, TooLong, QueueFull); the future gives its pieces (Spoken). Cancelled before
@@ -234,7 +254,7 @@ document.getElementById("speak").onclick = async () => {
 def make_app(speaker: Speaker):
     """The FastAPI app: POST /synthesize, GET /health, GET /info, the page at /; every error a JSON {"error": ...}."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
     from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title="Tacotron 2 speech server")
@@ -250,8 +270,8 @@ def make_app(speaker: Speaker):
     def info() -> Dict[str, Any]:
         return speaker.info()
 
-    @app.post("/synthesize")
-    async def synthesize(request: Request):
+    async def read_body(request: Request):
+        """The request's JSON object, checked; or the JSONResponse that refuses it."""
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return error(415, "send JSON: Content-Type: application/json, {\"text\": \"...\"}")
         try:
@@ -270,16 +290,27 @@ def make_app(speaker: Speaker):
         if vocoder != speaker.synth.vocoder.name:
             return error(400, f"vocoder {vocoder!r}: this server runs {speaker.synth.vocoder.name!r} (start another "
                               "with serve.py --vocoder for another)")
+        return body
+
+    def refusal(e: Exception) -> JSONResponse:
+        """The answer to a text the server will not take now."""
+        if isinstance(e, TooLong):
+            return error(413, str(e))
+        if isinstance(e, QueueFull):
+            return error(503, f"busy: {e}; try again shortly", {"Retry-After": "1"})
+        if isinstance(e, SystemExit):  # a phonemizer that is not installed names its package
+            return error(500, str(e.code))
+        return error(400, str(e))
+
+    @app.post("/synthesize")
+    async def synthesize(request: Request):
+        body = await read_body(request)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             future = await run_in_threadpool(speaker.submit, body["text"])  # the front end may run a phonemizer
-        except TooLong as e:
-            return error(413, str(e))
-        except InputError as e:
-            return error(400, str(e))
-        except QueueFull as e:
-            return error(503, f"busy: {e}; try again shortly", {"Retry-After": "1"})
-        except SystemExit as e:  # a phonemizer that is not installed names its package
-            return error(500, str(e.code))
+        except (InputError, QueueFull, SystemExit) as e:
+            return refusal(e)
         waiting = asyncio.wrap_future(future)
         while not waiting.done():  # a client that goes away before its batch starts costs no synthesis
             await asyncio.wait({waiting}, timeout=0.1)
@@ -295,6 +326,31 @@ def make_app(speaker: Speaker):
             return {"wav": base64.b64encode(speaker.wav(pieces)).decode(), "mel_png": base64.b64encode(picture).decode(),
                     "seconds": sum(p.audio.numel() for p in pieces) / speaker.sampling_rate}
         return Response(speaker.wav(pieces), media_type="audio/wav")
+
+    @app.post("/synthesize/stream")
+    async def synthesize_stream(request: Request):
+        """The text sentence by sentence: a wav whose header comes at once and whose samples follow as each
+        sentence is made (its length fields say 'unknown', as streamed wavs do)."""
+        body = await read_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            phrases = await run_in_threadpool(speaker.sentences, body["text"])
+        except (InputError, SystemExit) as e:
+            return refusal(e)
+        pause = torch.zeros(int(speaker.limits.pause * speaker.sampling_rate))
+
+        async def chunks():
+            yield wav_header(speaker.sampling_rate)
+            for i, phrase in enumerate(phrases):
+                future = speaker.batcher.submit([phrase])  # one at a time: the first is heard before the rest
+                try:
+                    (spoken,) = await asyncio.wrap_future(future)
+                except asyncio.CancelledError:  # the client went away
+                    future.cancel()
+                    raise
+                yield pcm16((torch.cat([pause, spoken.audio]) if i else spoken.audio).clamp(-1, 1))
+        return StreamingResponse(chunks(), media_type="audio/wav")
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:

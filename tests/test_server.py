@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -250,3 +251,24 @@ new Promise(resolve => {
     assert errors == []
     assert abs(done["duration"] - 12 * 256 / 22050) < 0.01 and done["width"] > 100
     assert done["status"].endswith("s of speech")
+
+
+def test_the_stream_sends_each_sentence_as_it_is_made(client):
+    """POST /synthesize/stream: a wav header at once, then each sentence's samples, which are those of the sentence
+    said alone (with the pause between), so a player starts before the paragraph is done."""
+    c, speaker = client
+    sentences = ["The first sentence is here.", "A second one follows!", "Third?"]
+    alone = [wav(c.post("/synthesize", json={"text": s})) for s in sentences]
+    with c.stream("POST", "/synthesize/stream", json={"text": "  ".join(sentences)}) as response:
+        assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
+        chunks = list(response.iter_bytes())
+    data = b"".join(chunks)
+    assert data[:4] == b"RIFF" and data[8:16] == b"WAVEfmt " and data[36:40] == b"data"
+    rate = int.from_bytes(data[24:28], "little")
+    samples = torch.from_numpy(np.frombuffer(data[44:], dtype="<i2").astype(np.float32) / 32767)
+    pause = torch.zeros(int(0.15 * rate))
+    expected = torch.cat([alone[0], pause, alone[1], pause, alone[2]])
+    assert rate == 22050 and samples.numel() == expected.numel()
+    assert (samples - expected).abs().max() <= 2 / 32767
+    response = c.post("/synthesize/stream", json={"text": ""})
+    assert response.status_code == 400 and "empty" in response.json()["error"]

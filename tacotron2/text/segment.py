@@ -41,3 +41,10 @@ def split_text(text: str, max_chars: int) -> List[str]:
         for clause in _CLAUSE_END.split(sentence):
             pieces.extend([clause] if len(clause) <= max_chars else _pack(_WORD.findall(clause), max_chars))
     return _pack(pieces, max_chars)
+
+
+def split_sentences(text: str, max_chars: int) -> List[str]:
+    """A text's sentences, each cut by `split_text` where it is longer than max_chars: the pieces a stream speaks
+    one after the other, so that the first is heard before the last is made."""
+    return [piece for sentence in _SENTENCE_END.split(text.strip()) if sentence.strip()
+            for piece in split_text(sentence, max_chars)]
