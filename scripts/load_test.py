@@ -4,9 +4,9 @@
 
 Starts `serve.py` on a free local port (only 127.0.0.1; nothing else is ever addressed), waits for /health, then
 runs --clients client threads (httpx), each sending the sentences of --phrases one after the other until --seconds
-have passed (and at most --max-requests requests in all). Prints a table: requests, errors (any answer but a wav),
+have passed (and at most --max-requests requests in all), --rounds times. Prints a table: requests, errors (any answer but a wav),
 latency p50/p95/p99, seconds of audio served per second of wall time, the batches the server formed (/info), and
-the server's resident memory before the load (after one warm-up round) and after it. Stops the server at the end.
+the server's resident memory before the load (after a warm-up under the same load, not counted) and after it. Stops the server at the end.
 """
 import argparse
 import io
@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--max-requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the load this many times, the memory read after each (a leak keeps growing)")
     parser.add_argument("--phrases", default=os.path.join(REPO, "phrases", "demo.txt"))
     parser.add_argument("--server-args", default="", help="more serve.py flags, e.g. '--max-batch 4'")
     args = parser.parse_args(argv)
@@ -73,21 +75,17 @@ def main(argv=None) -> int:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("error: the server did not start")
                 time.sleep(0.5)
-            for text in texts:  # warm-up: each shape once, then memory is measured
-                client.post(f"{url}/synthesize", json={"text": text})
-            before = resident_mib(server.pid)
-            batches_before = client.get(f"{url}/info").json()["batches"]
         latencies: List[float] = []
         audio_seconds: List[float] = []
         errors: Dict[str, int] = {}
         lock = threading.Lock()
-        end = time.monotonic() + args.seconds
+        end = [0.0]
         sent = [0]
 
         def run(worker: int) -> None:
             with httpx.Client(timeout=300) as client:
                 i = worker
-                while time.monotonic() < end:
+                while time.monotonic() < end[0]:
                     with lock:
                         if sent[0] >= args.max_requests:
                             return
@@ -108,26 +106,39 @@ def main(argv=None) -> int:
                         else:
                             errors[key] = errors.get(key, 0) + 1
                     i += args.clients
-        start = time.monotonic()
-        threads = [threading.Thread(target=run, args=(w,)) for w in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.monotonic() - start
+        def load(seconds: float) -> float:
+            start = time.monotonic()
+            end[0] = start + seconds
+            threads = [threading.Thread(target=run, args=(w,)) for w in range(args.clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return time.monotonic() - start
+        # warm-up under the same load (batches of every size the load makes), not counted; then memory is measured
+        load(min(15.0, args.seconds / 4))
+        latencies.clear(), audio_seconds.clear(), errors.clear()
+        sent[0] = 0
+        with httpx.Client(timeout=60) as client:
+            before = resident_mib(server.pid)
+            batches_before = client.get(f"{url}/info").json()["batches"]
+        wall, memory = 0.0, []
+        for _ in range(max(1, min(args.rounds, 10))):
+            sent[0] = 0
+            wall += load(args.seconds)
+            memory.append(resident_mib(server.pid))
         with httpx.Client(timeout=60) as client:
             info = client.get(f"{url}/info").json()
-        after = resident_mib(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)
     lat = np.array(latencies) if latencies else np.array([float("nan")])
     print(f"| vocoder | clients | seconds | requests | errors | p50 s | p95 s | p99 s | audio s / s | batches (largest) "
-          f"| memory before / after MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+          f"| memory before / after each round MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
           f"| {args.vocoder} | {args.clients} | {wall:.0f} | {len(latencies)} | {sum(errors.values())} "
           f"| {np.percentile(lat, 50):.2f} | {np.percentile(lat, 95):.2f} | {np.percentile(lat, 99):.2f} "
           f"| {sum(audio_seconds) / wall:.2f} | {info['batches'] - batches_before} ({info['largest_batch']}) "
-          f"| {before:.0f} / {after:.0f} |")
+          f"| {before:.0f} / {' / '.join(f'{m:.0f}' for m in memory)} |")
     if errors:
         print(f"errors: {errors}")
     return 1 if errors else 0
