@@ -55,6 +55,7 @@ class Spoken(NamedTuple):
 class _Job(NamedTuple):
     phrases: List[Phrase]
     future: Future  # -> List[Spoken], one per phrase
+    settings: Dict[str, float]  # the vocoder's per-request settings (WaveGlow's sigma, denoiser strength)
 
 
 class Batcher:
@@ -72,13 +73,14 @@ class Batcher:
         if start:
             self._thread.start()
 
-    def submit(self, phrases: List[Phrase]) -> Future:
-        """Queue one request's phrases; its future gives their waveforms. QueueFull when over the limit."""
+    def submit(self, phrases: List[Phrase], settings: Optional[Dict[str, float]] = None) -> Future:
+        """Queue one request's phrases, to be vocoded with `settings` (attributes of the vocoder; only requests
+        with the same settings share a batch); its future gives their waveforms. QueueFull when over the limit."""
         future: Future = Future()
         with self._lock:
             if self._waiting + len(phrases) > self.limits.max_queue:
                 raise QueueFull(f"{self._waiting} phrases are waiting (the limit is {self.limits.max_queue})")
-            self._pending.append(_Job(phrases, future))
+            self._pending.append(_Job(phrases, future, dict(settings or {})))
             self._waiting += len(phrases)
             self._lock.notify()
         return future
@@ -95,7 +97,8 @@ class Batcher:
             size = len(jobs[0].phrases)
             while size < self.limits.max_batch:
                 if self._pending:
-                    if size + len(self._pending[0].phrases) > self.limits.max_batch:
+                    following = self._pending[0]
+                    if size + len(following.phrases) > self.limits.max_batch or following.settings != jobs[0].settings:
                         break
                     jobs.append(self._pending.popleft())
                     size += len(jobs[-1].phrases)
@@ -115,6 +118,8 @@ class Batcher:
                 continue
             phrases = [p for job in jobs for p in job.phrases]
             try:
+                for name, value in jobs[0].settings.items():
+                    setattr(self.synth.vocoder, name, value)
                 result = self.synth(phrases)
                 spoken = [Spoken(wave, mel[:, :int(n)])
                           for wave, mel, n in zip(result["audio"], result["mels"], result["mel_lengths"])]
@@ -187,10 +192,29 @@ class Speaker:
         return make_phrases(split_sentences(" ".join(text.split()), self.limits.max_phrase_chars), self.frontend,
                             source="text")
 
-    def submit(self, text: str) -> Future:
-        """Queue a text (InputError, TooLong, QueueFull); the future gives its pieces (Spoken). Cancelled before
-        the worker takes it, it costs nothing."""
-        return self.batcher.submit(self.phrases(text))
+    def settings(self, sigma: Optional[float] = None, denoising_strength: Optional[float] = None
+                 ) -> Dict[str, float]:
+        """A request's vocoder settings, the server's own where not given; InputError for settings its vocoder has
+        not (sigma and the denoiser are WaveGlow's; a denoiser the server was started without cannot be asked for)."""
+        vocoder = self.synth.vocoder
+        if vocoder.name != "waveglow":
+            if sigma is not None or denoising_strength is not None:
+                raise InputError(f"sigma and denoising_strength are WaveGlow's; this server runs {vocoder.name!r}")
+            return {}
+        if sigma is not None and not 0 <= sigma <= 2:
+            raise InputError(f"sigma {sigma}: expected 0 to 2 (WaveGlow's latent standard deviation)")
+        if denoising_strength is not None and (not 0 <= denoising_strength <= 1 or
+                                               (denoising_strength > 0 and vocoder.denoiser is None)):
+            raise InputError(f"denoising_strength {denoising_strength}: expected 0 to 1, and above 0 only where the "
+                             "server was started with a denoiser (-d above 0)")
+        return {"sigma": vocoder.defaults["sigma"] if sigma is None else float(sigma),
+                "denoising_strength": vocoder.defaults["denoising_strength"] if denoising_strength is None
+                else float(denoising_strength)}
+
+    def submit(self, text: str, settings: Optional[Dict[str, float]] = None) -> Future:
+        """Queue a text (InputError, TooLong, QueueFull) with vocoder `settings` (see `settings`); the future gives
+        its pieces (Spoken). Cancelled before the worker takes it, it costs nothing."""
+        return self.batcher.submit(self.phrases(text), settings)
 
     def wav(self, pieces: List[Spoken]) -> bytes:
         audio = join_pieces([p.audio for p in pieces], int(self.limits.pause * self.sampling_rate))
@@ -280,9 +304,13 @@ def make_app(speaker: Speaker):
             return error(400, f"the body is not valid JSON: {e}")
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             return error(400, "expected a JSON object with a string field \"text\"")
-        unknown = sorted(set(body) - {"text", "format", "vocoder"})
+        unknown = sorted(set(body) - {"text", "format", "vocoder", "sigma", "denoising_strength"})
         if unknown:
-            return error(400, f"unknown field(s) {unknown}; this server takes text, format, vocoder")
+            return error(400, f"unknown field(s) {unknown}; this server takes text, format, vocoder, sigma, "
+                              "denoising_strength")
+        for name in ("sigma", "denoising_strength"):
+            if name in body and (isinstance(body[name], bool) or not isinstance(body[name], (int, float))):
+                return error(400, f"{name} must be a number")
         if body.get("format", "wav") not in ("wav", "json"):
             return error(400, f"format {body.get('format')!r}: this server writes wav (or json: the wav and a "
                               "picture of the mel, base64)")
@@ -308,7 +336,8 @@ def make_app(speaker: Speaker):
         if isinstance(body, JSONResponse):
             return body
         try:
-            future = await run_in_threadpool(speaker.submit, body["text"])  # the front end may run a phonemizer
+            settings = speaker.settings(body.get("sigma"), body.get("denoising_strength"))
+            future = await run_in_threadpool(speaker.submit, body["text"], settings)  # the front end may phonemize
         except (InputError, QueueFull, SystemExit) as e:
             return refusal(e)
         waiting = asyncio.wrap_future(future)
@@ -335,6 +364,7 @@ def make_app(speaker: Speaker):
         if isinstance(body, JSONResponse):
             return body
         try:
+            settings = speaker.settings(body.get("sigma"), body.get("denoising_strength"))
             phrases = await run_in_threadpool(speaker.sentences, body["text"])
         except (InputError, SystemExit) as e:
             return refusal(e)
@@ -343,7 +373,7 @@ def make_app(speaker: Speaker):
         async def chunks():
             yield wav_header(speaker.sampling_rate)
             for i, phrase in enumerate(phrases):
-                future = speaker.batcher.submit([phrase])  # one at a time: the first is heard before the rest
+                future = speaker.batcher.submit([phrase], settings)  # one at a time: the first is heard first
                 try:
                     (spoken,) = await asyncio.wrap_future(future)
                 except asyncio.CancelledError:  # the client went away

@@ -129,6 +129,7 @@ class WaveGlowVocoder(Vocoder):
         self.audio, self.source = expected_mels(self.name, None, waveglow)
         self.sigma = sigma
         self.denoising_strength = denoising_strength
+        self.defaults = {"sigma": sigma, "denoising_strength": denoising_strength}  # what a server falls back on
         self.chunk_frames = chunk_frames
         self.overlap_frames = overlap_frames
         self.half = half

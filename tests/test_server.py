@@ -104,6 +104,8 @@ def test_concurrent_requests_are_batched_and_each_answer_is_the_text_alone(clien
     ('{"text": "hi", "speed": 2}', {"Content-Type": "application/json"}, 400, "unknown field"),
     ('{"text": "hi", "format": "mp3"}', {"Content-Type": "application/json"}, 400, "writes wav"),
     ('{"text": "hi", "vocoder": "waveglow"}', {"Content-Type": "application/json"}, 400, "this server runs"),
+    ('{"text": "hi", "sigma": 0.5}', {"Content-Type": "application/json"}, 400, "are WaveGlow's"),
+    ('{"text": "hi", "sigma": "high"}', {"Content-Type": "application/json"}, 400, "must be a number"),
     ("text=hi", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "send JSON"),
 ])
 def test_bad_input_is_a_4xx_with_a_json_message(client, body, headers, status, message):
@@ -272,3 +274,48 @@ def test_the_stream_sends_each_sentence_as_it_is_made(client):
     assert (samples - expected).abs().max() <= 2 / 32767
     response = c.post("/synthesize/stream", json={"text": ""})
     assert response.status_code == 400 and "empty" in response.json()["error"]
+
+
+def test_requests_share_a_batch_only_with_the_same_vocoder_settings():
+    seen = []
+
+    class Vocoder:
+        sigma, denoising_strength = 0.6, 0.01
+
+    class Synth:
+        vocoder = Vocoder()
+
+        def __call__(self, phrases):
+            seen.append((len(phrases), self.vocoder.sigma))
+            return {"audio": [torch.zeros(3) for _ in phrases], "mels": torch.zeros(len(phrases), 2, 4),
+                    "mel_lengths": torch.full((len(phrases),), 4)}
+    batcher = Batcher(Synth(), Limits(max_batch=8, max_wait_ms=20), start=False)
+    phrases = make_phrases(["one", "two", "three"], TextFrontend(), source="t")
+    futures = [batcher.submit([p], {"sigma": sigma}) for p, sigma in zip(phrases, (0.0, 0.0, 0.9))]
+    batcher._thread.start()
+    for f in futures:
+        f.result(timeout=10)
+    batcher.close()
+    assert seen == [(2, 0.0), (1, 0.9)]
+
+
+def test_a_waveglow_server_takes_sigma_and_denoiser_strength_per_request(tmp_path):
+    from waveglow.model import WaveGlow
+    from .conftest import TINY_WAVEGLOW
+    t2 = str(tmp_path / "t2.pt")
+    wg = str(tmp_path / "wg.pt")
+    torch.manual_seed(0)
+    save_training_checkpoint(t2, model=Tacotron2(**CONFIG), model_name="Tacotron2", config=CONFIG, epoch=0,
+                             iteration=0, train_args={"text_frontend": "characters"})
+    wg_config = {**TINY_WAVEGLOW, "n_mel_channels": 80}
+    save_training_checkpoint(wg, model=WaveGlow(**wg_config), model_name="WaveGlow", config=wg_config, epoch=0,
+                             iteration=0)
+    speaker = serve.build_speaker(serve.parse_args(["--tacotron2", t2, "--waveglow", wg, "--deterministic"]))
+    with fastapi_testclient.TestClient(make_app(speaker)) as c:
+        quiet = [wav(c.post("/synthesize", json={"text": "Hello.", "sigma": 0.0, "denoising_strength": 0.0}))
+                 for _ in range(2)]
+        noisy = wav(c.post("/synthesize", json={"text": "Hello.", "sigma": 0.6}))
+        refused = c.post("/synthesize", json={"text": "Hello.", "sigma": 5})
+    speaker.close()
+    assert torch.equal(quiet[0], quiet[1]) and not torch.allclose(quiet[0], noisy, atol=1e-3)
+    assert refused.status_code == 400 and "expected 0 to 2" in refused.json()["error"]
