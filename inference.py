@@ -25,7 +25,8 @@ from common.dllog import RunLogger, log_path
 from common.training.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
 from hifigan.weights import VocoderUnavailable
-from synthesis import InputError, Phrase, add_inference_flags, build_synthesizer, load_models, read_phrases
+from synthesis import (InputError, Phrase, add_inference_flags, build_synthesizer, join_pieces, load_models,
+                       read_phrases)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError
 from vocoders import VocoderMismatch
@@ -138,7 +139,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 synth(batch)
     totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
     pieces: List[torch.Tensor] = []  # audio of the current line's pieces so far
-    pause = torch.zeros(int(args.pause * sampling_rate))
     for number, batch in enumerate(batches, 1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported per phrase below, by line
@@ -147,10 +147,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warn_implausible(args.input, phrase, int(result["mel_lengths"][b]), bool(result["reached_max"][b]),
                              tacotron2.decoder.max_decoder_steps, tacotron2.n_frames_per_step)
             wav = result["audio"][b]
-            pieces += [pause, wav] if pieces else [wav]
+            pieces.append(wav)
             if phrase.part == phrase.parts - 1:  # the line's last piece: write the line
-                save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"), torch.cat(pieces),
-                         sampling_rate)
+                save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"),
+                         join_pieces(pieces, int(args.pause * sampling_rate)), sampling_rate)
                 pieces = []
             if args.plot:
                 steps = int(result["mel_lengths"][b]) // tacotron2.n_frames_per_step + 1

@@ -1,7 +1,7 @@
 """Speech over HTTP as a library: requests batched through one Synthesizer, a FastAPI app (serve.py is the command).
 
     synth = build_synthesizer(t2, None, device, vocoder="hifigan")
-    app = make_app(synth, text_frontend(t2), Limits())       # uvicorn.run(app, host="127.0.0.1", port=8000)
+    app = make_app(Speaker(synth, text_frontend(t2), Limits()))  # uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Requests that arrive within `max_wait_ms` of each other go through the decoder as one batch of at most `max_batch`
 phrases; Tacotron 2 synthesises an item of a batch as it would alone (synthesis.Synthesizer), so batching changes
@@ -24,7 +24,7 @@ import soundfile as sf
 import torch
 
 from common.checkpoint import model_card
-from synthesis import InputError, Phrase, Synthesizer, make_phrases
+from synthesis import InputError, Phrase, Synthesizer, join_pieces, make_phrases
 from tacotron2.text.frontend import TextFrontend
 from tacotron2.text.segment import split_sentences
 
@@ -141,15 +141,6 @@ class Batcher:
             self._thread.join(timeout=60)
 
 
-def join_pieces(waves: List[torch.Tensor], pause_samples: int) -> torch.Tensor:
-    """A text's pieces as one waveform, `pause_samples` of silence between them (as inference.py joins a line)."""
-    silence = torch.zeros(pause_samples)
-    out: List[torch.Tensor] = []
-    for wave in waves:
-        out += [silence, wave] if out else [wave]
-    return torch.cat(out)
-
-
 def pcm16(audio: torch.Tensor) -> bytes:
     """(L,) float audio in [-1, 1] as little-endian 16-bit samples."""
     return (audio.clamp(-1, 1) * 32767).round().to(torch.int16).numpy().astype("<i2").tobytes()
@@ -179,17 +170,20 @@ class Speaker:
         self.batcher = Batcher(synth, limits, start)
         self.sampling_rate = synth.vocoder.audio.sampling_rate
 
-    def phrases(self, text: str) -> List[Phrase]:
+    def _checked(self, text: str) -> str:
+        """The text with its white space folded; InputError when empty, TooLong over the limit."""
         if not text.strip():
             raise InputError("text is empty")
         if len(text) > self.limits.max_chars:
             raise TooLong(f"text has {len(text)} characters; this server takes at most {self.limits.max_chars}")
-        return make_phrases([" ".join(text.split())], self.frontend, self.limits.max_phrase_chars, "text")
+        return " ".join(text.split())
+
+    def phrases(self, text: str) -> List[Phrase]:
+        return make_phrases([self._checked(text)], self.frontend, self.limits.max_phrase_chars, "text")
 
     def sentences(self, text: str) -> List[Phrase]:
         """The text as one phrase a sentence (longer sentences in pieces), for streaming."""
-        self.phrases(text)  # the same checks
-        return make_phrases(split_sentences(" ".join(text.split()), self.limits.max_phrase_chars), self.frontend,
+        return make_phrases(split_sentences(self._checked(text), self.limits.max_phrase_chars), self.frontend,
                             source="text")
 
     def settings(self, sigma: Optional[float] = None, denoising_strength: Optional[float] = None

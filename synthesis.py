@@ -94,6 +94,15 @@ def read_phrases(path: str, frontend: TextFrontend, max_chars: int = 0) -> List[
     return make_phrases(read_text_lines(path, InputError), frontend, max_chars, path)
 
 
+def join_pieces(waves: Sequence[torch.Tensor], pause_samples: int) -> torch.Tensor:
+    """A line's pieces (--max-phrase-chars) as one waveform, `pause_samples` of silence between them."""
+    silence = torch.zeros(pause_samples)
+    out: List[torch.Tensor] = []
+    for wave in waves:
+        out += [silence, wave] if out else [wave]
+    return torch.cat(out)
+
+
 def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
     """Phrases -> (text (B, T_in) zero-padded, lengths (B,)), in the given order."""
     text, lengths = pad_ids([p.sequence for p in phrases])
