@@ -97,6 +97,7 @@ class Judging(NamedTuple):
     listen: bool = False  # the recogniser and DNSMOS on every row
     audio_dir: Optional[str] = None  # where the teacher's and the model's wavs go
     griffin_lim_iters: int = 60
+    griffin_lim_power: float = 1.0  # applied to the teacher's mel too, so the floor is measured the same way
     sigma: float = SIGMA_INFER  # WaveGlow's
     denoising_strength: float = 0.01
     hifigan: Optional[str] = None  # HiFi-GAN's weights (vocoders.py): a column of its own; None: none
@@ -194,7 +195,8 @@ def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: 
         return result
     cpu = torch.device("cpu")
     vocoders: Dict[str, Vocoder] = {"griffin_lim": build_vocoder("griffin-lim", card, cpu,
-                                                                 griffin_lim_iters=judging.griffin_lim_iters)}
+                                                                 griffin_lim_iters=judging.griffin_lim_iters,
+                                                                 griffin_lim_power=judging.griffin_lim_power)}
     if waveglow is not None:
         vocoders["waveglow"] = build_vocoder("waveglow", card, cpu, waveglow=waveglow, sigma=judging.sigma,
                                              denoising_strength=judging.denoising_strength)

@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from common.model_package import ModelPackage
 from common.training.preemption import Preemption
 from common.training.run_lock import OutputInUse, RunLock
 from common.training.sampler import BucketBatchSampler, ResumableBatchSampler
+from common.training.lr_schedule import SCHEDULES, LRSchedule, budget_progress
 from common.training.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
                                optimizer_step)
 
@@ -68,6 +69,16 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     parser.add_argument("--anneal-steps", nargs="*", type=int, default=None, help="epochs after which the lr anneals")
     parser.add_argument("--anneal-factor", type=float, choices=[0.1, 0.3], default=0.1,
                         help="lr annealing factor (0.3 alternates 0.3 and 0.1 steps, as in the reference)")
+    parser.add_argument("--lr-schedule", choices=SCHEDULES, default="anneal",
+                        help="anneal: NVIDIA's (--anneal-steps); cosine, linear: from -lr down to "
+                             "--lr-final-factor of it over --lr-decay-minutes of training, else over --epochs")
+    parser.add_argument("--lr-decay-minutes", type=float, default=None,
+                        help="the decay's length in minutes of training, counted across resumes (default: "
+                             "--max-minutes; 0: the decay spans --epochs instead)")
+    parser.add_argument("--warmup-steps", type=int, default=0,
+                        help="optimizer steps over which the rate rises linearly to -lr (any schedule)")
+    parser.add_argument("--lr-final-factor", type=float, default=0.01,
+                        help="where cosine and linear end, as a fraction of -lr")
     parser.add_argument("--config-file", type=str, default=None,
                         help="JSON file of flag defaults ({'dest': value}); the command line overrides it")
     parser.add_argument("--seed", type=int, default=1234, help="random seed")
@@ -184,23 +195,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             importlib.import_module("torch.utils.tensorboard")
         except ImportError:
             parser.error("--tensorboard needs the tensorboard package, which is not installed: pip install tensorboard")
+    if args.lr_decay_minutes is None:
+        args.lr_decay_minutes = args.max_minutes
     if args.log_interval < 1:
         parser.error(f"--log-interval must be at least 1, got {args.log_interval}")
     for flag in DEPRECATED_FLAGS:
         if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
             warnings.warn(f"{flag} is ignored: {DEPRECATED_FLAGS[flag]}")
     return args
-
-
-def lr_at(epoch: int, learning_rate: float, anneal_steps: Optional[List[int]], anneal_factor: float) -> float:
-    """Learning rate of an epoch: multiplied by the factor after each anneal step passed.
-
-    With factor 0.3 the reference alternates: x0.3, then x0.1 overall, then x0.03, ...
-    """
-    p = sum(1 for step in (anneal_steps or []) if epoch >= int(step))
-    if anneal_factor == 0.3:
-        return learning_rate * (0.1 ** (p // 2)) * (1.0 if p % 2 == 0 else 0.3)
-    return learning_rate * anneal_factor ** p
 
 
 class Run(NamedTuple):
@@ -224,6 +226,12 @@ class Run(NamedTuple):
     checkpoints: resume.TrainingCheckpoints
     preemption: Preemption
     start_time: float
+    schedule: LRSchedule
+
+
+def lr_schedule(args: argparse.Namespace) -> LRSchedule:
+    return LRSchedule(args.learning_rate, args.lr_schedule, args.anneal_steps or (), args.anneal_factor,
+                      args.warmup_steps, args.lr_final_factor)
 
 
 @dataclass
@@ -233,6 +241,8 @@ class TrainState:
     batch: int  # batches of this epoch already trained (a run resumed mid-epoch starts past them)
     iteration: int
     skipped_total: int = 0
+    seconds_before: float = 0.0  # training seconds of the runs this one resumed
+    clock: float = 0.0  # training seconds so far, agreed by the ranks after the last step (the schedule's clock)
     nonfinite_streak: int = 0
     last_epoch: Dict[str, float] = field(default_factory=dict)  # the last finished epoch's log fields
 
@@ -351,8 +361,9 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
               package.loss(args), trainset, valset, collate_fn, package.batch_to_device, sampler, loader, logger,
-              checkpoints, Preemption(), time.perf_counter())
-    return run, TrainState(position.epoch, position.batch, position.iteration)
+              checkpoints, Preemption(), time.perf_counter(), lr_schedule(args))
+    return run, TrainState(position.epoch, position.batch, position.iteration, seconds_before=position.seconds,
+                           clock=position.seconds)
 
 
 def train_step(run: Run, batch, iteration: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -380,9 +391,6 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
     run.loader.generator.manual_seed(args.seed + epoch)
     if run.package.dataset_per_epoch:
         run.trainset.set_epoch(epoch)
-    lr = lr_at(epoch, args.learning_rate, args.anneal_steps, args.anneal_factor)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
     run.model.train()
     start = time.perf_counter()
     loss_sum, items, steps, skipped = 0.0, 0, 0, 0
@@ -396,11 +404,12 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
         if i >= n_batches:
             break
         batch = run.batch_to_device(raw, run.info.device)
+        lr = set_lr(run, state, epoch, n_batches)
         loss, grad_norm, bad = train_step(run, batch, state.iteration)
         state.iteration += 1
         if args.check_replicas:
             check_replicas_in_sync(run.model, run.info, state.iteration)
-        pending.add(epoch, i, loss, grad_norm, bad, batch.n_items, loss_scale(run.scaler, run.info.device))
+        pending.add(epoch, i, lr, loss, grad_norm, bad, batch.n_items, loss_scale(run.scaler, run.info.device))
         progress.update(1)
         due_checkpoint = bool(args.iters_per_checkpoint) and state.iteration % args.iters_per_checkpoint == 0
         if not (len(pending) >= args.log_interval or due_checkpoint or i + 1 == n_batches):
@@ -411,7 +420,7 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
             skipped, state.skipped_total = skipped + (not finite), state.skipped_total + (not finite)
             state.nonfinite_streak = 0 if finite else state.nonfinite_streak + 1
             items += step.items
-            run.logger.log((step.epoch, step.batch), as_log_fields(step, lr, state.skipped_total))
+            run.logger.log((step.epoch, step.batch), as_log_fields(step, state.skipped_total))
             progress.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
         if state.nonfinite_streak >= args.max_nonfinite_steps:
             stop_reason = (f"{state.nonfinite_streak} consecutive steps with a non-finite loss or gradient: "
@@ -419,10 +428,11 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
                            "learning rate, or check the data)")
             break
         time_up = bool(args.max_minutes) and time.perf_counter() - run.start_time > 60 * args.max_minutes
-        preempted = run.preemption.requested(run.info, time_up)
+        preempted, state.clock = run.preemption.requested(run.info, time_up, trained_seconds(run, state))
         if preempted or due_checkpoint:
             run.checkpoints.save(run.model, run.optimizer, run.scaler, completed_epoch=epoch - 1,
-                                 resume_at=resume.Position(epoch, i + 1, state.iteration), numbered=False)
+                                 resume_at=resume.Position(epoch, i + 1, state.iteration, state.clock),
+                                 numbered=False)
             pending.restart_clock()
         if preempted:
             why = (f"signal {run.preemption.signal}" if run.preemption.signal is not None
@@ -434,6 +444,22 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
     # NVIDIA's per-epoch names: the step [epoch] tells these from the per-iteration ones
     return {"train_loss": loss_sum / max(steps, 1), "train_items_per_sec": items / seconds,
             "train_epoch_time": seconds, "skipped_steps": skipped}, stop_reason
+
+
+def trained_seconds(run: Run, state: TrainState) -> float:
+    """Training time so far, the runs this one resumed included."""
+    return state.seconds_before + time.perf_counter() - run.start_time
+
+
+def set_lr(run: Run, state: TrainState, epoch: int, batches_per_epoch: int) -> float:
+    """Set and return the rate of the next step, from the clock the ranks agreed on after the previous one (their
+    own clocks differ by milliseconds; replicas must take the same rate)."""
+    args = run.args
+    progress = budget_progress(state.clock, args.lr_decay_minutes, state.iteration, args.epochs * batches_per_epoch)
+    lr = run.schedule.at(epoch, state.iteration, progress)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None:
@@ -455,7 +481,7 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
     state.last_epoch = summary
     state.batch = 0
     run.checkpoints.save(run.model, run.optimizer, run.scaler, completed_epoch=epoch,
-                         resume_at=resume.Position(epoch + 1, 0, state.iteration),
+                         resume_at=resume.Position(epoch + 1, 0, state.iteration, trained_seconds(run, state)),
                          numbered=epoch % args.epochs_per_checkpoint == 0 or epoch == args.epochs - 1)
 
 

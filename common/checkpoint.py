@@ -8,6 +8,7 @@ and RNG states. We add `model_name` and `iteration`. Loaders need only `state_di
 """
 import os
 import pickle
+import pickletools
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional
@@ -76,6 +77,18 @@ def atomic_save(obj: Any, path: str) -> None:
         raise
 
 
+def builds_objects(path: str) -> bool:
+    """Whether the file is one whole pickle whose instructions import or build Python objects. The safe reader
+    names no global for a file written by `pickle.dump` (it stops at the first instruction it lacks, as it does
+    on garbage); disassembling the file, which runs nothing, tells the two apart."""
+    try:
+        with open(path, "rb") as f:
+            names = {op.name for op, _, _ in pickletools.genops(f)}
+    except Exception:  # not a pickle: torn, or something else entirely
+        return False
+    return bool(names & {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "BUILD", "NEWOBJ", "NEWOBJ_EX"})
+
+
 def load_checkpoint_file(path: str, map_location: str = "cpu") -> Dict[str, Any]:
     """Read a checkpoint with `weights_only=True`: tensors and plain containers, never code."""
     if not os.path.isfile(path):
@@ -83,12 +96,12 @@ def load_checkpoint_file(path: str, map_location: str = "cpu") -> Dict[str, Any]
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e) or "GLOBAL" in str(e):
+        if "Unsupported global" in str(e) or "GLOBAL" in str(e) or builds_objects(path):
             raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and plain "
                                   "containers (e.g. a whole pickled model from NVIDIA's stand-alone waveglow "
-                                  "repository), and unpickling those could run code. If you trust its origin, "
-                                  f"convert it once: python -m scripts.convert_checkpoint --trust {path} "
-                                  "CONVERTED.pt") from e
+                                  "repository, or a file written with pickle rather than torch.save), and "
+                                  "unpickling those could run code. If you trust its origin, convert it once: "
+                                  f"python -m scripts.convert_checkpoint --trust {path} CONVERTED.pt") from e
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
     except Exception as e:  # torch raises many types for torn files (RuntimeError, KeyError, EOFError, ...)
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "

@@ -8,7 +8,8 @@
 # (Tacotron 2), WG_MINUTES=0 (WaveGlow from scratch: a CPU budget buys a learning curve, not a vocoder, so it is
 # off unless asked for), INPUT=phonemes (the phonemes the teacher voice spoke, as ARPAbet) or characters,
 # OUT=demo_output, DATA=data/${VOICE}_pw, PROCS=min(nproc, 2) Tacotron 2 training processes (data parallel over
-# gloo, batch 8 each), THREADS=nproc, ANNEAL=50 (the epoch from which Tacotron 2's learning rate is x0.3).
+# gloo, batch 8 each), THREADS=nproc, SCHEDULE=anneal (Tacotron 2's learning-rate schedule: anneal, NVIDIA's,
+# x0.3 from epoch ANNEAL=50; cosine or linear: after WARMUP=100 steps, down to 1 % of the peak at MINUTES).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VOICE="${VOICE:-slt}"
@@ -20,6 +21,8 @@ DATA="${DATA:-data/${VOICE}_pw}"
 THREADS="${THREADS:-$(nproc)}"
 PROCS="${PROCS:-$(( THREADS < 2 ? 1 : 2 ))}"
 ANNEAL="${ANNEAL:-50}"
+SCHEDULE="${SCHEDULE:-anneal}"
+WARMUP="${WARMUP:-100}"
 export OMP_NUM_THREADS="$THREADS"
 case "$VOICE" in slt|espeak) ;; *) echo "VOICE must be slt or espeak, not $VOICE" >&2; exit 2 ;; esac
 case "$INPUT" in phonemes) KIND=phoneme ;; characters) KIND=text ;;
@@ -52,7 +55,7 @@ corpus() {
 }
 stage 1 "the corpora (spoken once, then kept)" 3
 corpus "$DATA" --n 1200 --seed 1 --pseudo-words 0.5
-corpus "$OUT/heldout" --held-out 24 --seed 2
+corpus "$OUT/heldout" --held-out 48 --seed 2
 FL="$DATA/filelists"
 HELD_OUT="$OUT/heldout/filelists/${VOICE}_audio_${KIND}_all_filelist.txt"
 
@@ -64,7 +67,8 @@ T2_LAUNCH=(python)
 if [ "$PROCS" -gt 1 ]; then T2_LAUNCH=(python -m multiproc --nproc-per-node "$PROCS"); fi
 OMP_NUM_THREADS=$(( THREADS / PROCS > 0 ? THREADS / PROCS : 1 )) "${T2_LAUNCH[@]}" train.py -m Tacotron2 -o "$OUT/tacotron2" -d "$DATA" -lr 2e-3 --epochs 1000 -bs 8 \
     --config-file scripts/configs/tacotron2_small_cpu.json --max-minutes "$MINUTES" --resume-from-last \
-    --anneal-steps "$ANNEAL" --anneal-factor 0.3 --text-frontend "$FRONTEND" \
+    --anneal-steps "$ANNEAL" --anneal-factor 0.3 --lr-schedule "$SCHEDULE" --warmup-steps "$WARMUP" \
+    --text-frontend "$FRONTEND" \
     --training-files "$FL/${VOICE}_audio_${KIND}_train_filelist.txt" \
     --validation-files "$FL/${VOICE}_audio_${KIND}_val_filelist.txt" --epochs-per-checkpoint 1
 T2="$OUT/tacotron2/checkpoint_Tacotron2_last.pt"

@@ -54,6 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sigma-infer", type=float, default=0.6, help="WaveGlow's sigma")
     parser.add_argument("--denoising-strength", type=float, default=0.01)
     parser.add_argument("--griffin-lim-iters", type=int, default=60)
+    parser.add_argument("--griffin-lim-power", type=float, default=1.0,
+                        help="magnitudes raised to this power before Griffin-Lim, the teacher's rows too")
     parser.add_argument("--hifigan", default=None, metavar="WEIGHTS",
                         help="adds HiFi-GAN V1's rows and wavs: universal or ljspeech (the published generators) or a "
                              "generator checkpoint")
@@ -68,7 +70,8 @@ def main(argv=None) -> int:
     decode = None if args.decoder == "plain" else FastDecoder(model.decoder, DECODER_DTYPES[args.decoder]).infer
     os.makedirs(args.output, exist_ok=True)
     judging = Judging(args.voice, args.calibrate, args.listen, args.output if args.audio else None,
-                      args.griffin_lim_iters, args.sigma_infer, args.denoising_strength, args.hifigan)
+                      griffin_lim_iters=args.griffin_lim_iters, griffin_lim_power=args.griffin_lim_power,
+                      sigma=args.sigma_infer, denoising_strength=args.denoising_strength, hifigan=args.hifigan)
     try:
         result = evaluate_model(model, args.dataset_path, args.filelist, judging, waveglow, args.limit,
                                 None if args.no_plots else args.output, not args.deterministic, args.seed, decode,

@@ -77,6 +77,20 @@ def test_code_carrying_pickle_is_refused(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_a_plain_pickle_holding_code_is_named_as_such(tmp_path, protocol):
+    """Written by pickle.dump, not torch.save: the safe reader stops at an instruction it lacks and was reported
+    as 'not a readable PyTorch checkpoint (truncated or corrupt?)'."""
+    import pickle
+    marker = tmp_path / "executed"
+    path = str(tmp_path / "pickled.pt")
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": {}, "payload": _RunsCode(str(marker))}, f, protocol=protocol)
+    with pytest.raises(CheckpointError, match="holds objects other than tensors.*convert_checkpoint --trust"):
+        load_checkpoint_file(path)
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
 def test_unreadable_files_are_named(tmp_path, content):
     path = str(tmp_path / "bad.pt")

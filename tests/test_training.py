@@ -50,10 +50,73 @@ def test_loss_falls_on_a_repeated_batch(model_name, config, amp):
 
 
 def test_lr_schedule_table():
+    from common.training.lr_schedule import LRSchedule, anneal_lr, budget_progress
     table = [(0, [], 0.1, 1.0), (5, [5, 10], 0.1, 0.1), (12, [5, 10], 0.1, 0.01), (4, [5], 0.1, 1.0),
              (5, [5, 10, 15], 0.3, 0.3), (10, [5, 10, 15], 0.3, 0.1), (15, [5, 10, 15], 0.3, 0.03)]
     for epoch, steps, factor, expected in table:
-        assert train.lr_at(epoch, 1.0, steps, factor) == pytest.approx(expected)
+        assert anneal_lr(epoch, 1.0, steps, factor) == pytest.approx(expected)
+        # NVIDIA's schedule ignores the budget
+        assert LRSchedule(1.0, "anneal", steps, factor).at(epoch, 10 ** 6, 0.7) == pytest.approx(expected)
+    cosine = LRSchedule(2e-3, "cosine", warmup_steps=100, final_factor=0.01)
+    assert cosine.at(0, 0, 0.0) == pytest.approx(2e-5)  # warm-up from 1/100 of the peak
+    assert cosine.at(0, 49, 0.0) == pytest.approx(1e-3)
+    assert cosine.at(3, 99, 0.0) == pytest.approx(2e-3)
+    assert cosine.at(3, 500, 0.5) == pytest.approx(2e-3 * (0.01 + 0.99 * 0.5))
+    assert cosine.at(3, 500, 1.0) == cosine.at(3, 500, 7.0) == pytest.approx(2e-5)  # the floor after the budget
+    rates = [cosine.at(0, 1000, p / 20) for p in range(21)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert LRSchedule(1.0, "linear", final_factor=0.0).at(0, 5, 0.25) == pytest.approx(0.75)
+    assert budget_progress(90.0, 3.0, 10, 100) == pytest.approx(0.5)  # minutes when there is a time budget
+    assert budget_progress(90.0, 0.0, 10, 100) == pytest.approx(0.1)  # else steps
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        LRSchedule(1.0, "exponential")
+
+
+def _logged_rates(out: str):
+    records = read_log(os.path.join(out, "nvlog.json"))
+    return [r["data"]["lr"] for r in records
+            if r["type"] == "LOG" and isinstance(r.get("step"), list) and len(r["step"]) == 2 and "lr" in r["data"]]
+
+
+def test_cosine_over_epochs_warms_up_decays_and_resumes_exactly(corpus, tmp_path):
+    flags = ["--lr-schedule", "cosine", "--warmup-steps", "3", "--lr-final-factor", "0.1"]
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    assert train.main(train_argv(corpus, "Tacotron2", straight, *flags, epochs=3)) == 0
+    rates = _logged_rates(straight)
+    lr = 1e-3  # train_argv's
+    from common.training.lr_schedule import LRSchedule
+    schedule = LRSchedule(lr, "cosine", warmup_steps=3, final_factor=0.1)
+    n = len(rates)  # 3 epochs of equal length; the progress is the steps taken of all the run's steps
+    assert n % 3 == 0 and rates == pytest.approx([schedule.at(i // (n // 3), i, i / n) for i in range(n)])
+    assert rates[0] == pytest.approx(lr / 3) and rates[-1] < 0.2 * lr
+    assert all(a >= b for a, b in zip(rates[3:], rates[4:]))  # after the warm-up, only down
+    # resumed after the first epoch, with the same flags: the same rates, the same weights
+    first_epoch = os.path.join(straight, "checkpoint_Tacotron2_0.pt")
+    assert train.main(train_argv(corpus, "Tacotron2", split, *flags, "--checkpoint-path", first_epoch,
+                                 epochs=3)) == 0
+    assert _logged_rates(split) == pytest.approx(rates[n // 3:])
+    a = load_checkpoint_file(os.path.join(straight, "checkpoint_Tacotron2_last.pt"))
+    b = load_checkpoint_file(os.path.join(split, "checkpoint_Tacotron2_last.pt"))
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_a_time_budgeted_schedule_keeps_its_clock_across_a_resume(corpus, tmp_path):
+    """The decay spans --lr-decay-minutes of training in all: a resumed run goes on from the seconds its
+    checkpoint recorded, rather than warming up to the peak again."""
+    out = str(tmp_path / "timed")
+    flags = ["--lr-schedule", "linear", "--lr-decay-minutes", "0.05", "--lr-final-factor", "0"]
+    assert train.main(train_argv(corpus, "Tacotron2", out, *flags, epochs=1)) == 0
+    first = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))["trained_seconds"]
+    assert first > 0
+    assert train.main(train_argv(corpus, "Tacotron2", out, *flags, "--resume-from-last", epochs=2)) == 0
+    second = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))["trained_seconds"]
+    assert second > first
+    rates = _logged_rates(out)
+    n = len(rates) // 2  # two epochs of equal length
+    lr = 1e-3  # train_argv's: the first step, with no time spent yet, takes the peak
+    assert rates[0] == pytest.approx(lr) and all(r <= lr for r in rates)
+    # each resumed step's rate is the line's at a time later than the first run's end
+    assert all(r <= lr * max(0.0, 1 - first / 3.0) + 1e-12 for r in rates[n:])
 
 
 @pytest.mark.parametrize("model_name", ["Tacotron2", "WaveGlow"])
@@ -100,9 +163,11 @@ def test_published_checkpoint_resume_points_to_warm_start(corpus, tmp_path):
 
 
 def test_two_gloo_processes_keep_identical_weights(corpus, tmp_path):
+    """With a learning rate that follows the clock, too: the ranks agree on one clock every step."""
     out = str(tmp_path / "ddp")
     res = _run(["-m", "multiproc", "--nproc-per-node", "2", "train.py"] +
-               train_argv(corpus, "Tacotron2", out, "--cpu", "--check-replicas", epochs=1, bs=2))
+               train_argv(corpus, "Tacotron2", out, "--cpu", "--check-replicas", "--lr-schedule", "cosine",
+                          "--lr-decay-minutes", "0.1", epochs=1, bs=2))
     assert res.returncode == 0, res.stderr[-3000:]
     ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
     assert len(ckpt["rank_rng_states"]) == 2
@@ -230,7 +295,7 @@ def test_pending_steps_read_once_per_flush():
     from common.training.train_step import PendingSteps
     pending = PendingSteps()
     for b, (loss, bad) in enumerate([(1.5, 0.0), (float("nan"), 1.0), (0.5, 0.0)]):
-        pending.add(0, b, torch.tensor(loss), torch.tensor(2.0 * b), torch.tensor(bad), torch.tensor(100 + b),
+        pending.add(0, b, 1e-3 * (b + 1), torch.tensor(loss), torch.tensor(2.0 * b), torch.tensor(bad), torch.tensor(100 + b),
                     torch.tensor(1.0))
     assert len(pending) == 3
     steps = pending.flush(_single_process())
@@ -238,6 +303,7 @@ def test_pending_steps_read_once_per_flush():
     assert [s.batch for s in steps] == [0, 1, 2] and [s.finite for s in steps] == [True, False, True]
     assert steps[0].loss == 1.5 and steps[2].grad_norm == 4.0 and [s.items for s in steps] == [100, 101, 102]
     assert steps[0].seconds == steps[2].seconds > 0
+    assert [s.lr for s in steps] == [1e-3, 2e-3, 3e-3]
 
 
 def test_log_interval_keeps_one_line_per_step(corpus, tmp_path):

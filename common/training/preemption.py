@@ -6,7 +6,7 @@ reaches the launcher only, which forwards it once to each worker; a second Ctrl-
 stops a worker at once.
 """
 import signal
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
@@ -27,10 +27,14 @@ class Preemption:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.signal = signum
 
-    def requested(self, info: DistInfo, time_up: bool = False) -> bool:
-        """True on every rank when any rank got a signal (or ran out of time): all stop at the same step."""
-        flag = torch.full((1,), 1.0 if self.signal is not None or time_up else 0.0, device=info.device)
-        return bool(info.all_reduce_max(flag).item() > 0)
+    def requested(self, info: DistInfo, time_up: bool = False, clock: float = 0.0) -> Tuple[bool, float]:
+        """(True on every rank when any rank got a signal or ran out of time: all stop at the same step; the
+        slowest rank's `clock`, so that what is derived from the time, the learning rate, is the same on every
+        rank). One collective for both."""
+        flag = torch.tensor([1.0 if self.signal is not None or time_up else 0.0, clock], dtype=torch.float64,
+                            device=info.device)
+        stop, slowest = info.all_reduce_max(flag).tolist()
+        return stop > 0, slowest
 
     def restore(self) -> None:
         for sig, handler in self._old.items():

@@ -63,6 +63,7 @@ class Position(NamedTuple):
     epoch: int  # the next epoch to train
     batch: int  # batches of that epoch already trained (mid-epoch checkpoints)
     iteration: int  # optimizer steps taken so far
+    seconds: float = 0.0  # training time so far (runs resumed included): a time-budgeted schedule's clock
 
 
 def audio_mismatches(ckpt: Dict[str, Any], train_args: Dict[str, Any], path: str) -> List[str]:
@@ -114,7 +115,7 @@ class TrainingCheckpoints:
                 scaler.load_state_dict(ckpt["scaler"])
             restore_rng_states(ckpt, self.info.rank, device)
             position = Position(ckpt.get("resume_epoch", ckpt["epoch"] + 1), ckpt.get("resume_batch", 0),
-                                ckpt.get("iteration", 0))
+                                ckpt.get("iteration", 0), float(ckpt.get("trained_seconds", 0.0)))
             return position, f"resumed from {path}: epoch {position.epoch}, batch {position.batch}"
         if warm_start:
             ckpt = load_on_every_rank(self.info, warm_start)
@@ -133,7 +134,8 @@ class TrainingCheckpoints:
              completed_epoch: int, resume_at: Position, numbered: bool) -> None:
         """Rank 0 writes the last checkpoint (and the numbered one); every rank gives its RNG states."""
         states = checkpoint_rng_states(self.info.all_gather_object(rng_states(self.info.device)))
-        states.update({"resume_epoch": resume_at.epoch, "resume_batch": resume_at.batch})
+        states.update({"resume_epoch": resume_at.epoch, "resume_batch": resume_at.batch,
+                       "trained_seconds": resume_at.seconds})
         if not self.info.is_main:
             return
         kwargs = dict(model=model, model_name=self.model_name, config=self.config, epoch=completed_epoch,

@@ -103,6 +103,7 @@ class StepFigures(NamedTuple):
     """One step's figures as read on the host."""
     epoch: int
     batch: int
+    lr: float
     loss: float  # mean over ranks
     grad_norm: float
     finite: bool  # on every rank
@@ -121,26 +122,26 @@ class PendingSteps:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def add(self, epoch: int, batch: int, loss: torch.Tensor, grad_norm: torch.Tensor, bad: torch.Tensor,
+    def add(self, epoch: int, batch: int, lr: float, loss: torch.Tensor, grad_norm: torch.Tensor, bad: torch.Tensor,
             items: torch.Tensor, scale: torch.Tensor) -> None:
         # loss, grad_norm, bad, items, scale: 0-d tensors on the training device
         values = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().reshape(()),
                               bad.float().reshape(()), items.float().reshape(()), scale.float().reshape(())])
-        self._rows.append((epoch, batch, values))
+        self._rows.append((epoch, batch, lr, values))
 
     def flush(self, info: dist_utils.DistInfo) -> List[StepFigures]:
         """Read every pending step in one transfer (summed over ranks: a collective, so every rank calls it)."""
         if not self._rows:
             return []
         world_size = info.world_size
-        values = torch.stack([v for _, _, v in self._rows])  # (steps, 5)
+        values = torch.stack([v for _, _, _, v in self._rows])  # (steps, 5)
         values = info.all_reduce_sum(values).cpu()
         now = time.perf_counter()
         seconds = (now - self._since) / len(self._rows)
         self._since = now
-        out = [StepFigures(epoch, batch, float(v[0]) / world_size, float(v[1]) / world_size, float(v[2]) == 0,
+        out = [StepFigures(epoch, batch, lr, float(v[0]) / world_size, float(v[1]) / world_size, float(v[2]) == 0,
                            int(v[3]), float(v[4]) / world_size, seconds)
-               for (epoch, batch, _), v in zip(self._rows, values)]
+               for (epoch, batch, lr, _), v in zip(self._rows, values)]
         self._rows = []
         return out
 
@@ -149,8 +150,8 @@ class PendingSteps:
         self._since = time.perf_counter()
 
 
-def as_log_fields(step: StepFigures, lr: float, skipped_total: int) -> Dict[str, float]:
+def as_log_fields(step: StepFigures, skipped_total: int) -> Dict[str, float]:
     """The per-iteration JSON-lines fields of the seed's log."""
     return {"train_loss": step.loss, "train_items_per_sec": step.items / max(step.seconds, 1e-9),
-            "train_iter_time": step.seconds, "lr": lr, "grad_norm": step.grad_norm, "skipped_steps": skipped_total,
+            "train_iter_time": step.seconds, "lr": step.lr, "grad_norm": step.grad_norm, "skipped_steps": skipped_total,
             "loss_scale": step.loss_scale}
