@@ -22,8 +22,10 @@ import torch
 
 import models
 from common.checkpoint import CheckpointError
+from common.flag_types import NONNEG
 from exporting import ExportedTacotron2, export_tacotron2, export_waveglow  # noqa: F401 (export.ExportedTacotron2)
 from synthesis import SIGMA_INFER
+from common.output import check_outputs
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -33,11 +35,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--onnx", action="store_true",
                         help="also write ONNX files: Tacotron 2's encoder, decoder step and postnet, and WaveGlow")
-    parser.add_argument("-s", "--sigma-infer", type=float, default=SIGMA_INFER,
+    parser.add_argument("-s", "--sigma-infer", type=NONNEG, default=SIGMA_INFER,
                         help=f"the traced WaveGlow's latent sigma (inference.py's default, {SIGMA_INFER})")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="where the exported TorchScript files will run (they are traced there)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("-o", args.output)])
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -56,6 +60,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                        args.sigma_infer, args.onnx)
     except CheckpointError as e:
         sys.exit(f"error: {e}")
+    except OSError as e:  # a disk that fills part-way: each file is whole or absent (atomic writes)
+        sys.exit(f"error: cannot write {e.filename} ({e.strerror or e}): the files written before it are whole, "
+                 "it was not written: free some space and export again")
     if not written:
         sys.exit("error: nothing to export: give --tacotron2 and/or --waveglow")
     for path in written:

@@ -16,7 +16,7 @@ from torch import nn
 
 from vocoders import SIGMA_INFER
 from common.audio import AudioConfig
-from common.checkpoint import model_card
+from common.checkpoint import atomic_save, atomic_save_bytes, model_card
 from tacotron2 import greedy
 from tacotron2.data_function import pad_ids
 from tacotron2.text.frontend import DEFAULT_CLEANERS, FrontendError, TextFrontend, frontend_for
@@ -192,8 +192,9 @@ ONNX_FILES = {"encoder": "encoder.onnx", "decoder_iter": "decoder_iter.onnx", "p
 
 def _export_onnx(module: nn.Module, inputs: tuple, path: str, part: str, axes: Dict[str, Dict[int, str]]) -> None:
     names_in, names_out = ONNX_NAMES[part]
-    torch.onnx.export(module.eval(), inputs, path, input_names=names_in, output_names=names_out, dynamic_axes=axes,
-                      opset_version=17, dynamo=False)
+    atomic_save_bytes(lambda f: torch.onnx.export(module.eval(), inputs, f, input_names=names_in,
+                                                  output_names=names_out, dynamic_axes=axes, opset_version=17,
+                                                  dynamo=False), path)
 
 
 def export_tacotron2_onnx(model: Tacotron2, folder: str, encoder_inputs: tuple, step_inputs: tuple,
@@ -241,15 +242,14 @@ def export_tacotron2(model: Tacotron2, folder: str, onnx: bool = False) -> List[
         post = torch.jit.trace(_Postnet(model).eval(), (mels,), check_trace=False)
         if onnx:
             export_tacotron2_onnx(model, folder, (text, lengths), step_inputs, mels)
-    enc.save(os.path.join(folder, "tacotron2_encoder.pt"))
-    step.save(os.path.join(folder, "tacotron2_decoder_step.pt"))
-    post.save(os.path.join(folder, "tacotron2_postnet.pt"))
+    for part, name in ((enc, "encoder"), (step, "decoder_step"), (post, "postnet")):
+        atomic_save_bytes(lambda f, part=part: torch.jit.save(part, f), os.path.join(folder, f"tacotron2_{name}.pt"))
     card = model_card(model)
     try:
         frontend = frontend_for(card.train_args, card.path)
     except FrontendError:  # an older phoneme checkpoint: its phonemes are read, plain text is refused
         frontend = TextFrontend("arpabet", tuple((card.train_args or {}).get("text_cleaners") or DEFAULT_CLEANERS))
-    torch.save({"attention_rnn_dim": d.attention_rnn.hidden_size, "decoder_rnn_dim": d.decoder_rnn.hidden_size,
+    atomic_save({"attention_rnn_dim": d.attention_rnn.hidden_size, "decoder_rnn_dim": d.decoder_rnn.hidden_size,
                 "frame_dim": d.n_mel_channels * d.n_frames_per_step, "n_mel_channels": d.n_mel_channels,
                 "text_frontend": frontend.kind, "text_cleaners": list(frontend.cleaners),
                 "audio": dataclasses.asdict(card.audio)},
@@ -271,7 +271,7 @@ def export_waveglow(model: WaveGlow, folder: str, sigma: float = SIGMA_INFER, on
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, (mel, z), check_trace=False)
-    traced.save(os.path.join(folder, "waveglow.pt"))
+    atomic_save_bytes(lambda f: torch.jit.save(traced, f), os.path.join(folder, "waveglow.pt"))
     if onnx:
         _export_onnx(wrapper, (mel, z), os.path.join(folder, ONNX_FILES["waveglow"]), "waveglow",
                      {"mel": {0: "batch", 2: "frames"}, "z": {0: "batch", 2: "groups"},

@@ -29,8 +29,10 @@ from synthesis import (InputError, Phrase, add_inference_flags, build_synthesize
                        read_phrases)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError
+from common.flag_types import COUNT, COUNT0, SEED, NONNEG, GATE_THRESHOLD
 from vocoders import VocoderMismatch
 from waveglow.model import WaveGlow
+from common.output import check_outputs
 
 # a frame is 11.6 ms at NVIDIA's settings; speech takes 5-10 frames a letter, more a phoneme: under one frame a
 # symbol the model stopped early
@@ -45,7 +47,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--suffix", type=str, default="", help="output file name suffix")
     parser.add_argument("--tacotron2", type=str, required=True, help="Tacotron 2 checkpoint")
     parser.add_argument("--waveglow", type=str, default=None, help="WaveGlow checkpoint")
-    parser.add_argument("--wn-channels", type=int, default=None,
+    parser.add_argument("--wn-channels", type=COUNT, default=None,
                         help="WaveGlow's WN channels, as the seed's commands pass it: checked against the "
                              "checkpoint (whose architecture is read from it, 256 for NVIDIA's published one)")
     add_inference_flags(parser)
@@ -59,21 +61,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="DLLogger JSON-stream log: a bare name goes inside --output, a path as given")
     parser.add_argument("--cpu", "--cpu-run", dest="cpu", action="store_true",
                         help="run on the CPU even when a GPU is present")
-    parser.add_argument("-bs", "--batch-size", type=int, default=0, help="phrases per batch (0: all in one batch)")
+    parser.add_argument("-bs", "--batch-size", type=COUNT0, default=0, help="phrases per batch (0: all in one batch)")
     parser.add_argument("--text-cleaners", nargs="*", default=None, type=str,
                         help="text cleaners (default: the checkpoint's training flags', english_cleaners for NVIDIA's)")
-    parser.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations")
-    parser.add_argument("--max-decoder-steps", type=int, default=None, help="override the checkpoint's value")
-    parser.add_argument("--gate-threshold", type=float, default=None, help="override the checkpoint's value")
+    parser.add_argument("--griffin-lim-iters", type=COUNT, default=60, help="Griffin-Lim iterations")
+    parser.add_argument("--max-decoder-steps", type=COUNT, default=None, help="override the checkpoint's value")
+    parser.add_argument("--gate-threshold", type=GATE_THRESHOLD, default=None, help="override the checkpoint's value")
     parser.add_argument("--deterministic", action="store_true",
                         help="prenet dropout off (same text, same audio); the paper keeps it on")
-    parser.add_argument("--seed", type=int, default=None, help="seed the random generators")
+    parser.add_argument("--seed", type=SEED, default=None, help="seed the random generators")
     parser.add_argument("--plot", action="store_true", help="write alignment and mel pictures per phrase")
-    parser.add_argument("--max-phrase-chars", type=int, default=0,
+    parser.add_argument("--max-phrase-chars", type=COUNT0, default=0,
                         help="speak a longer line as pieces of at most this many characters, cut at sentence "
                              "and clause ends, joined in one wav (0: never split; ~180 suits LJSpeech models)")
-    parser.add_argument("--pause", type=float, default=0.15, help="seconds of silence between the pieces of a line")
-    return parser.parse_args(argv)
+    parser.add_argument("--pause", type=NONNEG, default=0.15, help="seconds of silence between the pieces of a line")
+    args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("-o", args.output)],
+                  files=[("--log-file", log_path(args.output, args.log_file))])
+    return args
 
 
 def load(args: argparse.Namespace, device: torch.device) -> Tuple[Tacotron2, Optional[WaveGlow], List[Phrase]]:

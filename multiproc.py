@@ -17,6 +17,7 @@ import time
 from typing import List
 
 from common.training.dist_utils import free_port
+from common.flag_types import COUNT, PORT
 
 
 def _worker_setup() -> None:
@@ -40,8 +41,8 @@ def default_nproc() -> int:
 
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nproc-per-node", type=int, default=None, help="processes (default: one per GPU, or 1)")
-    parser.add_argument("--master-port", type=int, default=None, help="rendezvous port on 127.0.0.1")
+    parser.add_argument("--nproc-per-node", type=COUNT, default=None, help="processes (default: one per GPU, or 1)")
+    parser.add_argument("--master-port", type=PORT, default=None, help="rendezvous port on 127.0.0.1")
     parser.add_argument("script", help="training script, e.g. train.py")
     parser.add_argument("script_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

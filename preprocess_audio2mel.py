@@ -15,8 +15,10 @@ from tqdm import tqdm
 
 from common.audio import AudioConfig, AudioError, load_wav
 from common.checkpoint import atomic_save
+from common.output import OutputError, writable_folder
 from common.filelist import FilelistError, load_filelist
 from common.layers import TacotronSTFT
+from common.flag_types import COUNT, NONNEG, POSITIVE
 
 
 def main(argv=None) -> int:
@@ -27,9 +29,9 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     d = AudioConfig()
     for name in ("sampling_rate", "filter_length", "hop_length", "win_length", "n_mel_channels"):
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("mel_fmin", "mel_fmax", "max_wav_value"):
-        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+        parser.add_argument("--" + name.replace("_", "-"), type=COUNT, default=getattr(d, name))
+    for name, kind in (("mel_fmin", NONNEG), ("mel_fmax", POSITIVE), ("max_wav_value", POSITIVE)):
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name))
     args = parser.parse_args(argv)
     audio = AudioConfig.from_args(args)
     try:
@@ -39,6 +41,11 @@ def main(argv=None) -> int:
         sys.exit(f"error: {e}")
     if len(wavs) != len(mels):
         sys.exit(f"error: {args.wav_files} has {len(wavs)} entries but {args.mel_files} has {len(mels)}")
+    try:  # every folder the mels go to, before the first is computed
+        for folder in sorted({os.path.dirname(mel.path) for mel in mels}):
+            writable_folder(folder, f"--mel-files {args.mel_files}:")
+    except OutputError as e:
+        sys.exit(f"error: {e}")
     stft = TacotronSTFT(**audio.stft_kwargs())
     for wav, mel in tqdm(list(zip(wavs, mels)), desc="mels"):
         if os.path.exists(mel.path) and not args.overwrite:
@@ -47,9 +54,13 @@ def main(argv=None) -> int:
             y = load_wav(wav.path, audio.sampling_rate, audio.max_wav_value)
         except AudioError as e:
             sys.exit(f"error: {wav.where}: {e}")
-        os.makedirs(os.path.dirname(mel.path), exist_ok=True)
         with torch.no_grad():
-            atomic_save(stft.mel_spectrogram(y.unsqueeze(0)).squeeze(0).clone(), mel.path)
+            mel_spectrogram = stft.mel_spectrogram(y.unsqueeze(0)).squeeze(0).clone()
+        try:
+            atomic_save(mel_spectrogram, mel.path)
+        except OSError as e:  # a disk that fills part-way: the mels written so far are whole, and kept
+            sys.exit(f"error: {mel.where}: cannot write {mel.path} ({e.strerror or e}); the mels written so far "
+                     "are whole: free some space and run again (existing mels are skipped)")
     return 0
 
 

@@ -21,6 +21,7 @@ from hifigan.weights import VocoderUnavailable
 from serving import Limits, Speaker, make_app
 from synthesis import InputError, add_inference_flags, build_synthesizer, load_models
 from tacotron2.text.frontend import FrontendError
+from common.flag_types import COUNT, PORT, NONNEG
 from vocoders import VocoderMismatch
 
 
@@ -31,15 +32,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--waveglow", default=None, help="WaveGlow checkpoint (--vocoder waveglow)")
     add_inference_flags(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=PORT, default=8000)
     d = Limits()
-    parser.add_argument("--max-chars", type=int, default=d.max_chars, help="characters of one request's text")
-    parser.add_argument("--max-batch", type=int, default=d.max_batch, help="phrases decoded together")
-    parser.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+    parser.add_argument("--max-chars", type=COUNT, default=d.max_chars, help="characters of one request's text")
+    parser.add_argument("--max-batch", type=COUNT, default=d.max_batch, help="phrases decoded together")
+    parser.add_argument("--max-wait-ms", type=NONNEG, default=d.max_wait_ms,
                         help="how long a request waits for others to share its batch")
-    parser.add_argument("--max-queue", type=int, default=d.max_queue,
+    parser.add_argument("--max-queue", type=COUNT, default=d.max_queue,
                         help="phrases waiting; more are answered 503 with Retry-After")
-    parser.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations")
+    parser.add_argument("--griffin-lim-iters", type=COUNT, default=60, help="Griffin-Lim iterations")
     parser.add_argument("--deterministic", action="store_true",
                         help="prenet dropout off: the same text always gives the same audio")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")

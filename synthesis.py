@@ -29,6 +29,7 @@ from tacotron2.model import InferenceOutput, Tacotron2
 from tacotron2.text import EmptyTextError, text_to_sequence
 from tacotron2.text.frontend import FRONTENDS, FrontendError, TextFrontend, frontend_for
 from tacotron2.text.segment import split_text
+from common.flag_types import COUNT, NONNEG, FRACTION
 from hifigan.weights import weights_path
 from vocoders import SIGMA_INFER, VOCODERS, Vocoder, build_vocoder, check_fits, expected_mels
 from waveglow.model import WaveGlow
@@ -118,9 +119,9 @@ def add_inference_flags(parser, default_vocoder: Optional[str] = None) -> None:
     """The flags every inference entry point shares, with one meaning: precision, the vocoder and its settings,
     the text front end, and the audio settings (read off the checkpoints; given, they are checked)."""
     parser.add_argument("--amp-run", "--amp", "--fp16", dest="amp_run", action="store_true", help=AMP_HELP)
-    parser.add_argument("-s", "--sigma-infer", default=SIGMA_INFER, type=float,
+    parser.add_argument("-s", "--sigma-infer", default=SIGMA_INFER, type=NONNEG,
                         help=f"WaveGlow latent sigma (the seed's {SIGMA_INFER})")
-    parser.add_argument("-d", "--denoising-strength", default=0.01, type=float,
+    parser.add_argument("-d", "--denoising-strength", default=0.01, type=FRACTION,
                         help="WaveGlow's denoiser strength (0: off)")
     parser.add_argument("--vocoder", choices=sorted(VOCODERS), default=default_vocoder,
                         help="; ".join(f"{k}: {v}" for k, v in VOCODERS.items())
@@ -131,9 +132,9 @@ def add_inference_flags(parser, default_vocoder: Optional[str] = None) -> None:
                         help="how plain text becomes the model's symbols; read off the checkpoint (needed only for "
                              "a phoneme model written before checkpoints said it): "
                              + "; ".join(f"{k}: {v}" for k, v in FRONTENDS.items()))
-    parser.add_argument("-sr", "--sampling-rate", type=int, default=None,
+    parser.add_argument("-sr", "--sampling-rate", type=COUNT, default=None,
                         help="sampling rate; read off the checkpoint (given, it must agree)")
-    parser.add_argument("--stft-hop-length", type=int, default=None,
+    parser.add_argument("--stft-hop-length", type=COUNT, default=None,
                         help="samples per mel frame; read off the checkpoint (given, it must agree)")
 
 

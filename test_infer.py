@@ -29,8 +29,10 @@ from synthesis import (InputError, Phrase, Synthesizer, add_inference_flags, bui
                        read_phrases, text_frontend)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError, TextFrontend
+from common.flag_types import COUNT, COUNT0, SEED
 from vocoders import VocoderMismatch
 from waveglow.model import WaveGlow
+from common.output import check_outputs
 
 # the seed's benchmark sentence (LJSpeech's first transcript, twice), cut to --input-length characters
 SENTENCE = ("The forms of printed letters should be beautiful, and that their arrangement on the page should be "
@@ -85,21 +87,22 @@ def parse_args(argv):
                                      allow_abbrev=False)
     parser.add_argument("--tacotron2", default=None, help="checkpoint (random default-size weights when omitted)")
     parser.add_argument("--waveglow", default=None, help="checkpoint (random weights when omitted)")
-    parser.add_argument("--wn-channels", type=int, default=256, help="WN channels of a random WaveGlow")
-    parser.add_argument("-bs", "--batch-size", type=int, default=1, help="copies of the sentence in a batch")
-    parser.add_argument("-il", "--input-length", type=int, default=64, help="characters of the sentence")
+    parser.add_argument("--wn-channels", type=COUNT, default=256, help="WN channels of a random WaveGlow")
+    parser.add_argument("-bs", "--batch-size", type=COUNT, default=1, help="copies of the sentence in a batch")
+    parser.add_argument("-il", "--input-length", type=COUNT, default=64, help="characters of the sentence")
     parser.add_argument("-i", "--input", default=None, help="time this phrase file instead (one batch)")
-    parser.add_argument("-n", "--num-iters", type=int, default=10, help="runs, the warm-up ones included")
-    parser.add_argument("--warmup", type=int, default=3, help="first runs not counted")
+    parser.add_argument("-n", "--num-iters", type=COUNT, default=10, help="runs, the warm-up ones included")
+    parser.add_argument("--warmup", type=COUNT0, default=3, help="first runs not counted")
     add_inference_flags(parser, default_vocoder="waveglow")
     parser.add_argument("--cpu", "--cpu-run", dest="cpu", action="store_true")
-    parser.add_argument("--max-decoder-steps", type=int, default=None)
+    parser.add_argument("--max-decoder-steps", type=COUNT, default=None)
     parser.add_argument("--log-file", default="nvlog.json", help="DLLogger JSON-stream log of every run")
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--seed", type=SEED, default=1234)
     parser.add_argument("--first-chunk", action="store_true",
                         help="also time, for the batch's first phrase, how long until the first audio chunk is ready "
                              "when streaming (Synthesizer.stream), averaged over the counted runs")
     args = parser.parse_args(argv)
+    check_outputs(parser, files=[("--log-file", args.log_file)])
     if args.num_iters <= args.warmup:
         parser.error(f"--num-iters {args.num_iters} leaves no run after --warmup {args.warmup}")
     if args.input_length < 1 or args.input_length > len(SENTENCE.strip()):

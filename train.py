@@ -32,7 +32,7 @@ from common.training import data_checks, dist_utils, resume
 from common.training.dist_utils import check_replicas_in_sync
 from common.training.amp import amp_settings, autocast, describe_amp
 from common.audio import AudioConfig
-from common.checkpoint import CheckpointError, unwrap_model
+from common.checkpoint import CheckpointError, remove_partial_writes, unwrap_model
 from common.config_file import read_config_defaults
 from common.dllog import RunLogger, log_path
 from common.training.host_memory import keep_freed_memory
@@ -40,6 +40,7 @@ from common.model_package import ModelPackage
 from common.training.preemption import Preemption
 from common.training.run_lock import OutputInUse, RunLock
 from common.training.sampler import BucketBatchSampler, ResumableBatchSampler
+from common.flag_types import COUNT, COUNT0, SEED, POSITIVE, NONNEG, FRACTION
 from common.training.lr_schedule import SCHEDULES, LRSchedule, budget_progress
 from common.training.train_step import (PendingSteps, as_log_fields, device_skip_supported, loss_scale, make_adam,
                                optimizer_step)
@@ -66,29 +67,29 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                         help="DLLogger JSON-stream log: a bare name goes inside --output, a path as given")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also log to OUTPUT/tensorboard (scalars; with --val-metrics alignment pictures)")
-    parser.add_argument("--anneal-steps", nargs="*", type=int, default=None, help="epochs after which the lr anneals")
+    parser.add_argument("--anneal-steps", nargs="*", type=COUNT0, default=None, help="epochs after which the lr anneals")
     parser.add_argument("--anneal-factor", type=float, choices=[0.1, 0.3], default=0.1,
                         help="lr annealing factor (0.3 alternates 0.3 and 0.1 steps, as in the reference)")
     parser.add_argument("--lr-schedule", choices=SCHEDULES, default="anneal",
                         help="anneal: NVIDIA's (--anneal-steps); cosine, linear: from -lr down to "
                              "--lr-final-factor of it over --lr-decay-minutes of training, else over --epochs")
-    parser.add_argument("--lr-decay-minutes", type=float, default=None,
+    parser.add_argument("--lr-decay-minutes", type=NONNEG, default=None,
                         help="the decay's length in minutes of training, counted across resumes (default: "
                              "--max-minutes; 0: the decay spans --epochs instead)")
-    parser.add_argument("--warmup-steps", type=int, default=0,
+    parser.add_argument("--warmup-steps", type=COUNT0, default=0,
                         help="optimizer steps over which the rate rises linearly to -lr (any schedule)")
-    parser.add_argument("--lr-final-factor", type=float, default=0.01,
+    parser.add_argument("--lr-final-factor", type=FRACTION, default=0.01,
                         help="where cosine and linear end, as a fraction of -lr")
     parser.add_argument("--config-file", type=str, default=None,
                         help="JSON file of flag defaults ({'dest': value}); the command line overrides it")
-    parser.add_argument("--seed", type=int, default=1234, help="random seed")
+    parser.add_argument("--seed", type=SEED, default=1234, help="random seed")
     for flag, why in DEPRECATED_FLAGS.items():
         parser.add_argument(flag, type=str, default=None, help=argparse.SUPPRESS)
 
     training = parser.add_argument_group("training setup")
-    training.add_argument("--epochs", type=int, required=True, help="number of total epochs to run")
-    training.add_argument("--epochs-per-checkpoint", type=int, default=50, help="epochs between numbered checkpoints")
-    training.add_argument("--iters-per-checkpoint", type=int, default=0,
+    training.add_argument("--epochs", type=COUNT, required=True, help="number of total epochs to run")
+    training.add_argument("--epochs-per-checkpoint", type=COUNT, default=50, help="epochs between numbered checkpoints")
+    training.add_argument("--iters-per-checkpoint", type=COUNT0, default=0,
                           help="also write checkpoint_<Model>_last.pt every N iterations (0: only at epoch ends)")
     training.add_argument("--checkpoint-path", type=str, default="", help="checkpoint to resume from")
     training.add_argument("--resume-from-last", action="store_true",
@@ -107,33 +108,33 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     training.add_argument("--disable-uniform-initialize-bn-weight", action="store_true",
                           help="do not re-initialise BatchNorm weights uniform in [0, 1)")
     training.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
-    training.add_argument("--val-metrics", type=int, default=0,
+    training.add_argument("--val-metrics", type=COUNT0, default=0,
                           help="each epoch, score free-running synthesis of this many validation items with the "
                                "model's quality metrics (Tacotron 2: attention diagonality, focus, stop ratio, MCD)")
-    training.add_argument("--max-minutes", type=float, default=0,
+    training.add_argument("--max-minutes", type=NONNEG, default=0,
                           help="stop (with a checkpoint) after this many minutes of training (0: no limit)")
-    training.add_argument("--num-workers", type=int, default=None,
+    training.add_argument("--num-workers", type=COUNT0, default=None,
                           help="DataLoader worker processes (default: 1 on a GPU, as NVIDIA's train.py loads data, "
                                "so that loading overlaps the step; 0 on a CPU, whose cores the step uses)")
-    training.add_argument("--max-nonfinite-steps", type=int, default=20,
+    training.add_argument("--max-nonfinite-steps", type=COUNT, default=20,
                           help="stop when this many consecutive steps have a non-finite loss")
-    training.add_argument("--log-interval", type=int, default=10,
+    training.add_argument("--log-interval", type=COUNT, default=10,
                           help="read the steps' loss and gradient norm on the host every this many steps (one "
                                "line per step is still logged; fewer reads keep the GPU busy)")
-    training.add_argument("--max-steps-per-epoch", type=int, default=0, help="cut epochs short (benchmarks, tests)")
+    training.add_argument("--max-steps-per-epoch", type=COUNT0, default=0, help="cut epochs short (benchmarks, tests)")
     training.add_argument("--check-replicas", action="store_true",
                           help="after every step verify that all ranks hold identical weights (debugging)")
     training.add_argument("--force-distributed", action="store_true",
                           help="make a process group and DDP even for one process (runs the multi-GPU code path, "
                                "NCCL collectives included, on one GPU)")
-    training.add_argument("--dist-timeout", type=float, default=600.0,
+    training.add_argument("--dist-timeout", type=POSITIVE, default=600.0,
                           help="seconds a rank waits for the others before failing")
 
     optimization = parser.add_argument_group("optimization setup")
-    optimization.add_argument("-lr", "--learning-rate", type=float, required=True, help="learning rate")
-    optimization.add_argument("--weight-decay", type=float, default=1e-6, help="weight decay")
-    optimization.add_argument("--grad-clip-thresh", type=float, default=1.0, help="gradient norm clipping threshold")
-    optimization.add_argument("-bs", "--batch-size", type=int, required=True, help="batch size per process")
+    optimization.add_argument("-lr", "--learning-rate", type=POSITIVE, required=True, help="learning rate")
+    optimization.add_argument("--weight-decay", type=NONNEG, default=1e-6, help="weight decay")
+    optimization.add_argument("--grad-clip-thresh", type=POSITIVE, default=1.0, help="gradient norm clipping threshold")
+    optimization.add_argument("-bs", "--batch-size", type=COUNT, required=True, help="batch size per process")
 
     dataset = parser.add_argument_group("dataset parameters")
     dataset.add_argument("--load-mel-from-disk", action="store_true",
@@ -155,13 +156,13 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
 
     audio = parser.add_argument_group("audio parameters")
     d = AudioConfig()
-    audio.add_argument("--max-wav-value", default=d.max_wav_value, type=float, help="maximum audio value")
-    audio.add_argument("--sampling-rate", default=d.sampling_rate, type=int, help="sampling rate")
-    audio.add_argument("--filter-length", default=d.filter_length, type=int, help="filter length")
-    audio.add_argument("--hop-length", default=d.hop_length, type=int, help="hop (stride) length")
-    audio.add_argument("--win-length", default=d.win_length, type=int, help="window length")
-    audio.add_argument("--mel-fmin", default=d.mel_fmin, type=float, help="minimum mel frequency")
-    audio.add_argument("--mel-fmax", default=d.mel_fmax, type=float, help="maximum mel frequency")
+    audio.add_argument("--max-wav-value", default=d.max_wav_value, type=POSITIVE, help="maximum audio value")
+    audio.add_argument("--sampling-rate", default=d.sampling_rate, type=COUNT, help="sampling rate")
+    audio.add_argument("--filter-length", default=d.filter_length, type=COUNT, help="filter length")
+    audio.add_argument("--hop-length", default=d.hop_length, type=COUNT, help="hop (stride) length")
+    audio.add_argument("--win-length", default=d.win_length, type=COUNT, help="window length")
+    audio.add_argument("--mel-fmin", default=d.mel_fmin, type=NONNEG, help="minimum mel frequency")
+    audio.add_argument("--mel-fmax", default=d.mel_fmax, type=POSITIVE, help="maximum mel frequency")
 
     if model_name is not None:
         models.model_parser(model_name, parser, add_help=False)
@@ -197,8 +198,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             parser.error("--tensorboard needs the tensorboard package, which is not installed: pip install tensorboard")
     if args.lr_decay_minutes is None:
         args.lr_decay_minutes = args.max_minutes
-    if args.log_interval < 1:
-        parser.error(f"--log-interval must be at least 1, got {args.log_interval}")
     for flag in DEPRECATED_FLAGS:
         if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
             warnings.warn(f"{flag} is ignored: {DEPRECATED_FLAGS[flag]}")
@@ -307,11 +306,14 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     if package.prepare_training is not None:
         package.prepare_training(model, args)
     if info.is_main:
-        resume.check_output_dir(args.output, model)
+        resume.check_output_dir(args.output, model, log_path(args.output, args.log_file))
         try:
             lock.acquire()
         except OutputInUse as e:
             raise SystemExit(f"error: {e}")
+        for name in remove_partial_writes(args.output):  # a run killed while writing a checkpoint left these
+            print(f"train.py: removed {os.path.join(args.output, name)}, an unfinished checkpoint write of an "
+                  "earlier run", file=sys.stderr)
     optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)
     amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
     checkpoints = resume.TrainingCheckpoints(args.output, model_name, model_config, info, dict(vars(args)),
@@ -441,9 +443,10 @@ def train_epoch(run: Run, state: TrainState) -> Tuple[Dict[str, float], Optional
             break
     progress.close()
     seconds = time.perf_counter() - start
-    # NVIDIA's per-epoch names: the step [epoch] tells these from the per-iteration ones
-    return {"train_loss": loss_sum / max(steps, 1), "train_items_per_sec": items / seconds,
-            "train_epoch_time": seconds, "skipped_steps": skipped}, stop_reason
+    # NVIDIA's per-epoch names: the step [epoch] tells these from the per-iteration ones. An epoch resumed after
+    # its last batch trained nothing here: it logs no loss rather than a 0 that was never computed
+    trained = {"train_loss": loss_sum / steps, "train_items_per_sec": items / seconds} if steps else {}
+    return {**trained, "train_epoch_time": seconds, "skipped_steps": skipped}, stop_reason
 
 
 def trained_seconds(run: Run, state: TrainState) -> float:

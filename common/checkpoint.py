@@ -6,12 +6,13 @@ Format (that of NVIDIA's train.py, which published checkpoints follow): a dict w
 and RNG states. We add `model_name` and `iteration`. Loaders need only `state_dict`
 (plus `config` where present) and ignore the rest, so published files load unchanged.
 """
+import io
 import os
 import pickle
 import pickletools
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -53,16 +54,41 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def atomic_save(obj: Any, path: str) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then rename over it.
+PARTIAL_SUFFIX = ".tmp"  # atomic_save's temporary files: `<name>.<random>.tmp` beside the file they become
 
-    A crash at any moment leaves either the old file or the new one, never a torn one.
+
+class _RecordingWriter:
+    """A file for torch.save that keeps the first OSError of its writes: torch's zip writer swallows it and
+    raises `RuntimeError: [enforce fail at inline_container.cc] unexpected pos ...` instead, which names neither
+    the file nor the cause (a full disk, a file-size limit, a dead network mount)."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.error: Optional[OSError] = None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """`write(f)` into a temporary file beside `path`, fsync, then rename over it.
+
+    A crash at any moment leaves either the old file or the new one, never a torn one (a killed process leaves
+    its temporary file, which `remove_partial_writes` clears). A write that comes up short raises the OSError
+    that stopped it, with its errno (ENOSPC, EFBIG, EDQUOT, EIO), after removing the temporary file.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=PARTIAL_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -71,10 +97,78 @@ def atomic_save(obj: Any, path: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a short write names no file: name the one meant
+            raise OSError(e.errno, e.strerror, path) from e
         raise
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """torch.save, atomically (`atomic_write`), streamed to the file."""
+    def write(f: BinaryIO) -> None:
+        writer = _RecordingWriter(f)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError as e:
+            if writer.error is None:
+                raise
+            raise writer.error from e
+    atomic_write(path, write)
+
+
+def atomic_save_bytes(save: Callable[[BinaryIO], None], path: str) -> None:
+    """A writer that cannot be trusted with a file (TorchScript's and ONNX's end the process with `terminate
+    called` when a write comes up short) writes into memory; the bytes go to `path` atomically."""
+    buffer = io.BytesIO()
+    save(buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+
+
+def remove_partial_writes(folder: str, prefix: str = "checkpoint_") -> List[str]:
+    """Delete the temporary files that killed `atomic_save`s left in `folder` (only for files named `prefix`...:
+    call it while holding the folder's run lock, when no other process can be writing them); their names."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    for name in sorted(names):
+        if name.startswith(prefix) and name.endswith(PARTIAL_SUFFIX) and ".pt." in name:
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def average_checkpoints(paths: Sequence[str]) -> Dict[str, Any]:
+    """One weights-only checkpoint whose floating tensors are the mean of these checkpoints' (of one run: same
+    model, same config); everything else (config, training flags, integer counters) is the last one's. The end of
+    a run wanders around a minimum; the mean of its last points lies nearer it, at no training cost."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    sums: Dict[str, torch.Tensor] = {}
+    dtypes: Dict[str, torch.dtype] = {}
+    last: Dict[str, Any] = {}
+    for path in paths:
+        last = load_checkpoint_file(path)
+        state_dict = state_dict_from_checkpoint(last, path)
+        if sums and set(state_dict) != set(sums):
+            raise CheckpointError(f"{path}: holds other weights than {paths[0]}: average checkpoints of one run only")
+        for key, value in state_dict.items():
+            dtypes[key] = value.dtype
+            if value.is_floating_point():
+                sums[key] = sums[key] + value.double() if key in sums else value.double()
+            else:
+                sums[key] = value
+    state_dict = {k: (v / len(paths)).to(dtypes[k]) if v.is_floating_point() else v for k, v in sums.items()}
+    out = {k: last[k] for k in ("model_name", "config", "train_args", "epoch", "iteration") if k in last}
+    out["state_dict"] = state_dict
+    out["averaged_from"] = [os.path.basename(p) for p in paths]
+    return out
 
 
 def builds_objects(path: str) -> bool:

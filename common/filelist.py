@@ -32,10 +32,16 @@ def read_text_lines(path: str, error: type = ValueError) -> List[str]:
     return text.splitlines()
 
 
+def inside(path: str, folder: str) -> bool:
+    """Whether the resolved `path` lies under the resolved `folder`."""
+    return path != folder and os.path.commonpath([path, folder]) == folder
+
+
 def load_filelist(filelist: str, dataset_path: str = "", min_fields: int = 2) -> List[FilelistEntry]:
     """Parse a filelist; every non-blank line needs at least `min_fields` '|'-separated fields.
 
-    Paths must stay inside `dataset_path` (no absolute paths, no '..' escapes) when one is given.
+    Paths, relative to `dataset_path` or absolute (as NVIDIA's filelists may hold them), must resolve inside
+    `dataset_path` when one is given: a '..' or a link out of it is refused, naming where it led.
     """
     if not os.path.isfile(filelist):
         raise FilelistError(f"{filelist}: filelist not found")
@@ -55,10 +61,10 @@ def load_filelist(filelist: str, dataset_path: str = "", min_fields: int = 2) ->
         parts = [parts[0]] + [p.strip() for p in parts[1:]]
         if any(not p for p in parts[1:min_fields]):
             raise FilelistError(f"{filelist}:{n}: empty transcript")
-        path = os.path.join(dataset_path, rel) if dataset_path else rel
-        if root is not None:
-            if os.path.isabs(rel) or not os.path.realpath(path).startswith(root + os.sep):
-                raise FilelistError(f"{filelist}:{n}: path {rel!r} escapes the dataset path {dataset_path!r}")
+        path = os.path.join(dataset_path, rel) if dataset_path else rel  # an absolute `rel` stays itself
+        if root is not None and not inside(os.path.realpath(path), root):
+            raise FilelistError(f"{filelist}:{n}: path {rel!r} resolves to {os.path.realpath(path)!r}, outside "
+                                f"the dataset path {dataset_path!r} ({root}): pass -d with a folder that holds it")
         entries.append(FilelistEntry(path, parts[1:], n, filelist))
     if not entries:
         raise FilelistError(f"{filelist}: no entries")

@@ -4,20 +4,20 @@ import os
 import random
 from typing import Dict, List, Sequence
 
+from common.filelist import read_text_lines
+
 
 def read_metadata(path: str, column: int = 1):
     """(id, text) pairs: column 1 is the transcript, 2 the normalized one (1 where a line has no third column)."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            parts = line.split("|")
-            if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
-                raise ValueError(f"{path}:{n}: expected 'id|text[|normalized text]', got {line[:80]!r}")
-            text = parts[column] if len(parts) > column and parts[column].strip() else parts[1]
-            rows.append((parts[0].strip(), text.strip()))
+    for n, line in enumerate(read_text_lines(path), start=1):  # not UTF-8: the file, line and byte named
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
+            raise ValueError(f"{path}:{n}: expected 'id|text[|normalized text]', got {line[:80]!r}")
+        text = parts[column] if len(parts) > column and parts[column].strip() else parts[1]
+        rows.append((parts[0].strip(), text.strip()))
     if not rows:
         raise ValueError(f"{path}: no entries")
     ids = [r[0] for r in rows]
@@ -75,8 +75,7 @@ def write_seed_filelists(metadata: str, split_dir: str, out_dir: str, root: str 
     lists = {}
     for name in names:
         path = os.path.join(split_dir, f"{name}.ids")
-        with open(path, encoding="utf-8") as f:
-            ids = [line.strip() for line in f if line.strip()]
+        ids = [line.strip() for line in read_text_lines(path) if line.strip()]
         missing = [i for i in ids if i not in texts]
         if missing:
             raise ValueError(f"{path}: {len(missing)} id(s) not in {metadata}, first {missing[0]!r}: "

@@ -43,6 +43,7 @@ from synthesis import precision_policy
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import Tacotron2
+from common.flag_types import COUNT
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
 from waveglow.model import WaveGlow
 
@@ -369,7 +370,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps (smoke run)")
     parser.add_argument("--skip-training", action="store_true", help="the same as leaving 'training' out of --cases")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES, help="which groups of rows to time")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=COUNT, default=None)
     parser.add_argument("--wav", default=None, help="a speech wav whose mel drives WaveGlow (default: random mel)")
     parser.add_argument("--reference-dir", default=None,
                         help="NVIDIA's Tacotron2 folder: time the reference on the same weights, side by side")

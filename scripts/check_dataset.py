@@ -31,6 +31,8 @@ from common.training import data_checks
 from common.audio import AudioError, check_wav_header
 from common.filelist import FilelistEntry, FilelistError, load_filelist
 from tacotron2.text import EmptyTextError, text_to_sequence
+from common.flag_types import COUNT, COUNT0, DBFS
+from common.output import check_outputs
 
 
 def _cleaned_length(text: str, cleaners: List[str]) -> Optional[int]:
@@ -251,13 +253,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-d", "--dataset-path", required=True, help="root of the filelists' paths")
     parser.add_argument("--filelist", nargs="+", required=True, help="filelists (e.g. train and validation)")
-    parser.add_argument("--sampling-rate", type=int, default=22050)
+    parser.add_argument("--sampling-rate", type=COUNT, default=22050)
     parser.add_argument("--text-cleaners", nargs="*", default=["english_cleaners"])
     parser.add_argument("--png", default=None, help="histograms picture (default: OUT/report.png with --fix)")
     parser.add_argument("--fix", default=None, metavar="OUT", help="write a cleaned copy of the corpus here")
-    parser.add_argument("--target-db", type=float, default=-20.0, help="--fix: RMS loudness in dBFS")
-    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--target-db", type=DBFS, default=-20.0, help="--fix: RMS loudness in dBFS")
+    parser.add_argument("--jobs", type=COUNT0, default=0)
     args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("--fix", args.fix)], files=[("--png", args.png)])
     try:
         corpus = Corpus(args.dataset_path, args.filelist, args.sampling_rate, args.text_cleaners, args.jobs)
     except FilelistError as e:

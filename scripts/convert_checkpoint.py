@@ -32,8 +32,10 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.convert_checkpoint ...")
 
 import models
+from common.flag_types import NONNEG
 from common.checkpoint import (CheckpointError, atomic_save, load_checkpoint_file, load_model_weights,
                                normalize_state_dict)
+from common.output import check_outputs
 
 
 class _StandIn(torch.nn.Module):
@@ -142,8 +144,9 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--source-dir", default=None,
                         help="a checkout of the repository the file comes from: its classes are imported and "
                              "the converted model's output is checked against the original's")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest relative audio difference accepted")
+    parser.add_argument("--tolerance", type=NONNEG, default=1e-4, help="largest relative audio difference accepted")
     args = parser.parse_args(argv)
+    check_outputs(parser, files=[("output", args.output)])
     if os.path.abspath(args.input) == os.path.abspath(args.output):
         sys.exit("error: write the converted checkpoint to another file")
     original = None
@@ -170,7 +173,10 @@ def main(argv: Optional[list] = None) -> int:
                      f"(> --tolerance {args.tolerance}); nothing written")
     elif original is None:
         print("output check skipped: the original's code is not importable (give --source-dir to check)")
-    atomic_save({"state_dict": model.state_dict(), "config": config, "model_name": name}, args.output)
+    try:
+        atomic_save({"state_dict": model.state_dict(), "config": config, "model_name": name}, args.output)
+    except OSError as e:
+        sys.exit(f"error: cannot write {args.output} ({e.strerror or e}); nothing was half-written")
     print(f"wrote {args.output}: {name} {config}")
     return 0
 

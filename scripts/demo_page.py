@@ -21,6 +21,7 @@ if __package__ in (None, ""):
 
 from common.dllog import Curve, read_curves  # noqa: E402
 from common.listeners import SCORE_COLUMNS  # noqa: E402
+from common.output import check_outputs  # noqa: E402
 
 PLAYERS = (("teacher", "teacher"), ("griffin_lim", "Tacotron 2 + Griffin-Lim"),
            ("hifigan", "Tacotron 2 + HiFi-GAN V1 (the published universal generator, not a WaveGlow)"),
@@ -258,6 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output", help="the demo's output folder")
     args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("output", args.output)])
     print(f"wrote {write_page(args.output)}")
     eval_path = os.path.join(args.output, "eval", "metrics.json")
     if os.path.exists(eval_path):

@@ -28,6 +28,8 @@ from tacotron2 import metrics  # noqa: E402
 from synthesis import text_frontend  # noqa: E402
 from tacotron2.fast_inference import FastDecoder  # noqa: E402
 from tacotron2.text.frontend import FRONTENDS  # noqa: E402
+from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION  # noqa: E402
+from common.output import check_outputs  # noqa: E402
 
 DECODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
 
@@ -38,10 +40,10 @@ def main(argv=None) -> int:
     parser.add_argument("-d", "--dataset-path", required=True)
     parser.add_argument("--filelist", required=True)
     parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("--limit", type=int, default=None, help="first N sentences only")
+    parser.add_argument("--limit", type=COUNT, default=None, help="first N sentences only")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--deterministic", action="store_true", help="prenet dropout off")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the prenet dropout draws")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the prenet dropout draws")
     parser.add_argument("--calibrate", action="store_true",
                         help="the calibration rows: the teacher's recording, a hum, other voices speaking the sentences")
     parser.add_argument("--listen", action="store_true",
@@ -51,10 +53,10 @@ def main(argv=None) -> int:
     parser.add_argument("--audio", action="store_true",
                         help="write OUTPUT/<id>_teacher.wav and the model's <id>_griffin_lim.wav (and _waveglow.wav)")
     parser.add_argument("--waveglow", default=None, help="a WaveGlow checkpoint: adds its rows and wavs")
-    parser.add_argument("--sigma-infer", type=float, default=0.6, help="WaveGlow's sigma")
-    parser.add_argument("--denoising-strength", type=float, default=0.01)
-    parser.add_argument("--griffin-lim-iters", type=int, default=60)
-    parser.add_argument("--griffin-lim-power", type=float, default=1.0,
+    parser.add_argument("--sigma-infer", type=NONNEG, default=0.6, help="WaveGlow's sigma")
+    parser.add_argument("--denoising-strength", type=FRACTION, default=0.01)
+    parser.add_argument("--griffin-lim-iters", type=COUNT, default=60)
+    parser.add_argument("--griffin-lim-power", type=POSITIVE, default=1.0,
                         help="magnitudes raised to this power before Griffin-Lim, the teacher's rows too")
     parser.add_argument("--hifigan", default=None, metavar="WEIGHTS",
                         help="adds HiFi-GAN V1's rows and wavs: universal or ljspeech (the published generators) or a "
@@ -65,6 +67,7 @@ def main(argv=None) -> int:
                         help="decode with the fused fast decoder in this precision (qint8: int8 LSTM matrices) "
                              "instead of the model's own step, to measure what a fast path costs in quality")
     args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("-o", args.output)])
     model, _ = models.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
     waveglow = models.load_model(args.waveglow, "WaveGlow", torch.device("cpu"))[0] if args.waveglow else None
     decode = None if args.decoder == "plain" else FastDecoder(model.decoder, DECODER_DTYPES[args.decoder]).infer

@@ -13,6 +13,8 @@ import os
 import shutil
 import sys
 from typing import List
+from common.flag_types import COUNT
+from common.output import check_outputs
 
 if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.export_samples ...")
@@ -37,9 +39,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("demo_output")
     parser.add_argument("out_dir")
-    parser.add_argument("--n", type=int, default=3)
+    parser.add_argument("--n", type=COUNT, default=3)
     parser.add_argument("--title", default="Samples of the CPU demo")
     args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("out_dir", args.out_dir)])
     with open(os.path.join(args.demo_output, "eval", "metrics.json"), encoding="utf-8") as f:
         result = json.load(f)
     os.makedirs(args.out_dir, exist_ok=True)

@@ -30,6 +30,7 @@ from synthesis import build_synthesizer, make_phrases, text_frontend  # noqa: E4
 from tacotron2.text import sequence_to_text, text_to_sequence  # noqa: E402
 from tacotron2.text.frontend import FRONTENDS  # noqa: E402
 from vocoders import VOCODERS  # noqa: E402
+from common.output import check_outputs  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--vocoder", choices=sorted(VOCODERS), default="griffin-lim")
     parser.add_argument("-o", "--output", default=None, help="a JSON file for the figures")
     args = parser.parse_args(argv)
+    check_outputs(parser, files=[("-o", args.output)])
     cpu = torch.device("cpu")
     model, _ = models.load_model(args.tacotron2, "Tacotron2", cpu)
     frontend = text_frontend(model, args.text_frontend)

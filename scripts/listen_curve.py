@@ -20,8 +20,10 @@ if __package__ in (None, ""):
 
 import models  # noqa: E402
 from common.dllog import read_curves  # noqa: E402
+from common.flag_types import COUNT, POSITIVE  # noqa: E402
 from corpora.voices import VOICES  # noqa: E402
 from evaluation import Judging, evaluate_model  # noqa: E402
+from common.output import check_outputs  # noqa: E402
 
 COLUMNS = (("minutes", "{:.1f}"), ("epoch", "{:d}"), ("wer", "{:.2f}"), ("cer", "{:.2f}"), ("ovrl", "{:.2f}"),
            ("mcd_dtw", "{:.1f}"), ("contrast", "{:.2f}"), ("stop_within_10pct", "{:.2f}"), ("reached_max", "{:d}"))
@@ -51,10 +53,11 @@ def main(argv=None) -> int:
     parser.add_argument("-d", "--dataset-path", required=True)
     parser.add_argument("--filelist", required=True, help="held-out sentences (with metadata.csv beside them)")
     parser.add_argument("--voice", default="espeak", choices=sorted(VOICES))
-    parser.add_argument("--every", type=float, default=5.0, help="minutes between the checkpoints judged")
-    parser.add_argument("--limit", type=int, default=12, help="sentences per checkpoint")
+    parser.add_argument("--every", type=POSITIVE, default=5.0, help="minutes between the checkpoints judged")
+    parser.add_argument("--limit", type=COUNT, default=12, help="sentences per checkpoint")
     parser.add_argument("-o", "--output", default=None, help="JSON file (default: RUN_DIR/listen_curve.json)")
     args = parser.parse_args(argv)
+    check_outputs(parser, files=[("-o", args.output or os.path.join(args.run_dir, "listen_curve.json"))])
     points = []
     for minutes, epoch, path in checkpoints_by_minute(args.run_dir, "Tacotron2", args.every):
         model, _ = models.load_model(path, "Tacotron2", torch.device("cpu"))

@@ -25,6 +25,9 @@ import soundfile as sf
 if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.load_test ...")
 
+from common.filelist import read_text_lines  # noqa: E402
+from common.flag_types import COUNT, POSITIVE  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # batched and alone, the decoder's products run at other batch sizes, whose kernels round differently: the mels
 # differ by ~1e-5 and the audio by ~1e-4 of full scale (a few 16-bit steps, -80 dB); another text would differ by
@@ -51,18 +54,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tacotron2", required=True)
     parser.add_argument("--vocoder", default="griffin-lim")
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--max-requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--clients", type=COUNT, default=4)
+    parser.add_argument("--seconds", type=POSITIVE, default=60)
+    parser.add_argument("--max-requests", type=COUNT, default=1000)
+    parser.add_argument("--rounds", type=COUNT, default=1,
                         help="repeat the load this many times, the memory read after each (a leak keeps growing)")
     parser.add_argument("--phrases", default=os.path.join(REPO, "phrases", "demo.txt"))
     parser.add_argument("--server-args", default="", help="more serve.py flags, e.g. '--max-batch 4'")
     args = parser.parse_args(argv)
     if not (1 <= args.clients <= 64 and 0 < args.seconds <= 900 and 1 <= args.max_requests <= 10000):
         parser.error("--clients 1..64, --seconds up to 900, --max-requests up to 10000")
-    with open(args.phrases, encoding="utf-8") as f:
-        texts = [line.strip() for line in f if line.strip()]
+    try:
+        texts = [line.strip() for line in read_text_lines(args.phrases) if line.strip()]
+    except (OSError, ValueError) as e:
+        parser.error(f"--phrases: {e}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--tacotron2", args.tacotron2,

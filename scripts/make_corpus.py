@@ -18,26 +18,29 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.make_corpus ...")
 
 from common.filelist import read_text_lines  # noqa: E402
+from common.flag_types import COUNT, SEED, FRACTION  # noqa: E402
 from corpora.build import build_corpus  # noqa: E402
 from corpora.sentences import held_out_sentences  # noqa: E402
 from corpora.voices import VOICES  # noqa: E402
+from common.output import check_outputs  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", required=True, help="corpus directory")
     parser.add_argument("--voice", default="espeak", choices=sorted(VOICES))
-    parser.add_argument("--n", type=int, default=1200, help="number of sentences")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=2, help="voice processes in parallel")
-    parser.add_argument("--pseudo-words", type=float, default=0.0,
+    parser.add_argument("--n", type=COUNT, default=1200, help="number of sentences")
+    parser.add_argument("--seed", type=SEED, default=1)
+    parser.add_argument("--jobs", type=COUNT, default=2, help="voice processes in parallel")
+    parser.add_argument("--pseudo-words", type=FRACTION, default=0.0,
                         help="fraction of sentences made of made-up words (letter-to-sound, not memorised words)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--sentences", default=None,
                         help="speak the lines of this text file (e.g. phrases/demo.txt) instead of generated sentences")
-    source.add_argument("--held-out", type=int, default=None, metavar="N",
+    source.add_argument("--held-out", type=COUNT, default=None, metavar="N",
                         help="speak N sentences of the held-out grammar (other vocabulary) instead")
     args = parser.parse_args(argv)
+    check_outputs(parser, folders=[("-o", args.output)])
     given = None
     if args.sentences:
         given = [line.strip() for line in read_text_lines(args.sentences, SystemExit) if line.strip()]

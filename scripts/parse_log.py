@@ -22,6 +22,7 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.parse_log ...")
 
 from common.dllog import earlier_runs, read_log
+from common.flag_types import COUNT0
 
 
 class Run(NamedTuple):
@@ -65,7 +66,8 @@ def loss_table(runs: Sequence[Run], at: Sequence[int]) -> str:
     lines = ["| Loss (Model/Epoch) | " + " | ".join(str(e) for e in at) + " |",
              "| :---: | " + " | ".join("---:" for _ in at) + " |"]
     for run in runs:
-        cells = [f"{run.epochs[e - 1]['train_loss']:.4f}" if e <= len(run.epochs) else "" for e in at]
+        cells = [f"{run.epochs[e - 1]['train_loss']:.4f}" if e <= len(run.epochs) and "train_loss" in run.epochs[e - 1]
+                 else "" for e in at]  # an epoch resumed after its last batch logs no loss
         lines.append(f"| {run.model} {'AMP' if run.amp else 'FP32'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -105,7 +107,7 @@ def plot_losses(runs: Sequence[Run], png: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logs", nargs="+", help="nvlog.json files of training runs")
-    parser.add_argument("--epochs", type=int, nargs="*", default=None,
+    parser.add_argument("--epochs", type=COUNT0, nargs="*", default=None,
                         help="epochs (1-based) of the loss table (default: first, quarters, last)")
     parser.add_argument("--png", default=None, help="write the loss curves here")
     parser.add_argument("--only-given", action="store_true",

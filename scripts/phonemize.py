@@ -21,6 +21,8 @@ if __package__ in (None, ""):
 
 from common.filelist import read_text_lines  # noqa: E402
 from tacotron2.text.phonemizers import PhonemizeError, espeak_read, require  # noqa: E402
+from common.flag_types import COUNT  # noqa: E402
+from common.output import check_outputs  # noqa: E402
 
 
 def phonemize_lines(lines: List[str], voice: str = "en-us", jobs: int = 4) -> List[str]:
@@ -48,8 +50,9 @@ def main(argv=None) -> int:
     parser.add_argument("input", help="filelist or phrase file")
     parser.add_argument("output")
     parser.add_argument("--voice", default="en-us", help="espeak-ng voice whose phonemizer to use")
-    parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--jobs", type=COUNT, default=4)
     args = parser.parse_args(argv)
+    check_outputs(parser, files=[("output", args.output)])
     lines = read_text_lines(args.input, SystemExit)
     try:
         result = phonemize_lines(lines, args.voice, args.jobs)

@@ -20,24 +20,30 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.write_filelists ...")
 
 from common.filelist import read_text_lines  # noqa: E402
+from common.flag_types import SEED, POSITIVE, FRACTION  # noqa: E402
 from corpora.filelists import first_minutes, write_filelists, write_seed_filelists  # noqa: E402
+from common.output import check_outputs  # noqa: E402
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--metadata", default=None)
     parser.add_argument("-o", "--output", default="filelists", help="folder (a file with --minutes)")
     parser.add_argument("--prefix", default="ljs")
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--val-fraction", type=float, default=0.01)
-    parser.add_argument("--test-fraction", type=float, default=0.0382)
+    parser.add_argument("--seed", type=SEED, default=1234)
+    parser.add_argument("--val-fraction", type=FRACTION, default=0.01)
+    parser.add_argument("--test-fraction", type=FRACTION, default=0.0382)
     parser.add_argument("--split", default=None, help="folder of <name>.ids lists: write the seed's filelists")
     parser.add_argument("--root", default="LJSpeech-1.1", help="with --split: the corpus folder in each path")
-    parser.add_argument("--minutes", type=float, default=None,
+    parser.add_argument("--minutes", type=POSITIVE, default=None,
                         help="write the first lines of --filelist that add up to this many minutes of audio")
     parser.add_argument("--filelist", default=None, help="with --minutes: the filelist to take them from")
     parser.add_argument("-d", "--dataset-path", default=".", help="with --minutes: the folder its paths start in")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.minutes is None:
+        check_outputs(parser, folders=[("-o", args.output)])
+    else:
+        check_outputs(parser, files=[("-o", args.output)])
     if (args.minutes is None) == (args.metadata is None) or (args.minutes is not None) != bool(args.filelist):
         parser.error("give --metadata (filelists of a corpus) or --minutes with --filelist (a subset of one)")
     try:

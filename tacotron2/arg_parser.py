@@ -4,6 +4,7 @@ import dataclasses
 from typing import Any, Dict
 
 from common.utils import str2bool
+from common.flag_types import COUNT, POSITIVE, NONNEG, PROBABILITY, GATE_THRESHOLD
 from .text.frontend import FRONTENDS
 
 from .text import symbols
@@ -48,59 +49,62 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False
     parser = parent
     parser.add_argument("--mask-padding", nargs="?", const=True, default=False, type=str2bool,
                         help="zero padded output frames (the seed's form takes a value: --mask-padding True)")
-    parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=int, help="mel channels")
+    parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=COUNT, help="mel channels")
     g = parser.add_argument_group("symbols parameters")
-    g.add_argument("--n-symbols", default=d.n_symbols, type=int, help="number of symbols in the dictionary")
-    g.add_argument("--symbols-embedding-dim", default=d.symbols_embedding_dim, type=int, help="input embedding size")
+    g.add_argument("--n-symbols", default=d.n_symbols, type=COUNT, help="number of symbols in the dictionary")
+    g.add_argument("--symbols-embedding-dim", default=d.symbols_embedding_dim, type=COUNT, help="input embedding size")
     g = parser.add_argument_group("encoder parameters")
-    g.add_argument("--encoder-kernel-size", default=d.encoder_kernel_size, type=int, help="encoder kernel size")
-    g.add_argument("--encoder-n-convolutions", default=d.encoder_n_convolutions, type=int,
+    g.add_argument("--encoder-kernel-size", default=d.encoder_kernel_size, type=COUNT, help="encoder kernel size")
+    g.add_argument("--encoder-n-convolutions", default=d.encoder_n_convolutions, type=COUNT,
                    help="number of encoder convolutions")
-    g.add_argument("--encoder-embedding-dim", default=d.encoder_embedding_dim, type=int,
+    g.add_argument("--encoder-embedding-dim", default=d.encoder_embedding_dim, type=COUNT,
                    help="encoder embedding size")
     g = parser.add_argument_group("decoder parameters")
-    g.add_argument("--n-frames-per-step", default=d.n_frames_per_step, type=int,
+    g.add_argument("--n-frames-per-step", default=d.n_frames_per_step, type=COUNT,
                    help="mel frames per decoder step (reduction factor r; 2-3 help small data)")
-    g.add_argument("--decoder-rnn-dim", default=d.decoder_rnn_dim, type=int, help="decoder LSTM units")
-    g.add_argument("--prenet-dim", default=d.prenet_dim, type=int, help="prenet units")
-    g.add_argument("--max-decoder-steps", default=d.max_decoder_steps, type=int,
+    g.add_argument("--decoder-rnn-dim", default=d.decoder_rnn_dim, type=COUNT, help="decoder LSTM units")
+    g.add_argument("--prenet-dim", default=d.prenet_dim, type=COUNT, help="prenet units")
+    g.add_argument("--max-decoder-steps", default=d.max_decoder_steps, type=COUNT,
                    help="decoder steps before inference gives up")
-    g.add_argument("--gate-threshold", default=d.gate_threshold, type=float,
+    g.add_argument("--gate-threshold", default=d.gate_threshold, type=GATE_THRESHOLD,
                    help="stop probability above which an item ends")
-    g.add_argument("--p-attention-dropout", default=d.p_attention_dropout, type=float,
+    g.add_argument("--p-attention-dropout", default=d.p_attention_dropout, type=PROBABILITY,
                    help="dropout on the attention LSTM output")
-    g.add_argument("--p-decoder-dropout", default=d.p_decoder_dropout, type=float,
+    g.add_argument("--p-decoder-dropout", default=d.p_decoder_dropout, type=PROBABILITY,
                    help="dropout on the decoder LSTM output")
     g.add_argument("--decoder-no-early-stopping", action="store_true",
                    help="always run max-decoder-steps steps at inference")
     g = parser.add_argument_group("attention parameters")
-    g.add_argument("--attention-rnn-dim", default=d.attention_rnn_dim, type=int, help="attention LSTM units")
-    g.add_argument("--attention-dim", default=d.attention_dim, type=int, help="attention space size")
+    g.add_argument("--attention-rnn-dim", default=d.attention_rnn_dim, type=COUNT, help="attention LSTM units")
+    g.add_argument("--attention-dim", default=d.attention_dim, type=COUNT, help="attention space size")
     g = parser.add_argument_group("location layer parameters")
-    g.add_argument("--attention-location-n-filters", default=d.attention_location_n_filters, type=int,
+    g.add_argument("--attention-location-n-filters", default=d.attention_location_n_filters, type=COUNT,
                    help="location convolution filters")
-    g.add_argument("--attention-location-kernel-size", default=d.attention_location_kernel_size, type=int,
+    g.add_argument("--attention-location-kernel-size", default=d.attention_location_kernel_size, type=COUNT,
                    help="location convolution width")
     g = parser.add_argument_group("postnet parameters")
-    g.add_argument("--postnet-embedding-dim", default=d.postnet_embedding_dim, type=int, help="postnet channels")
-    g.add_argument("--postnet-kernel-size", default=d.postnet_kernel_size, type=int, help="postnet kernel size")
-    g.add_argument("--postnet-n-convolutions", default=d.postnet_n_convolutions, type=int,
+    g.add_argument("--postnet-embedding-dim", default=d.postnet_embedding_dim, type=COUNT, help="postnet channels")
+    g.add_argument("--postnet-kernel-size", default=d.postnet_kernel_size, type=COUNT, help="postnet kernel size")
+    g.add_argument("--postnet-n-convolutions", default=d.postnet_n_convolutions, type=COUNT,
                    help="number of postnet convolutions")
     g = parser.add_argument_group("Tacotron 2 training")
-    g.add_argument("--p-encoder-dropout", default=0.5, type=float,
+    g.add_argument("--p-encoder-dropout", default=0.5, type=PROBABILITY,
                    help="dropout after each encoder convolution in training (0.5: the paper)")
-    g.add_argument("--p-postnet-dropout", default=0.5, type=float,
+    g.add_argument("--p-postnet-dropout", default=0.5, type=PROBABILITY,
                    help="dropout after each postnet convolution in training (0.5: the paper)")
-    g.add_argument("--gate-pos-weight", default=None, type=float,
+    g.add_argument("--gate-pos-weight", default=None, type=POSITIVE,
                    help="weight of stop frames in the gate loss (none as in the reference; 5-10 on small data)")
-    g.add_argument("--guided-attention-weight", default=0.0, type=float,
+    g.add_argument("--guided-attention-weight", default=0.0, type=NONNEG,
                    help="weight of a guided-attention loss at the start (0: off, as the reference; 1-10 on small data)")
-    g.add_argument("--guided-attention-sigma", default=0.2, type=float, help="width of the guided-attention band")
-    g.add_argument("--guided-attention-half-life", default=1000.0, type=float,
+    g.add_argument("--guided-attention-sigma", default=0.2, type=POSITIVE, help="width of the guided-attention band")
+    g.add_argument("--guided-attention-half-life", default=1000.0, type=POSITIVE,
                    help="iterations after which the guided-attention weight has halved")
     g.add_argument("--mel-loss", default="mse", choices=["mse", "l1"],
                    help="distance of the mel outputs to the teacher's (mse: the reference; l1 blurs less on small data)")
-    g.add_argument("--teacher-frame-dropout", default=0.0, type=float,
+    g.add_argument("--mel-loss-real-frames", action="store_true",
+                   help="average the mel loss over real frames, not padding (with --mask-padding; the reference "
+                        "averages over both, which weighs length-bucketed batches more)")
+    g.add_argument("--teacher-frame-dropout", default=0.0, type=PROBABILITY,
                    help="share of the teacher's previous frames replaced by the utterance's mean frame in training, so "
                         "that the decoder must read the text rather than extend its last frame (0: as the reference)")
     g.add_argument("--text-frontend", default="auto", choices=["auto", *FRONTENDS],

@@ -53,12 +53,16 @@ class Tacotron2Loss(nn.Module):
         guided_attention_sigma: width of the diagonal band.
         guided_attention_half_life: iterations after which the term's weight has halved.
         mel_loss: "mse" (the reference) or "l1", the distance of both mel outputs to the target.
-    The guided term needs the lengths: targets = (mel, gate, input_lengths, output_lengths).
+        real_frames: average the mel distances over the real frames only (with the model's mask_padding, whose
+            padded outputs are 0 like their targets). The reference's mean counts the padding too, so a batch's
+            weight depends on how much of it is padding: length-bucketed batches (little padding) would step
+            harder than mixed ones.
+    The guided term and real_frames need the lengths: targets = (mel, gate, input_lengths, output_lengths).
     """
 
     def __init__(self, gate_pos_weight: Optional[float] = None, guided_attention_weight: float = 0.0,
                  guided_attention_sigma: float = 0.2, guided_attention_half_life: float = 1000.0,
-                 mel_loss: str = "mse") -> None:
+                 mel_loss: str = "mse", real_frames: bool = False) -> None:
         super().__init__()
         self.gate_pos_weight = gate_pos_weight
         self.guided_attention_weight = guided_attention_weight
@@ -68,6 +72,7 @@ class Tacotron2Loss(nn.Module):
         if mel_loss not in MEL_DISTANCES:
             raise ValueError(f"mel_loss must be one of {sorted(MEL_DISTANCES)}, not {mel_loss!r}")
         self.mel_distance = MEL_DISTANCES[mel_loss]
+        self.real_frames = real_frames
 
     def set_iteration(self, iteration: int) -> None:
         """The training iteration, for the guided-attention weight's decay."""
@@ -81,6 +86,8 @@ class Tacotron2Loss(nn.Module):
         mel_target, gate_target = targets[0].detach(), targets[1].detach()
         gate_target = gate_targets_per_step(gate_target, gate_out.size(1))
         mel_loss = self.mel_distance(mel_out, mel_target) + self.mel_distance(mel_out_postnet, mel_target)
+        if self.real_frames and len(targets) >= 4:  # padded frames are 0 in both: rescale the mean to the real ones
+            mel_loss = mel_loss * (mel_target.size(0) * mel_target.size(2)) / targets[3].sum().clamp_min(1)
         pos_weight = None
         if self.gate_pos_weight is not None:
             pos_weight = gate_out.new_tensor(self.gate_pos_weight)

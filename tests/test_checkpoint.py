@@ -118,3 +118,30 @@ def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path):
         atomic_save({"a": Unsavable()}, path)
     assert torch.equal(load_checkpoint_file(path)["a"], torch.ones(2))
     assert os.listdir(tmp_path) == ["ck.pt"]  # no temp files left behind
+
+
+def test_averaged_checkpoints_are_the_mean_of_the_weights_and_load_for_inference(tmp_path):
+    from common.checkpoint import average_checkpoints, save_training_checkpoint
+    from scripts import average_checkpoints as script
+    config = {**TINY_TACOTRON2, "n_mel_channels": 80}
+    weights = []
+    for epoch in range(3):
+        torch.manual_seed(epoch)
+        model = Tacotron2(**config)
+        weights.append(model.state_dict())
+        save_training_checkpoint(str(tmp_path / f"checkpoint_Tacotron2_{epoch}.pt"), model=model,
+                                 model_name="Tacotron2", config=config, epoch=epoch, iteration=10 * epoch,
+                                 train_args={"text_frontend": "characters"})
+    out = str(tmp_path / "avg.pt")
+    assert script.main([str(tmp_path), "--last", "2", "-o", out]) == 0
+    model, _ = models.load_model(out, "Tacotron2", torch.device("cpu"))
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (weights[1][key] + weights[2][key]) / 2, atol=1e-7), key
+    ckpt = load_checkpoint_file(out)
+    assert ckpt["averaged_from"] == ["checkpoint_Tacotron2_1.pt", "checkpoint_Tacotron2_2.pt"]
+    assert ckpt["train_args"] == {"text_frontend": "characters"} and ckpt["epoch"] == 2
+    other = str(tmp_path / "wg.pt")
+    torch.save({"state_dict": {"x": torch.zeros(2)}}, other)
+    with pytest.raises(CheckpointError, match="holds other weights"):
+        average_checkpoints([str(tmp_path / "checkpoint_Tacotron2_0.pt"), other])

@@ -65,7 +65,9 @@ BAD_CASES = {
     "empty transcript": (lambda r: None, "good.wav|   ", "empty transcript"),
     "unspeakable transcript": (lambda r: None, "good.wav|%%% ###", "no speakable symbol"),
     "malformed line": (lambda r: None, "good.wav Some text without a bar", "expected 'path|text'"),
-    "escaping path": (lambda r: None, "../outside.wav|Some text.", "escapes the dataset path"),
+    "escaping path": (lambda r: None, "../outside.wav|Some text.", "outside the dataset path"),
+    "absolute path elsewhere": (lambda r: None, "/usr/share/outside.wav|Some text.",
+                                "resolves to '/usr/share/outside.wav', outside the dataset path"),
 }
 
 
@@ -76,6 +78,15 @@ def test_bad_data_is_named_with_file_and_line(root, case):
     with pytest.raises((FilelistError, AudioError)) as err:
         _loader(root, ["good.wav|A fine first line.", line])
     assert "list.txt:2" in str(err.value) and message in str(err.value)
+
+
+def test_absolute_paths_inside_the_dataset_folder_are_accepted(root):
+    """NVIDIA's repository reads absolute filelist paths, and users' filelists hold them: one that resolves inside
+    -d is the same file as its relative path (was refused as 'escapes the dataset path')."""
+    absolute = os.path.join(os.path.realpath(root), "good2.wav")
+    ds = _loader(root, ["good.wav|Hello there.", f"{absolute}|A second, longer line of text."])
+    relative = _loader(root, ["good.wav|Hello there.", "good2.wav|A second, longer line of text."])
+    assert torch.equal(ds[1][1], relative[1][1])
 
 
 def _mel_root(root, mel):

@@ -324,3 +324,27 @@ def test_dropout_keeps_one_minus_p_scaled_and_passes_gradients_through_the_mask(
     a = dropout(x, 0.3, True)
     torch.manual_seed(1)
     assert torch.equal(a, dropout(x, 0.3, True))  # seeded like every other draw
+
+
+@pytest.mark.parametrize("mel_loss", ["mse", "l1"])
+def test_real_frames_loss_is_the_mean_over_real_frames_whatever_the_padding(mel_loss):
+    """With padding masked, the reference's mean shrinks with the share of padding; over real frames it does not:
+    the same item padded to 12 or to 40 frames gives the same loss."""
+    torch.manual_seed(0)
+    mel = torch.randn(1, 80, 12)
+    out, post = mel + 0.3 * torch.randn_like(mel), mel + 0.1 * torch.randn_like(mel)
+    gate_out = torch.full((1, 12), -1000.0)
+    gate_out[0, -1] = 1000.0
+
+    def loss(pad: int, real_frames: bool) -> float:
+        def padded(t):
+            return torch.nn.functional.pad(t, (0, pad))
+        gate_target = padded(torch.zeros(1, 12))
+        gate_target[0, 11:] = 1
+        gates = torch.nn.functional.pad(gate_out, (0, pad), value=1000.0)
+        criterion = Tacotron2Loss(mel_loss=mel_loss, real_frames=real_frames)
+        return criterion((padded(out), padded(post), gates, None),
+                         (padded(mel), gate_target, torch.tensor([5]), torch.tensor([12]))).item()
+    assert loss(28, True) == pytest.approx(loss(0, True), rel=1e-5)
+    assert loss(0, True) == pytest.approx(loss(0, False), rel=1e-6)  # no padding: the reference's mean
+    assert loss(28, False) == pytest.approx(loss(0, False) * 12 / 40, rel=1e-4)

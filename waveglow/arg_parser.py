@@ -2,6 +2,7 @@
 import argparse
 import dataclasses
 from typing import Any, Dict
+from common.flag_types import COUNT, POSITIVE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,20 +34,20 @@ def parse_waveglow_args(parent: argparse.ArgumentParser, add_help: bool = False)
     """Add WaveGlow's flags to `parent` and return it."""
     d = WaveGlowArgs()
     parser = parent
-    parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=int, help="mel channels")
+    parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=COUNT, help="mel channels")
     g = parser.add_argument_group("WaveGlow parameters")
-    g.add_argument("--flows", default=d.flows, type=int, help="number of flows")
-    g.add_argument("--groups", default=d.groups, type=int, help="samples per group")
-    g.add_argument("--early-every", default=d.early_every, type=int, help="flows between early outputs")
-    g.add_argument("--early-size", default=d.early_size, type=int, help="channels output early")
+    g.add_argument("--flows", default=d.flows, type=COUNT, help="number of flows")
+    g.add_argument("--groups", default=d.groups, type=COUNT, help="samples per group")
+    g.add_argument("--early-every", default=d.early_every, type=COUNT, help="flows between early outputs")
+    g.add_argument("--early-size", default=d.early_size, type=COUNT, help="channels output early")
     g = parser.add_argument_group("WN parameters")
-    g.add_argument("--wn-kernel-size", default=d.wn_kernel_size, type=int, help="WN kernel size")
-    g.add_argument("--wn-channels", default=d.wn_channels, type=int,
+    g.add_argument("--wn-kernel-size", default=d.wn_kernel_size, type=COUNT, help="WN kernel size")
+    g.add_argument("--wn-channels", default=d.wn_channels, type=COUNT,
                    help="WN residual channels (512; NVIDIA's published model uses 256)")
-    g.add_argument("--wn-layers", default=d.wn_layers, type=int, help="WN layers per flow")
+    g.add_argument("--wn-layers", default=d.wn_layers, type=COUNT, help="WN layers per flow")
     g = parser.add_argument_group("WaveGlow training")
-    g.add_argument("--sigma", default=1.0, type=float, help="standard deviation of the latent in the loss")
-    g.add_argument("--segment-length", default=4000, type=int, help="audio samples per training item")
+    g.add_argument("--sigma", default=1.0, type=POSITIVE, help="standard deviation of the latent in the loss")
+    g.add_argument("--segment-length", default=4000, type=COUNT, help="audio samples per training item")
     return parser
 
 

@@ -16,6 +16,7 @@ import torch
 from common.audio import AudioConfig
 from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
                                save_training_checkpoint, state_dict_from_checkpoint)
+from common.output import OutputError, writable_file, writable_folder
 from common.training.dist_utils import DistInfo
 from common.training.rng import checkpoint_rng_states, restore_rng_states, rng_states
 from common.training.train_step import restore_fused
@@ -79,6 +80,29 @@ def audio_mismatches(ckpt: Dict[str, Any], train_args: Dict[str, Any], path: str
                 AudioConfig.from_train_args(train_args))]
 
 
+EPOCH_SHAPE = ("batch_size", "training_files", "seed", "bucket_batches", "max_steps_per_epoch")  # what orders
+# an epoch's batches: the batches a mid-epoch checkpoint says are done are only those same batches under these
+
+
+def check_epoch_shape(ckpt: Dict[str, Any], path: str, train_args: Dict[str, Any], world_size: int,
+                      position: Position) -> None:
+    """A checkpoint written in the middle of an epoch resumes it past the batches already trained; under another
+    batch size (or list, seed, process count) those are other batches, and the samples not yet seen cannot be
+    told apart: refuse, naming the flag and both values (the epoch boundary is free to change them)."""
+    then = ckpt.get("train_args") or {}
+    changed = [(f"--{key.replace('_', '-')}", then[key], train_args.get(key)) for key in EPOCH_SHAPE
+               if key in then and then[key] != train_args.get(key)]
+    ranks = len(ckpt.get("rank_rng_states") or []) or world_size
+    if ranks != world_size:
+        changed.append(("the number of processes", ranks, world_size))
+    if changed:
+        what = "; ".join(f"{flag} was {a!r}, now {b!r}" for flag, a, b in changed)
+        raise CheckpointError(f"{path}: written in the middle of epoch {position.epoch} (after {position.batch} "
+                              f"batches), and this run orders that epoch's batches differently: {what}. Resume with "
+                              "the same settings to finish the epoch; they can change at the next epoch boundary "
+                              "(the numbered checkpoint of the last whole epoch resumes with any of them)")
+
+
 class TrainingCheckpoints:
     """A run's checkpoints: `checkpoint_<Model>_last.pt` (and `_<epoch>.pt`) in the output folder, written by
     global rank 0 with every rank's RNG states, and read back on every rank to resume or warm-start."""
@@ -116,6 +140,8 @@ class TrainingCheckpoints:
             restore_rng_states(ckpt, self.info.rank, device)
             position = Position(ckpt.get("resume_epoch", ckpt["epoch"] + 1), ckpt.get("resume_batch", 0),
                                 ckpt.get("iteration", 0), float(ckpt.get("trained_seconds", 0.0)))
+            if position.batch > 0:
+                check_epoch_shape(ckpt, path, self.train_args, self.info.world_size, position)
             return position, f"resumed from {path}: epoch {position.epoch}, batch {position.batch}"
         if warm_start:
             ckpt = load_on_every_rank(self.info, warm_start)
@@ -147,24 +173,32 @@ class TrainingCheckpoints:
             try:
                 save_training_checkpoint(path, **kwargs)
             except OSError as e:
-                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                kept = self.last_path if os.path.exists(self.last_path) else None
-                raise SystemExit(f"error: the disk is full (writing {path}: {e.strerror}); nothing was half-written: "
-                                 + (f"the last good checkpoint, {kept}, is intact: free some space and resume with "
-                                    f"--resume-from-last" if kept else "no checkpoint of this run exists yet")) from e
+                raise SystemExit(write_failure(path, e, self.last_path)) from e
 
 
-def check_output_dir(output: str, model: torch.nn.Module) -> None:
-    """Fail before training when the output directory cannot hold checkpoints."""
+WRITE_FAILURES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                  errno.EFBIG: "the file is larger than this system allows (a file-size limit?)",
+                  errno.EROFS: "the file system became read-only", errno.EIO: "the disk reported an I/O error"}
+
+
+def write_failure(path: str, error: OSError, last_path: str) -> str:
+    """The message for a checkpoint write that failed part-way: what happened, and that nothing is lost."""
+    why = WRITE_FAILURES.get(error.errno, "the write failed")
+    kept = last_path if os.path.exists(last_path) else None
+    return (f"error: {why} (writing {path}: {error.strerror or error}); nothing was half-written: "
+            + (f"the last good checkpoint, {kept}, is intact: free some space (or fix the cause) and resume with "
+               "--resume-from-last" if kept else "no checkpoint of this run exists yet"))
+
+
+def check_output_dir(output: str, model: torch.nn.Module, log_file: str = "") -> None:
+    """Fail before training when the output directory (or the log file) cannot be written, or cannot hold
+    checkpoints."""
     try:
-        os.makedirs(output, exist_ok=True)
-        probe = os.path.join(output, ".write_test")
-        with open(probe, "wb") as f:
-            f.write(b"0" * 4096)
-        os.remove(probe)
-    except OSError as e:
-        raise SystemExit(f"error: output directory {output!r} is not writable: {e}")
+        writable_folder(output, "-o")
+        if log_file:
+            writable_file(log_file, "--log-file")
+    except OutputError as e:
+        raise SystemExit(f"error: {e}")
     # model + Adam moments, twice (numbered and last checkpoints), plus a temporary copy
     need = 3 * 3 * sum(p.numel() * p.element_size() for p in model.parameters())
     free = shutil.disk_usage(output).free
