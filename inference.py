@@ -22,7 +22,7 @@ import torch
 from common.audio import save_wav
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger, log_path
-from common.training.host_memory import keep_freed_memory
+from common.cpu.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
 from hifigan.weights import VocoderUnavailable
 from synthesis import (InputError, Phrase, add_inference_flags, build_synthesizer, join_pieces, load_models,

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import torch
 
 from common.checkpoint import CheckpointError
-from common.training.host_memory import keep_freed_memory
+from common.cpu.host_memory import keep_freed_memory
 from hifigan.weights import VocoderUnavailable
 from serving import Limits, Speaker, make_app
 from synthesis import InputError, add_inference_flags, build_synthesizer, load_models

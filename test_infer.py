@@ -22,7 +22,7 @@ from tqdm import tqdm
 import models
 from common.checkpoint import CheckpointError
 from common.dllog import RunLogger
-from common.training.host_memory import keep_freed_memory
+from common.cpu.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
 from hifigan.weights import VocoderUnavailable
 from synthesis import (InputError, Phrase, Synthesizer, add_inference_flags, build_synthesizer, check_audio_flags,

@@ -30,12 +30,13 @@ from tqdm import tqdm
 import models
 from common.training import data_checks, dist_utils, resume
 from common.training.dist_utils import check_replicas_in_sync
-from common.training.amp import amp_settings, autocast, describe_amp
+from common.precision import autocast
+from common.training.amp import amp_settings, describe_amp
 from common.audio import AudioConfig
 from common.checkpoint import CheckpointError, remove_partial_writes, unwrap_model
 from common.config_file import read_config_defaults
 from common.dllog import RunLogger, log_path
-from common.training.host_memory import keep_freed_memory
+from common.cpu.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
 from common.training.preemption import Preemption
 from common.training.run_lock import OutputInUse, RunLock

@@ -15,6 +15,17 @@ from typing import Dict
 from common.filelist import read_text_lines
 
 
+def str2bool(v: str) -> bool:
+    """A flag's boolean value as the seed's commands write it (True/False, 1/0, yes/no)."""
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "y"):
+        return True
+    if v.lower() in ("0", "false", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
+
+
 class ConfigFileError(ValueError):
     pass
 

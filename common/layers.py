@@ -1,6 +1,5 @@
-"""Layers whose attribute names are frozen by the published checkpoints, the mel front end, and dropout."""
+"""Layers whose attribute names are frozen by the published checkpoints, and the mel front end."""
 import torch
-import torch.nn.functional as F
 from librosa.filters import mel as librosa_mel_fn
 
 from .audio_processing import dynamic_range_compression, dynamic_range_decompression
@@ -17,19 +16,6 @@ class LinearNorm(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear_layer(x)
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """F.dropout, with the mask drawn as one uniform tensor on a CPU.
-
-    There F.dropout draws its mask with bernoulli_, one number at a time, about twice as slow as one uniform
-    draw (the benchmark's "Tacotron 2 training" group; docs/performance.md). Same distribution
-    (each element kept with probability 1 - p, kept ones scaled by 1 / (1 - p)), another random stream.
-    """
-    if not training or x.device.type != "cpu" or not 0 < p < 1:
-        return F.dropout(x, p, training)
-    keep = torch.rand(x.shape, dtype=torch.float32) >= p
-    return (x * (1.0 / (1.0 - p))).mul_(keep)  # the scale as a scalar: exact in opmath, as F.dropout's
 
 
 class ConvNorm(torch.nn.Module):

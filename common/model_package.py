@@ -13,6 +13,13 @@ import torch
 Flags = Callable[[argparse.ArgumentParser, bool], argparse.ArgumentParser]
 
 
+class Batch(NamedTuple):
+    """What train.py feeds a model: inputs, loss targets and the item count for throughput."""
+    x: tuple
+    y: tuple
+    n_items: torch.Tensor  # mel frames (Tacotron 2) or samples (WaveGlow), real ones only
+
+
 @dataclass(frozen=True)
 class ModelPackage:
     name: str  # as on the command line (-m) and in checkpoints (model_name)
@@ -24,7 +31,7 @@ class ModelPackage:
     loss: Callable[[argparse.Namespace], torch.nn.Module]  # from the training flags
     dataset: Callable[[str, str, argparse.Namespace], torch.utils.data.Dataset]  # (root, filelist, flags)
     collate: Callable[[argparse.Namespace], Callable]
-    batch_to_device: Callable  # (collated batch, device) -> common.utils.Batch
+    batch_to_device: Callable  # (collated batch, device) -> Batch
     # optional abilities, declared rather than probed
     item_lengths: Optional[Callable[[torch.utils.data.Dataset], Sequence[int]]] = None  # for length buckets
     dataset_per_epoch: bool = False  # the dataset draws per epoch: call dataset.set_epoch(epoch)

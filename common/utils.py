@@ -1,15 +1,5 @@
-"""Small tensor helpers shared by models, losses and data code."""
-import argparse
-from typing import NamedTuple
-
+"""Small tensor helpers shared by models, losses and the inference engines."""
 import torch
-
-
-class Batch(NamedTuple):
-    """What train.py feeds a model: inputs, loss targets and the item count for throughput."""
-    x: tuple
-    y: tuple
-    n_items: torch.Tensor  # mel frames (Tacotron 2) or samples (WaveGlow), real ones only
 
 
 def mask_from_lengths(lengths: torch.Tensor, max_len: int = None) -> torch.Tensor:
@@ -41,14 +31,3 @@ class ParameterVersions:
         if self._key() != self.key:
             raise RuntimeError(f"{what} was built from weights that have changed since: build it again "
                                f"from the model as it is now")
-
-
-def str2bool(v: str) -> bool:
-    """A flag's boolean value as the seed's commands write it (True/False, 1/0, yes/no)."""
-    if isinstance(v, bool):
-        return v
-    if v.lower() in ("1", "true", "yes", "y"):
-        return True
-    if v.lower() in ("0", "false", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")

@@ -32,9 +32,10 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
-from common.training.amp import amp_settings, autocast
+from common.precision import autocast
+from common.training.amp import amp_settings
 from common.cpu.cpu_features import bf16_native, describe as describe_cpu
-from common.training.host_memory import keep_freed_memory
+from common.cpu.host_memory import keep_freed_memory
 from common.cpu.linear import int8_available
 from common.timing import dtype_name, median_seconds
 from common.training.train_step import make_adam

@@ -3,7 +3,7 @@ import argparse
 import dataclasses
 from typing import Any, Dict
 
-from common.utils import str2bool
+from common.config_file import str2bool
 from common.flag_types import COUNT, POSITIVE, NONNEG, PROBABILITY, GATE_THRESHOLD
 from .text.frontend import FRONTENDS
 

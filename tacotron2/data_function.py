@@ -9,7 +9,7 @@ from tqdm import tqdm
 from common.audio import AudioConfig, AudioError, check_wav_header, load_wav
 from common.filelist import FilelistError, load_filelist
 from common.layers import TacotronSTFT
-from common.utils import Batch
+from common.model_package import Batch
 from .text import EmptyTextError, text_to_sequence
 from .text.frontend import TextFrontend, is_phonemes
 

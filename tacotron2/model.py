@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.layers import ConvNorm, LinearNorm, dropout
+from common.layers import ConvNorm, LinearNorm
+from common.cpu.dropout import dropout
 from common.cpu.recurrent_grad import sequence_cells
 from common.utils import mask_from_lengths
 from tacotron2 import greedy

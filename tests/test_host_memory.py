@@ -1,4 +1,4 @@
-"""common.training.host_memory: a CPU run keeps the memory it frees (no page faults when a step allocates it again)."""
+"""common.cpu.host_memory: a CPU run keeps the memory it frees (no page faults when a step allocates it again)."""
 import json
 import os
 import platform
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from common.training.host_memory import MALLOC_ENV, keep_freed_memory
+from common.cpu.host_memory import MALLOC_ENV, keep_freed_memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CYCLES = r"""
 import json, resource, sys
 import torch
-from common.training.host_memory import keep_freed_memory
+from common.cpu.host_memory import keep_freed_memory
 kept = keep_freed_memory(torch.device("cpu")) if sys.argv[1] == "keep" else None
 faults = []
 for _ in range(8):

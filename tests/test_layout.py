@@ -6,7 +6,7 @@ import os
 from .conftest import REPO
 
 ENTRY_POINTS = {"train", "inference", "test_infer", "export", "multiproc", "hubconf", "preprocess_audio2mel"}
-PACKAGES = ("common", "tacotron2", "waveglow", "corpora", "scripts")
+PACKAGES = ("common", "tacotron2", "waveglow", "hifigan", "corpora", "scripts")
 
 
 def _modules():
@@ -78,3 +78,42 @@ def test_no_import_circle():
         if node not in state:
             visit(node, [node])
     assert circles == [], circles
+
+
+# the libraries that run a model: they must work in a process that never trains (a server, an exported engine)
+INFERENCE_LIBRARIES = ("synthesis", "vocoders", "serving", "exporting", "evaluation", "hubconf", "inference",
+                       "test_infer", "serve", "export", "hifigan")
+
+
+def test_models_kernels_and_inference_never_import_training():
+    """Model code, CPU kernels and the inference libraries import nothing of common.training (autocast's dtype
+    lives in common.precision, the host-memory setting in common.cpu)."""
+    graph = _graph()
+    runs_models = [m for m in graph if m.split(".")[0] in ("tacotron2", "waveglow", "hifigan")
+                   or m.startswith("common.cpu") or m in INFERENCE_LIBRARIES]
+    assert len(runs_models) > 20
+    wrong = sorted((m, t) for m in runs_models for t in graph[m] if t.startswith("common.training"))
+    assert not wrong, wrong
+
+
+def test_cpu_kernels_and_training_do_not_import_each_other_both_ways():
+    graph = _graph()
+    cpu_to_training = {(m, t) for m, ts in graph.items() if m.startswith("common.cpu") for t in ts
+                       if t.startswith("common.training")}
+    training_to_cpu = {(m, t) for m, ts in graph.items() if m.startswith("common.training") for t in ts
+                       if t.startswith("common.cpu")}
+    assert not (cpu_to_training and training_to_cpu), (sorted(cpu_to_training), sorted(training_to_cpu))
+
+
+def test_the_readmes_layout_table_names_every_module():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    table = readme[readme.index("## Layout"):readme.index("\n## ", readme.index("## Layout") + 1)]
+    missing = []
+    for name, path in _modules().items():
+        base = name.rpartition(".")[2]
+        if path.endswith("__init__.py"):
+            continue
+        if f"{base}.py" not in table and not (name.startswith("scripts.") and f"`{base}`" in table):
+            missing.append(os.path.relpath(path, REPO))
+    assert not missing, missing

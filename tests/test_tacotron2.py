@@ -310,7 +310,7 @@ def test_conv_dropouts_are_set_from_the_flags_and_act_in_training_only():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_dropout_keeps_one_minus_p_scaled_and_passes_gradients_through_the_mask(dtype):
-    from common.layers import dropout
+    from common.cpu.dropout import dropout
     torch.manual_seed(0)
     x = (torch.rand(64, 128, 100) + 1).to(dtype).requires_grad_()  # no zeros of its own
     y = dropout(x, 0.3, True)

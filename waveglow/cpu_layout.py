@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.training.amp import active_autocast_dtype
+from common.precision import active_autocast_dtype
 from waveglow.autograd import GatedActivation, gated_activation, pointwise_conv_rows
 
 

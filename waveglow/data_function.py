@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from common.audio import AudioConfig, AudioError, check_wav_header, load_wav
 from common.filelist import FilelistError, load_filelist
 from common.layers import TacotronSTFT
-from common.utils import Batch
+from common.model_package import Batch
 
 
 class MelAudioLoader(torch.utils.data.Dataset):

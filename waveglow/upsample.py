@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.training.amp import active_autocast_dtype
+from common.precision import active_autocast_dtype
 
 
 def product_weight(upsample: nn.ConvTranspose1d, dtype: Optional[torch.dtype] = None) -> Optional[torch.Tensor]:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from common.cpu import lstm
-from common.training.amp import active_autocast_dtype
+from common.precision import active_autocast_dtype
 from common.cpu.linear import linear
 
 

@@ -5,8 +5,7 @@ bf16 has float32's range and needs none. `--amp-dtype auto` means fp16 on CUDA, 
 it natively and float32 on one that does not (an AVX2 CPU emulates bf16 many times slower than float32);
 `--amp-dtype bf16` asks for bf16 anyway.
 """
-import contextlib
-from typing import ContextManager, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -37,18 +36,3 @@ def describe_amp(amp: bool, device: torch.device, dtype: Optional[torch.dtype]) 
         return f"--amp-run: {chosen}"
     note = "; --amp-dtype bf16 forces bf16, emulated and slow" if dtype is None else ""
     return f"--amp-run: {chosen} on this CPU ({describe_cpu()}{note})"
-
-
-def active_autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    """The dtype autocast computes in here and now on `device_type`, or None where it is off (or the device type
-    has no autocast at all)."""
-    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
-    return None
-
-
-def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:
-    """torch.autocast for `dtype` on `device`, or nothing at all for float32 (dtype None)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
