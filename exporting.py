@@ -175,8 +175,7 @@ class _OnnxPart:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
-STATE_NAMES = ("attention_hidden", "attention_cell", "decoder_hidden", "decoder_cell", "attention_weights",
-               "attention_weights_cum", "attention_context")
+STATE_NAMES = DecoderState._fields  # in the model's order, which NVIDIA's ONNX names follow
 # the ONNX parts' input and output names, those of NVIDIA's convert_tacotron22onnx.py and convert_waveglow2onnx.py,
 # which its TensorRT conversion (convert_onnx2trt.py) builds its optimisation profiles from
 ONNX_NAMES = {

@@ -15,7 +15,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -25,8 +25,8 @@ from common.dllog import RunLogger, log_path
 from common.cpu.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
 from hifigan.weights import VocoderUnavailable
-from synthesis import (InputError, Phrase, add_inference_flags, build_synthesizer, join_pieces, load_models,
-                       read_phrases)
+from synthesis import (InputError, Phrase, RunTotals, add_inference_flags, build_synthesizer, join_pieces,
+                       load_models, read_phrases)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError
 from common.flag_types import COUNT, COUNT0, SEED, NONNEG, GATE_THRESHOLD
@@ -107,6 +107,38 @@ def warn_implausible(source: str, phrase: Phrase, frames: int, reached_max: bool
               f"implausibly short: the model may have stopped early", file=sys.stderr)
 
 
+def warm_up(synth, batches: List[List[Phrase]]) -> None:
+    """One batch of each shape, so that nothing is prepared inside the timed runs (--include-warmup)."""
+    shapes = {}
+    for batch in batches:
+        shapes.setdefault((len(batch), max(len(p.sequence) for p in batch)), batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for batch in shapes.values():
+            synth(batch)
+
+
+def write_batch(args: argparse.Namespace, tacotron2, batch: List[Phrase], result: Dict, pieces: List[torch.Tensor],
+                sampling_rate: int) -> List[torch.Tensor]:
+    """A batch's wavs (a line's pieces joined once its last piece is here) and pictures; warnings per line. Returns
+    the pieces of a line still waiting for its next piece."""
+    for b, phrase in enumerate(batch):
+        frames = int(result["mel_lengths"][b])
+        warn_implausible(args.input, phrase, frames, bool(result["reached_max"][b]),
+                         tacotron2.decoder.max_decoder_steps, tacotron2.n_frames_per_step)
+        pieces.append(result["audio"][b])
+        if phrase.part == phrase.parts - 1:  # the line's last piece: write the line
+            save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"),
+                     join_pieces(pieces, int(args.pause * sampling_rate)), sampling_rate)
+            pieces = []
+        if args.plot:
+            steps = frames // tacotron2.n_frames_per_step + 1
+            name = f"alignment_{phrase.index}" + (f"_{phrase.part}" if phrase.parts > 1 else "")
+            plot_alignment(result["alignments"][b, :steps, :len(phrase.sequence)], result["mels"][b, :, :frames],
+                           os.path.join(args.output, f"{name}{args.suffix}.png"), phrase.text)
+    return pieces
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
@@ -127,57 +159,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               hifigan=args.hifigan)
     synth.report_fast_paths()
     sampling_rate = synth.vocoder.audio.sampling_rate
-    try:
-        os.makedirs(args.output, exist_ok=True)
-    except OSError as e:
-        sys.exit(f"error: cannot create output folder {args.output!r}: {e}")
     logger = RunLogger(log_path(args.output, args.log_file))
     logger.parameters({**vars(args), "model_name": "Tacotron2_PyT"})
     batches = [phrases[start:start + batch_size] for start in range(0, len(phrases), batch_size)]
-    if args.include_warmup:  # one batch of each shape, so that nothing is prepared inside the timed runs
-        shapes = {}
-        for batch in batches:
-            shapes.setdefault((len(batch), max(len(p.sequence) for p in batch)), batch)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for batch in shapes.values():
-                synth(batch)
-    totals = {"tacotron2_latency": 0.0, "vocoder_latency": 0.0, "latency": 0.0, "mels": 0, "samples": 0}
+    if args.include_warmup:
+        warm_up(synth, batches)
+    totals = RunTotals()
     pieces: List[torch.Tensor] = []  # audio of the current line's pieces so far
     for number, batch in enumerate(batches, 1):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # reported per phrase below, by line
+            warnings.simplefilter("ignore")  # reported per phrase, by line
             result = synth(batch)
-        for b, phrase in enumerate(batch):
-            warn_implausible(args.input, phrase, int(result["mel_lengths"][b]), bool(result["reached_max"][b]),
-                             tacotron2.decoder.max_decoder_steps, tacotron2.n_frames_per_step)
-            wav = result["audio"][b]
-            pieces.append(wav)
-            if phrase.part == phrase.parts - 1:  # the line's last piece: write the line
-                save_wav(os.path.join(args.output, f"audio_{phrase.index}{args.suffix}.wav"),
-                         join_pieces(pieces, int(args.pause * sampling_rate)), sampling_rate)
-                pieces = []
-            if args.plot:
-                steps = int(result["mel_lengths"][b]) // tacotron2.n_frames_per_step + 1
-                name = f"alignment_{phrase.index}" + (f"_{phrase.part}" if phrase.parts > 1 else "")
-                plot_alignment(result["alignments"][b, :steps, :len(phrase.sequence)],
-                               result["mels"][b, :, :int(result["mel_lengths"][b])],
-                               os.path.join(args.output, f"{name}{args.suffix}.png"), phrase.text)
-            totals["samples"] += wav.numel()
-        totals["mels"] += int(result["mel_lengths"].sum())
-        for key in ("tacotron2_latency", "vocoder_latency", "latency"):
-            totals[key] += result[key]
+        pieces = write_batch(args, tacotron2, batch, result, pieces, sampling_rate)
+        totals.add(result)
         seconds = sum(w.numel() for w in result["audio"]) / sampling_rate
         print(f"batch {number}/{len(batches)}: {len(batch)} phrase(s), {seconds:.1f} s of audio in "
               f"{result['latency']:.1f} s", file=sys.stderr)
-    audio_seconds = totals["samples"] / sampling_rate
-    summary = {"tacotron2_items_per_sec": totals["mels"] / max(totals["tacotron2_latency"], 1e-9),
-               "waveglow_items_per_sec": totals["samples"] / max(totals["vocoder_latency"], 1e-9),
-               "tacotron2_latency": totals["tacotron2_latency"], "waveglow_latency": totals["vocoder_latency"],
-               "latency": totals["latency"], "num_mels": totals["mels"], "audio_seconds": audio_seconds,
-               "rtf": audio_seconds / max(totals["latency"], 1e-9), "vocoder": args.vocoder, "device": device.type,
-               "n_phrases": len(phrases)}
-    logger.log((), summary, echo=True)
+    logger.log((), {**totals.summary(sampling_rate), "vocoder": args.vocoder, "device": device.type,
+                    "n_phrases": len(phrases)}, echo=True)
     logger.close()
     print(f"wrote {len({p.index for p in phrases})} wav(s) to {args.output}", file=sys.stderr)
     return 0

@@ -24,9 +24,9 @@ def package(model_name: str) -> ModelPackage:
     return MODELS[model_name]
 
 
-def model_parser(model_name: str, parser: argparse.ArgumentParser, add_help: bool = False) -> argparse.ArgumentParser:
+def model_parser(model_name: str, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the model's own flags to `parser`."""
-    return package(model_name).add_flags(parser, add_help)
+    return package(model_name).add_flags(parser)
 
 
 def default_flags(model_name: str) -> argparse.Namespace:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Deque, Dict, List, NamedTuple, Optional
+from typing import Any, AsyncIterator, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 import soundfile as sf
 import torch
@@ -269,16 +269,75 @@ document.getElementById("speak").onclick = async () => {
 """
 
 
+def check_body(body: Any, vocoder_name: str) -> str:
+    """What is wrong with a request's JSON for this server ('' when nothing)."""
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        return "expected a JSON object with a string field \"text\""
+    unknown = sorted(set(body) - {"text", "format", "vocoder", "sigma", "denoising_strength"})
+    if unknown:
+        return f"unknown field(s) {unknown}; this server takes text, format, vocoder, sigma, denoising_strength"
+    for name in ("sigma", "denoising_strength"):
+        if name in body and (isinstance(body[name], bool) or not isinstance(body[name], (int, float))):
+            return f"{name} must be a number"
+    if body.get("format", "wav") not in ("wav", "json"):
+        return (f"format {body.get('format')!r}: this server writes wav (or json: the wav and a picture of the mel, "
+                "base64)")
+    vocoder = body.get("vocoder", vocoder_name)
+    if vocoder != vocoder_name:
+        return (f"vocoder {vocoder!r}: this server runs {vocoder_name!r} (start another with serve.py --vocoder for "
+                "another)")
+    return ""
+
+
+def refusal_of(e: Exception) -> Tuple[int, str, Optional[Dict[str, str]]]:
+    """(status, message, headers) answering a text the server will not take now."""
+    if isinstance(e, TooLong):
+        return 413, str(e), None
+    if isinstance(e, QueueFull):
+        return 503, f"busy: {e}; try again shortly", {"Retry-After": "1"}
+    if isinstance(e, SystemExit):  # a phonemizer that is not installed names its package
+        return 500, str(e.code), None
+    return 400, str(e), None
+
+
+async def finished_unless_gone(future: Future, request) -> bool:
+    """Wait for a request's synthesis; a client that goes away before its batch starts costs none (False)."""
+    waiting = asyncio.wrap_future(future)
+    while not waiting.done():
+        await asyncio.wait({waiting}, timeout=0.1)
+        if not waiting.done() and await request.is_disconnected():
+            future.cancel()
+            return False
+    return True
+
+
+async def wav_chunks(speaker: Speaker, phrases: list, settings) -> AsyncIterator[bytes]:
+    """A streamed wav: its header at once, then each sentence's samples as it is made, one at a time so that the
+    first is heard first."""
+    pause = torch.zeros(int(speaker.limits.pause * speaker.sampling_rate))
+    yield wav_header(speaker.sampling_rate)
+    for i, phrase in enumerate(phrases):
+        future = speaker.batcher.submit([phrase], settings)
+        try:
+            (spoken,) = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:  # the client went away
+            future.cancel()
+            raise
+        yield pcm16((torch.cat([pause, spoken.audio]) if i else spoken.audio).clamp(-1, 1))
+
+
+def error(status: int, message: str, headers: Optional[Dict[str, str]] = None):
+    """Every refusal: a JSON {"error": message}."""
+    from fastapi.responses import JSONResponse
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
 def make_app(speaker: Speaker):
     """The FastAPI app: POST /synthesize, GET /health, GET /info, the page at /; every error a JSON {"error": ...}."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-    from starlette.concurrency import run_in_threadpool
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
 
     app = FastAPI(title="Tacotron 2 speech server")
-
-    def error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
 
     @app.get("/health")
     def health() -> Dict[str, str]:
@@ -288,6 +347,21 @@ def make_app(speaker: Speaker):
     def info() -> Dict[str, Any]:
         return speaker.info()
 
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE.replace("{{info}}", html.escape(f"{speaker.frontend.kind} text, {speaker.synth.vocoder.name}, "
+                                                    f"{speaker.synth.vocoder.audio.sampling_rate} Hz"))
+
+    add_synthesis_routes(app, speaker)
+    return app
+
+
+def add_synthesis_routes(app, speaker: Speaker) -> None:
+    """POST /synthesize (a wav, or JSON with the mel's picture) and /synthesize/stream (sentence by sentence)."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+
     async def read_body(request: Request):
         """The request's JSON object, checked; or the JSONResponse that refuses it."""
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -296,33 +370,11 @@ def make_app(speaker: Speaker):
             body = await request.json()
         except ValueError as e:
             return error(400, f"the body is not valid JSON: {e}")
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-            return error(400, "expected a JSON object with a string field \"text\"")
-        unknown = sorted(set(body) - {"text", "format", "vocoder", "sigma", "denoising_strength"})
-        if unknown:
-            return error(400, f"unknown field(s) {unknown}; this server takes text, format, vocoder, sigma, "
-                              "denoising_strength")
-        for name in ("sigma", "denoising_strength"):
-            if name in body and (isinstance(body[name], bool) or not isinstance(body[name], (int, float))):
-                return error(400, f"{name} must be a number")
-        if body.get("format", "wav") not in ("wav", "json"):
-            return error(400, f"format {body.get('format')!r}: this server writes wav (or json: the wav and a "
-                              "picture of the mel, base64)")
-        vocoder = body.get("vocoder", speaker.synth.vocoder.name)
-        if vocoder != speaker.synth.vocoder.name:
-            return error(400, f"vocoder {vocoder!r}: this server runs {speaker.synth.vocoder.name!r} (start another "
-                              "with serve.py --vocoder for another)")
-        return body
+        problem = check_body(body, speaker.synth.vocoder.name)
+        return error(400, problem) if problem else body
 
     def refusal(e: Exception) -> JSONResponse:
-        """The answer to a text the server will not take now."""
-        if isinstance(e, TooLong):
-            return error(413, str(e))
-        if isinstance(e, QueueFull):
-            return error(503, f"busy: {e}; try again shortly", {"Retry-After": "1"})
-        if isinstance(e, SystemExit):  # a phonemizer that is not installed names its package
-            return error(500, str(e.code))
-        return error(400, str(e))
+        return error(*refusal_of(e))
 
     @app.post("/synthesize")
     async def synthesize(request: Request):
@@ -334,14 +386,10 @@ def make_app(speaker: Speaker):
             future = await run_in_threadpool(speaker.submit, body["text"], settings)  # the front end may phonemize
         except (InputError, QueueFull, SystemExit) as e:
             return refusal(e)
-        waiting = asyncio.wrap_future(future)
-        while not waiting.done():  # a client that goes away before its batch starts costs no synthesis
-            await asyncio.wait({waiting}, timeout=0.1)
-            if not waiting.done() and await request.is_disconnected():
-                future.cancel()
-                return Response(status_code=499)
+        if not await finished_unless_gone(future, request):
+            return Response(status_code=499)
         try:
-            pieces = waiting.result()
+            pieces = future.result()
         except Exception as e:
             return error(500, f"synthesis failed: {type(e).__name__}: {e}")
         if body.get("format", "wav") == "json":
@@ -362,23 +410,4 @@ def make_app(speaker: Speaker):
             phrases = await run_in_threadpool(speaker.sentences, body["text"])
         except (InputError, SystemExit) as e:
             return refusal(e)
-        pause = torch.zeros(int(speaker.limits.pause * speaker.sampling_rate))
-
-        async def chunks():
-            yield wav_header(speaker.sampling_rate)
-            for i, phrase in enumerate(phrases):
-                future = speaker.batcher.submit([phrase], settings)  # one at a time: the first is heard first
-                try:
-                    (spoken,) = await asyncio.wrap_future(future)
-                except asyncio.CancelledError:  # the client went away
-                    future.cancel()
-                    raise
-                yield pcm16((torch.cat([pause, spoken.audio]) if i else spoken.audio).clamp(-1, 1))
-        return StreamingResponse(chunks(), media_type="audio/wav")
-
-    @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
-        return PAGE.replace("{{info}}", html.escape(f"{speaker.frontend.kind} text, {speaker.synth.vocoder.name}, "
-                                                    f"{speaker.synth.vocoder.audio.sampling_rate} Hz"))
-
-    return app
+        return StreamingResponse(wav_chunks(speaker, phrases, settings), media_type="audio/wav")

@@ -95,6 +95,38 @@ def read_phrases(path: str, frontend: TextFrontend, max_chars: int = 0) -> List[
     return make_phrases(read_text_lines(path, InputError), frontend, max_chars, path)
 
 
+def run_figures(result: Dict) -> Dict[str, float]:
+    """One synthesis's figures under NVIDIA's log names (test_infer.py logs them per run, inference.py sums them)."""
+    samples = sum(w.numel() for w in result["audio"])
+    mels = int(result["mel_lengths"].sum())
+    return {"latency": result["latency"], "tacotron2_latency": result["tacotron2_latency"],
+            "waveglow_latency": result["vocoder_latency"], "num_mels": mels, "num_samples": samples,
+            "tacotron2_items_per_sec": mels / max(result["tacotron2_latency"], 1e-9),
+            "waveglow_items_per_sec": samples / max(result["vocoder_latency"], 1e-9)}
+
+
+class RunTotals:
+    """The figures of several syntheses together: inference.py's summary line."""
+
+    def __init__(self) -> None:
+        self.sums = {"latency": 0.0, "tacotron2_latency": 0.0, "waveglow_latency": 0.0, "num_mels": 0,
+                     "num_samples": 0}
+
+    def add(self, result: Dict) -> None:
+        figures = run_figures(result)
+        for key in self.sums:
+            self.sums[key] += figures[key]
+
+    def summary(self, sampling_rate: int) -> Dict[str, float]:
+        t = self.sums
+        audio_seconds = t["num_samples"] / sampling_rate
+        return {"tacotron2_items_per_sec": t["num_mels"] / max(t["tacotron2_latency"], 1e-9),
+                "waveglow_items_per_sec": t["num_samples"] / max(t["waveglow_latency"], 1e-9),
+                "tacotron2_latency": t["tacotron2_latency"], "waveglow_latency": t["waveglow_latency"],
+                "latency": t["latency"], "num_mels": t["num_mels"], "audio_seconds": audio_seconds,
+                "rtf": audio_seconds / max(t["latency"], 1e-9)}
+
+
 def join_pieces(waves: Sequence[torch.Tensor], pause_samples: int) -> torch.Tensor:
     """A line's pieces (--max-phrase-chars) as one waveform, `pause_samples` of silence between them."""
     silence = torch.zeros(pause_samples)

@@ -26,7 +26,7 @@ from common.cpu.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
 from hifigan.weights import VocoderUnavailable
 from synthesis import (InputError, Phrase, Synthesizer, add_inference_flags, build_synthesizer, check_audio_flags,
-                       read_phrases, text_frontend)
+                       read_phrases, run_figures, text_frontend)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError, TextFrontend
 from common.flag_types import COUNT, COUNT0, SEED
@@ -166,17 +166,15 @@ def main(argv=None) -> int:
             result = synth(phrases)
             if i < args.warmup:
                 continue
-            n_samples = sum(w.numel() for w in result["audio"])
+            figures = run_figures(result)
             latencies.append(result["latency"])
-            samples.append(n_samples)
+            samples.append(figures["num_samples"])
             mels.append(int(result["mel_lengths"].max()))
             if logger:
                 logger.log((i - args.warmup,), {
-                    "latency": result["latency"], "tacotron2_latency": result["tacotron2_latency"],
-                    "waveglow_latency": result["vocoder_latency"], "num_mels_per_audio": mels[-1],
-                    "throughput": n_samples / result["latency"],
-                    "tacotron2_items_per_sec": int(result["mel_lengths"].sum()) / result["tacotron2_latency"],
-                    "waveglow_items_per_sec": n_samples / result["vocoder_latency"]})
+                    **{k: figures[k] for k in ("latency", "tacotron2_latency", "waveglow_latency",
+                                               "tacotron2_items_per_sec", "waveglow_items_per_sec")},
+                    "num_mels_per_audio": mels[-1], "throughput": figures["num_samples"] / result["latency"]})
     stats = latency_stats(latencies, samples, mels, synth.vocoder.audio.sampling_rate)
     if args.first_chunk:
         with warnings.catch_warnings():

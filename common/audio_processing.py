@@ -12,11 +12,6 @@ def dynamic_range_compression(x: torch.Tensor, C: float = 1.0, clip_val: float =
     return torch.log(torch.clamp(x, min=clip_val) * C)
 
 
-def dynamic_range_decompression(x: torch.Tensor, C: float = 1.0) -> torch.Tensor:
-    """Inverse of dynamic_range_compression (above the clip value)."""
-    return torch.exp(x) / C
-
-
 def random_phases(shape, rng: np.random.Generator) -> torch.Tensor:
     """Uniformly random initial phases, as Griffin-Lim starts from."""
     return torch.from_numpy(np.angle(np.exp(2j * np.pi * rng.random(shape))).astype(np.float32))

@@ -2,7 +2,7 @@
 import torch
 from librosa.filters import mel as librosa_mel_fn
 
-from .audio_processing import dynamic_range_compression, dynamic_range_decompression
+from .audio_processing import dynamic_range_compression
 from .stft import STFT
 
 
@@ -52,9 +52,6 @@ class TacotronSTFT(torch.nn.Module):
 
     def spectral_normalize(self, magnitudes: torch.Tensor) -> torch.Tensor:
         return dynamic_range_compression(magnitudes)
-
-    def spectral_de_normalize(self, magnitudes: torch.Tensor) -> torch.Tensor:
-        return dynamic_range_decompression(magnitudes)
 
     def mel_spectrogram(self, y: torch.Tensor) -> torch.Tensor:
         """Log-mel spectrogram of y, (B, L) in [-1, 1] -> (B, n_mel, L // hop + 1)."""

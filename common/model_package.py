@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 import torch
 
-Flags = Callable[[argparse.ArgumentParser, bool], argparse.ArgumentParser]
+Flags = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 
 class Batch(NamedTuple):
@@ -24,7 +24,7 @@ class Batch(NamedTuple):
 class ModelPackage:
     name: str  # as on the command line (-m) and in checkpoints (model_name)
     model_class: type  # built from its config dict: model_class(**config)
-    add_flags: Flags  # (parser, add_help) -> parser with the model's own flags
+    add_flags: Flags  # parser -> the parser with the model's own flags added
     config_from_args: Callable[[argparse.Namespace], Dict[str, Any]]
     config_from_weights: Callable[[Dict[str, torch.Tensor]], Dict[str, Any]]  # for checkpoints without a config
     signature_key: str  # a state-dict key that only this model's weights have

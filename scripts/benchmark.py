@@ -46,6 +46,7 @@ from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import Tacotron2
 from common.flag_types import COUNT
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
+from vocoders import SIGMA_INFER
 from waveglow.model import WaveGlow
 
 CASES = ("decoder", "waveglow", "vocoders", "end-to-end", "training")
@@ -200,8 +201,8 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
             else:
                 engine = model if dtype is None else FastWaveGlow(model, dtype)
             with torch.no_grad():
-                t = median_seconds(lambda: engine.infer(mel, sigma=0.6, noise=noise), device, repeats)
-                audio = engine.infer(mel, sigma=0.6, noise=noise)
+                t = median_seconds(lambda: engine.infer(mel, sigma=SIGMA_INFER, noise=noise), device, repeats)
+                audio = engine.infer(mel, sigma=SIGMA_INFER, noise=noise)
             ref = audio if ref is None else ref
             samples = audio.numel()
             rows.append({"group": group, "variant": variant,
@@ -266,7 +267,7 @@ def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = No
     sequence = torch.tensor([phrase.sequence])
     ref_job = ("end_to_end", {"tacotron2": t2_config, "waveglow": wg_config},
                {"tacotron2": t2.state_dict(), "waveglow": wg.state_dict()},
-               {"sequence": sequence, "lengths": torch.tensor([sequence.size(1)]), "sigma": 0.6, "strength": 0.01})
+               {"sequence": sequence, "lengths": torch.tensor([sequence.size(1)]), "sigma": SIGMA_INFER, "strength": 0.01})
     ref_before = reference(*ref_job) if reference else None
     rows = []
     audio_seconds = frames * 256 / 22050

@@ -26,6 +26,7 @@ from corpora.voices import VOICES  # noqa: E402
 from evaluation import Judging, evaluate_model, format_calibration  # noqa: E402
 from tacotron2 import metrics  # noqa: E402
 from synthesis import text_frontend  # noqa: E402
+from vocoders import SIGMA_INFER  # noqa: E402
 from tacotron2.fast_inference import FastDecoder  # noqa: E402
 from tacotron2.text.frontend import FRONTENDS  # noqa: E402
 from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION  # noqa: E402
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--audio", action="store_true",
                         help="write OUTPUT/<id>_teacher.wav and the model's <id>_griffin_lim.wav (and _waveglow.wav)")
     parser.add_argument("--waveglow", default=None, help="a WaveGlow checkpoint: adds its rows and wavs")
-    parser.add_argument("--sigma-infer", type=NONNEG, default=0.6, help="WaveGlow's sigma")
+    parser.add_argument("--sigma-infer", type=NONNEG, default=SIGMA_INFER, help="WaveGlow's sigma")
     parser.add_argument("--denoising-strength", type=FRACTION, default=0.01)
     parser.add_argument("--griffin-lim-iters", type=COUNT, default=60)
     parser.add_argument("--griffin-lim-power", type=POSITIVE, default=1.0,

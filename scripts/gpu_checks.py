@@ -32,6 +32,7 @@ from common.training.train_step import make_adam, restore_fused
 from loss_functions import get_loss_function
 from tacotron2.fast_inference import FastDecoder
 from tacotron2.static_decoder import StaticDecoder
+from vocoders import SIGMA_INFER
 from tacotron2.text import text_to_sequence
 from common.output import check_outputs
 
@@ -136,8 +137,8 @@ def check_fp16(t2, wg) -> str:
             mel = ref.mel_outputs_postnet[:1, :, :max(n, 16)]
             noise = [torch.randn(s, device=DEVICE) for s in wg.noise_shapes(1, mel.size(2) * 256 // wg.n_group)]
             with torch.no_grad():
-                a32 = wg.infer(mel, sigma=0.6, noise=noise)
-                a16 = wgh.infer(mel.half(), sigma=0.6, noise=[z.half() for z in noise]).float()
+                a32 = wg.infer(mel, sigma=SIGMA_INFER, noise=noise)
+                a16 = wgh.infer(mel.half(), sigma=SIGMA_INFER, noise=[z.half() for z in noise]).float()
             nonfinite += int((~torch.isfinite(a16)).sum())
             snrs.append(float(10 * torch.log10(a32.pow(2).sum() / (a32 - a16).pow(2).sum().clamp_min(1e-30))))
     t2.set_batch_invariant(False)
@@ -151,11 +152,11 @@ def check_fp16(t2, wg) -> str:
 def check_no_syncs(wg) -> str:
     mel = torch.randn(1, 80, 200, device=DEVICE) - 5
     with torch.no_grad():
-        wg.infer(mel, sigma=0.6)  # the first call computes (and keeps) the 1x1 inverses
+        wg.infer(mel, sigma=SIGMA_INFER)  # the first call computes (and keeps) the 1x1 inverses
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            wg.infer(mel, sigma=0.6)
+            wg.infer(mel, sigma=SIGMA_INFER)
         finally:
             torch.cuda.set_sync_debug_mode(0)
     return "WaveGlow.infer: no host-device sync after the first call"
@@ -216,12 +217,12 @@ def check_export(t2, wg, out: str) -> str:
     mel_s, lengths_s = scripted(text, lengths)
     t2_err = float((mel - mel_s).abs().max())
     assert torch.equal(mel_lengths, lengths_s) and t2_err < 1e-3, t2_err
-    export.export_waveglow(wg, folder, sigma=0.6)
+    export.export_waveglow(wg, folder, sigma=SIGMA_INFER)
     traced = torch.jit.load(os.path.join(folder, "waveglow.pt"), map_location=DEVICE)
     mel = torch.randn(2, 80, 23, device=DEVICE) - 5
     noise = [torch.randn(s, device=DEVICE) for s in wg.noise_shapes(2, 23 * 256 // wg.n_group)]
     with torch.no_grad():
-        wg_err = float((traced(mel, *noise) - wg.infer(mel, 0.6, noise=noise)).abs().max())
+        wg_err = float((traced(mel, *noise) - wg.infer(mel, SIGMA_INFER, noise=noise)).abs().max())
     assert wg_err < 1e-3, wg_err
     return f"TorchScript on the GPU: Tacotron 2 max|diff| {t2_err:.1e}, WaveGlow {wg_err:.1e}"
 

@@ -49,6 +49,103 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--tacotron2", args.tacotron2,
+                             "--vocoder", args.vocoder, "--port", str(port), "--host", "127.0.0.1", "--deterministic",
+                             *args.server_args.split()], cwd=REPO)
+
+
+def wait_until_up(client, url: str, server: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if client.get(f"{url}/health").status_code == 200:
+                return
+        except Exception:  # not listening yet
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("error: the server did not start")
+        time.sleep(0.5)
+
+
+class Load:
+    """Clients posting the phrases in turn until a deadline or a request count, each answer checked against the
+    same text synthesised alone (the server runs with --deterministic, so the same text gives the same audio
+    whatever shares its batch)."""
+
+    def __init__(self, url: str, texts: List[str], alone: Dict[str, np.ndarray], clients: int,
+                 max_requests: int) -> None:
+        self.url, self.texts, self.alone, self.clients, self.max_requests = url, texts, alone, clients, max_requests
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.latencies: List[float] = []
+        self.audio_seconds: List[float] = []
+        self.errors: Dict[str, int] = {}
+        self.differing, self.largest, self.sent, self.end = 0, 0.0, 0, 0.0
+
+    def run(self, seconds: float) -> float:
+        """All clients for `seconds` (or until the request count); the wall time."""
+        start = time.monotonic()
+        self.end, self.sent = start + seconds, 0
+        threads = [threading.Thread(target=self._client, args=(w,)) for w in range(self.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.monotonic() - start
+
+    def _client(self, worker: int) -> None:
+        import httpx
+        with httpx.Client(timeout=300) as client:
+            i = worker
+            while time.monotonic() < self.end:
+                with self.lock:
+                    if self.sent >= self.max_requests:
+                        return
+                    self.sent += 1
+                text = self.texts[i % len(self.texts)]
+                t0 = time.perf_counter()
+                try:
+                    r = client.post(f"{self.url}/synthesize", json={"text": text})
+                    ok = r.status_code == 200 and r.headers.get("content-type") == "audio/wav"
+                    key = "" if ok else f"HTTP {r.status_code}"
+                except httpx.HTTPError as e:
+                    ok, key = False, type(e).__name__
+                self._record(text, ok, key, time.perf_counter() - t0, r.content if ok else b"")
+                i += self.clients
+
+    def _record(self, text: str, ok: bool, key: str, elapsed: float, content: bytes) -> None:
+        with self.lock:
+            if not ok:
+                self.errors[key] = self.errors.get(key, 0) + 1
+                return
+            self.latencies.append(elapsed)
+            data, rate = sf.read(io.BytesIO(content))
+            self.audio_seconds.append(len(data) / rate)
+            expected = self.alone[text]
+            difference = np.abs(data - expected).max() if data.shape == expected.shape else 1.0
+            self.largest = max(self.largest, difference)
+            self.differing += difference > TOLERANCE
+
+
+def report(args: argparse.Namespace, load: Load, wall: float, batches: int, largest_batch: int, before: float,
+           memory: List[float]) -> None:
+    lat = np.array(load.latencies) if load.latencies else np.array([float("nan")])
+    print(f"| vocoder | clients | seconds | requests | errors | p50 s | p95 s | p99 s | audio s / s | batches (largest) "
+          f"| memory before / after each round MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+          f"| {args.vocoder} | {args.clients} | {wall:.0f} | {len(load.latencies)} | {sum(load.errors.values())} "
+          f"| {np.percentile(lat, 50):.2f} | {np.percentile(lat, 95):.2f} | {np.percentile(lat, 99):.2f} "
+          f"| {sum(load.audio_seconds) / wall:.2f} | {batches} ({largest_batch}) "
+          f"| {before:.0f} / {' / '.join(f'{m:.0f}' for m in memory)} |")
+    print(f"answers equal to the same text synthesised alone (within {TOLERANCE:g} of full scale): "
+          f"{len(load.latencies) - load.differing} of {len(load.latencies)}; the largest difference "
+          f"{load.largest:.1e}")
+    if load.errors:
+        print(f"errors: {load.errors}")
+
+
 def main(argv=None) -> int:
     import httpx
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,7 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--phrases", default=os.path.join(REPO, "phrases", "demo.txt"))
     parser.add_argument("--server-args", default="", help="more serve.py flags, e.g. '--max-batch 4'")
     args = parser.parse_args(argv)
-    if not (1 <= args.clients <= 64 and 0 < args.seconds <= 900 and 1 <= args.max_requests <= 10000):
+    if not (args.clients <= 64 and args.seconds <= 900 and args.max_requests <= 10000):
         parser.error("--clients 1..64, --seconds up to 900, --max-requests up to 10000")
     try:
         texts = [line.strip() for line in read_text_lines(args.phrases) if line.strip()]
@@ -70,101 +167,29 @@ def main(argv=None) -> int:
         parser.error(f"--phrases: {e}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--tacotron2", args.tacotron2,
-                               "--vocoder", args.vocoder, "--port", str(port), "--host", "127.0.0.1", "--deterministic",
-                               *args.server_args.split()], cwd=REPO)
+    server = start_server(args, port)
     try:
         with httpx.Client(timeout=300) as client:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if client.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("error: the server did not start")
-                time.sleep(0.5)
-            # each text alone, one after the other: what every answer under load must equal (the server runs
-            # with --deterministic, so the same text gives the same audio whatever shares its batch)
+            wait_until_up(client, url, server)
             alone = {text: sf.read(io.BytesIO(client.post(f"{url}/synthesize", json={"text": text}).content))[0]
-                     for text in texts}
-        latencies: List[float] = []
-        differing, largest = [0], [0.0]
-        audio_seconds: List[float] = []
-        errors: Dict[str, int] = {}
-        lock = threading.Lock()
-        end = [0.0]
-        sent = [0]
-
-        def run(worker: int) -> None:
-            with httpx.Client(timeout=300) as client:
-                i = worker
-                while time.monotonic() < end[0]:
-                    with lock:
-                        if sent[0] >= args.max_requests:
-                            return
-                        sent[0] += 1
-                    t0 = time.perf_counter()
-                    try:
-                        r = client.post(f"{url}/synthesize", json={"text": texts[i % len(texts)]})
-                        ok = r.status_code == 200 and r.headers.get("content-type") == "audio/wav"
-                        key = "" if ok else f"HTTP {r.status_code}"
-                    except httpx.HTTPError as e:
-                        ok, key = False, type(e).__name__
-                    elapsed = time.perf_counter() - t0
-                    with lock:
-                        if ok:
-                            latencies.append(elapsed)
-                            data, rate = sf.read(io.BytesIO(r.content))
-                            audio_seconds.append(len(data) / rate)
-                            expected = alone[texts[i % len(texts)]]
-                            difference = np.abs(data - expected).max() if data.shape == expected.shape else 1.0
-                            largest[0] = max(largest[0], difference)
-                            if difference > TOLERANCE:
-                                differing[0] += 1
-                        else:
-                            errors[key] = errors.get(key, 0) + 1
-                    i += args.clients
-        def load(seconds: float) -> float:
-            start = time.monotonic()
-            end[0] = start + seconds
-            threads = [threading.Thread(target=run, args=(w,)) for w in range(args.clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            return time.monotonic() - start
-        # warm-up under the same load (batches of every size the load makes), not counted; then memory is measured
-        load(min(15.0, args.seconds / 4))
-        latencies.clear(), audio_seconds.clear(), errors.clear()
-        differing[0], largest[0] = 0, 0.0
-        sent[0] = 0
+                     for text in texts}  # what every answer under load must equal
+        load = Load(url, texts, alone, args.clients, args.max_requests)
+        load.run(min(15.0, args.seconds / 4))  # warm-up under the same load (batches of every size), not counted
+        load.reset()
         with httpx.Client(timeout=60) as client:
             before = resident_mib(server.pid)
             batches_before = client.get(f"{url}/info").json()["batches"]
         wall, memory = 0.0, []
-        for _ in range(max(1, min(args.rounds, 10))):
-            sent[0] = 0
-            wall += load(args.seconds)
+        for _ in range(min(args.rounds, 10)):
+            wall += load.run(args.seconds)
             memory.append(resident_mib(server.pid))
         with httpx.Client(timeout=60) as client:
             info = client.get(f"{url}/info").json()
     finally:
         server.terminate()
         server.wait(timeout=60)
-    lat = np.array(latencies) if latencies else np.array([float("nan")])
-    print(f"| vocoder | clients | seconds | requests | errors | p50 s | p95 s | p99 s | audio s / s | batches (largest) "
-          f"| memory before / after each round MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-          f"| {args.vocoder} | {args.clients} | {wall:.0f} | {len(latencies)} | {sum(errors.values())} "
-          f"| {np.percentile(lat, 50):.2f} | {np.percentile(lat, 95):.2f} | {np.percentile(lat, 99):.2f} "
-          f"| {sum(audio_seconds) / wall:.2f} | {info['batches'] - batches_before} ({info['largest_batch']}) "
-          f"| {before:.0f} / {' / '.join(f'{m:.0f}' for m in memory)} |")
-    print(f"answers equal to the same text synthesised alone (within {TOLERANCE:g} of full scale): "
-          f"{len(latencies) - differing[0]} of {len(latencies)}; the largest difference {largest[0]:.1e}")
-    if errors:
-        print(f"errors: {errors}")
-    return 1 if errors or differing[0] else 0
+    report(args, load, wall, info["batches"] - batches_before, info["largest_batch"], before, memory)
+    return 1 if load.errors or load.differing else 0
 
 
 if __name__ == "__main__":

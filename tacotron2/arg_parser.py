@@ -43,7 +43,7 @@ def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
                                                  for f in dataclasses.fields(Tacotron2Config)}))
 
 
-def parse_tacotron2_args(parent: argparse.ArgumentParser, add_help: bool = False) -> argparse.ArgumentParser:
+def parse_tacotron2_args(parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add Tacotron 2's flags to `parent` and return it."""
     d = Tacotron2Config()
     parser = parent

@@ -113,7 +113,7 @@ class TextMelCollate:
 
     def __call__(self, batch: Sequence[Tuple[torch.Tensor, torch.Tensor, int]]):
         """Returns text_padded (B, T_in), input_lengths (B,), mel_padded (B, n_mel, T_out),
-        gate_padded (B, T_out), output_lengths (B,), len_x (B,)."""
+        gate_padded (B, T_out), output_lengths (B,)."""
         input_lengths, order = torch.sort(torch.LongTensor([len(x[0]) for x in batch]), dim=0, descending=True)
         text_padded = torch.zeros(len(batch), int(input_lengths[0]), dtype=torch.long)
         num_mels = batch[0][1].size(0)
@@ -128,8 +128,7 @@ class TextMelCollate:
             mel_padded[i, :, :mel.size(1)] = mel
             gate_padded[i, mel.size(1) - 1:] = 1
             output_lengths[i] = mel.size(1)
-        len_x = torch.Tensor([batch[j][2] for j in order.tolist()])
-        return text_padded, input_lengths, mel_padded, gate_padded, output_lengths, len_x
+        return text_padded, input_lengths, mel_padded, gate_padded, output_lengths
 
 
 def pad_ids(sequences: Sequence[Sequence[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +142,7 @@ def pad_ids(sequences: Sequence[Sequence[int]]) -> Tuple[torch.Tensor, torch.Ten
 
 def batch_to_device(batch, device: torch.device) -> Batch:
     """Collated tuple -> Batch(x, y, n_items) on `device` (n_items = real mel frames)."""
-    text_padded, input_lengths, mel_padded, gate_padded, output_lengths, _ = batch
+    text_padded, input_lengths, mel_padded, gate_padded, output_lengths = batch
     nb = device.type == "cuda"
     text_padded = text_padded.to(device, non_blocking=nb)
     input_lengths = input_lengths.to(device, non_blocking=nb)

@@ -119,7 +119,7 @@ def test_train_fails_before_the_first_step_on_bad_data(root, tmp_path):
 
 def test_collate_sorts_pads_and_builds_gates():
     items = [(torch.IntTensor([5, 6, 7]), torch.ones(4, 5), 3), (torch.IntTensor([5, 6, 7, 8, 9]), torch.ones(4, 7), 5)]
-    text, in_len, mel, gate, out_len, len_x = TextMelCollate(n_frames_per_step=3)(items)
+    text, in_len, mel, gate, out_len = TextMelCollate(n_frames_per_step=3)(items)
     assert in_len.tolist() == [5, 3] and out_len.tolist() == [7, 5]
     assert mel.shape == (2, 4, 9)  # 7 padded to a multiple of 3
     assert gate[0].tolist() == [0] * 6 + [1] * 3 and gate[1].tolist() == [0] * 4 + [1] * 5

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 import train
+from common.training import flags
 from common.checkpoint import CheckpointError, load_checkpoint_file, save_training_checkpoint
 from common.dllog import read_log
 from common.flag_types import Number
@@ -275,8 +276,8 @@ def _parsers():
                 pass
     finally:
         argparse.ArgumentParser.parse_args = real
-    caught["train (Tacotron2)"] = train.build_parser("Tacotron2")
-    caught["train (WaveGlow)"] = train.build_parser("WaveGlow")
+    caught["train (Tacotron2)"] = flags.build_parser("Tacotron2")
+    caught["train (WaveGlow)"] = flags.build_parser("WaveGlow")
     return caught
 
 

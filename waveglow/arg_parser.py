@@ -30,7 +30,7 @@ def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     return WaveGlowArgs(**{f.name: getattr(args, f.name) for f in dataclasses.fields(WaveGlowArgs)}).model_config()
 
 
-def parse_waveglow_args(parent: argparse.ArgumentParser, add_help: bool = False) -> argparse.ArgumentParser:
+def parse_waveglow_args(parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add WaveGlow's flags to `parent` and return it."""
     d = WaveGlowArgs()
     parser = parent
