@@ -216,16 +216,30 @@ def export_tacotron2_onnx(model: Tacotron2, folder: str, encoder_inputs: tuple, 
                  {"mel_outputs": per_frame, "mel_outputs_postnet": per_frame})
 
 
+def write_meta(model: Tacotron2, path: str) -> None:
+    """What the exported parts need beside their graphs: the decoder state's sizes, how the model reads text and
+    the mels it makes."""
+    d = model.decoder
+    card = model_card(model)
+    try:
+        frontend = frontend_for(card.train_args, card.path)
+    except FrontendError:  # an older phoneme checkpoint: its phonemes are read, plain text is refused
+        frontend = TextFrontend("arpabet", tuple((card.train_args or {}).get("text_cleaners") or DEFAULT_CLEANERS))
+    atomic_save({"attention_rnn_dim": d.attention_rnn.hidden_size, "decoder_rnn_dim": d.decoder_rnn.hidden_size,
+                 "frame_dim": d.n_mel_channels * d.n_frames_per_step, "n_mel_channels": d.n_mel_channels,
+                 "text_frontend": frontend.kind, "text_cleaners": list(frontend.cleaners),
+                 "audio": dataclasses.asdict(card.audio)}, path)
+
+
 def export_tacotron2(model: Tacotron2, folder: str, onnx: bool = False) -> List[str]:
     """Trace the parts on the model's device: the files run there (a GPU's only on a GPU); with `onnx` also the
     ONNX parts (encoder, decoder step, postnet), with dynamic batch, text and mel lengths. Returns the files
     written."""
     model = model.eval()
-    model.set_prenet_dropout(False)
-    model.set_batch_invariant(False)
     device = model.embedding.weight.device
     d = model.decoder
-    with warnings.catch_warnings():
+    # traced as the reference computes (no batch-invariant masking), the prenet's dropout left to the engine
+    with warnings.catch_warnings(), model.using(prenet_dropout=False, batch_invariant=False):
         warnings.simplefilter("ignore")
         text = torch.randint(12, 60, (2, 23), device=device)
         lengths = torch.tensor([23, 17], device=device)
@@ -243,16 +257,7 @@ def export_tacotron2(model: Tacotron2, folder: str, onnx: bool = False) -> List[
             export_tacotron2_onnx(model, folder, (text, lengths), step_inputs, mels)
     for part, name in ((enc, "encoder"), (step, "decoder_step"), (post, "postnet")):
         atomic_save_bytes(lambda f, part=part: torch.jit.save(part, f), os.path.join(folder, f"tacotron2_{name}.pt"))
-    card = model_card(model)
-    try:
-        frontend = frontend_for(card.train_args, card.path)
-    except FrontendError:  # an older phoneme checkpoint: its phonemes are read, plain text is refused
-        frontend = TextFrontend("arpabet", tuple((card.train_args or {}).get("text_cleaners") or DEFAULT_CLEANERS))
-    atomic_save({"attention_rnn_dim": d.attention_rnn.hidden_size, "decoder_rnn_dim": d.decoder_rnn.hidden_size,
-                "frame_dim": d.n_mel_channels * d.n_frames_per_step, "n_mel_channels": d.n_mel_channels,
-                "text_frontend": frontend.kind, "text_cleaners": list(frontend.cleaners),
-                "audio": dataclasses.asdict(card.audio)},
-               os.path.join(folder, "tacotron2_meta.pt"))
+    write_meta(model, os.path.join(folder, "tacotron2_meta.pt"))
     written = [f"tacotron2_{n}.pt" for n in ("encoder", "decoder_step", "postnet", "meta")]
     written += [ONNX_FILES[n] for n in ("encoder", "decoder_iter", "postnet")] if onnx else []
     return [os.path.join(folder, name) for name in written]

@@ -151,7 +151,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.exit(f"error: {e}")
     except SystemExit as e:  # a phonemizer that is not installed names its package
         sys.exit(str(e.code))
-    tacotron2.set_prenet_dropout(not args.deterministic)
+    tacotron2.set_modes(prenet_dropout=not args.deterministic)
     batch_size = args.batch_size or len(phrases)
     synth = build_synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
                               denoising_strength=args.denoising_strength, griffin_lim_iters=args.griffin_lim_iters,

@@ -60,7 +60,7 @@ def build_speaker(args: argparse.Namespace) -> Speaker:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     keep_freed_memory(device)
     tacotron2, waveglow, frontend = load_models(args, device)
-    tacotron2.set_prenet_dropout(not args.deterministic)
+    tacotron2.set_modes(prenet_dropout=not args.deterministic)
     synth = build_synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
                               denoising_strength=args.denoising_strength, griffin_lim_iters=args.griffin_lim_iters,
                               batch_size=args.max_batch,

@@ -245,7 +245,7 @@ class Synthesizer:
                  batch_size: int = 1, cuda_graphs: bool = True) -> None:
         self.device = device
         self.tacotron2 = tacotron2
-        self.tacotron2.set_batch_invariant(True)
+        self.tacotron2.set_modes(batch_invariant=True)
         self.vocoder = vocoder
         self.half = precision.half
         self.fast_paths: Dict[str, Dict[str, float]] = dict(vocoder.fast_paths)  # the timed candidates of each choice

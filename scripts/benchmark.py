@@ -129,7 +129,7 @@ def tacotron2_rows(device, steps: int, repeats: int, reference: Reference = None
     torch.manual_seed(0)
     config = full_config("Tacotron2", max_decoder_steps=steps, decoder_no_early_stopping=True)
     model = Tacotron2(**config).to(device).eval()
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     rows = []
     for batch in (1, 4):
         text = torch.randint(12, 60, (batch, 128), device=device)

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     result = {"front_end": frontend.kind, "sentences": len(agree), "agree": int(sum(agree)),
               "hub_equals_inference": int(hub_agree)}
     if args.listen:
-        model.set_prenet_dropout(False)
+        model.set_modes(prenet_dropout=False)
         synth = build_synthesizer(model, None, cpu, vocoder=args.vocoder)
         scores = {"typed": [], "list": []}
         with warnings.catch_warnings():

@@ -80,12 +80,12 @@ def phrases_batch(n: int, length: int = 128):
 @check("graphs")
 def check_graphs(t2) -> str:
     figures = []
-    t2.set_batch_invariant(True)
+    t2.set_modes(batch_invariant=True)
     for dtype in (torch.float32, torch.float16):
         for batch in (1, 4):
             for dropout in (False, True):
                 text, lengths = phrases_batch(batch)
-                t2.set_prenet_dropout(dropout)
+                t2.set_modes(prenet_dropout=dropout)
                 loop = FastDecoder(t2.decoder, dtype)  # the greedy step loop on the same fused weights
                 torch.manual_seed(7)
                 eager = t2.generate(text, lengths, decode=loop.infer)
@@ -106,7 +106,7 @@ def check_graphs(t2) -> str:
                 assert err <= tol and err2 == 0.0, (dtype, batch, dropout, err, err2)
                 figures.append(f"{str(dtype)[6:]} b{batch} dropout {'on' if dropout else 'off'}: "
                                f"max|graph - eager| {err:.1e}")
-    t2.set_prenet_dropout(True)
+    t2.set_modes(prenet_dropout=True)
     return "; ".join(figures)
 
 
@@ -115,7 +115,7 @@ def check_fp16(t2, wg) -> str:
     """As inference.py (with and without --amp-run) runs them: synthesis.Synthesizer's mels, WaveGlow in half."""
     from synthesis import build_synthesizer, pad_batch, read_phrases
     from tacotron2.text.frontend import TextFrontend
-    t2.set_prenet_dropout(False)
+    t2.set_modes(prenet_dropout=False)
     synth32 = build_synthesizer(t2, None, DEVICE, amp=False)
     synth16 = build_synthesizer(copy.deepcopy(t2), None, DEVICE, amp=True)
     wgh = copy.deepcopy(wg).half()
@@ -141,7 +141,7 @@ def check_fp16(t2, wg) -> str:
                 a16 = wgh.infer(mel.half(), sigma=SIGMA_INFER, noise=[z.half() for z in noise]).float()
             nonfinite += int((~torch.isfinite(a16)).sum())
             snrs.append(float(10 * torch.log10(a32.pow(2).sum() / (a32 - a16).pow(2).sum().clamp_min(1e-30))))
-    t2.set_batch_invariant(False)
+    t2.set_modes(batch_invariant=False)
     assert nonfinite == 0, f"{nonfinite} non-finite values in fp16 outputs"
     return (f"{lines} lines: fp16 vs fp32 mean |mel diff| over common frames mean {sum(mel_errs) / len(mel_errs):.2e} "
             f"max {max(mel_errs):.2e}; WaveGlow fp16 SNR vs fp32 min {min(snrs):.1f} dB, mean "

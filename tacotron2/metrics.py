@@ -101,14 +101,13 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
     generator (the CPU's and the model's GPU's) is left as it was, so that training continues unchanged.
     """
     model.eval()
-    was_dropout = model.decoder.prenet.always_dropout
-    model.set_prenet_dropout(prenet_dropout)
     device = next(model.parameters()).device
     r = model.n_frames_per_step
     rows = []
     n = len(dataset) if limit is None else min(limit, len(dataset))
     # the draws come from the generators of the model's device, forked: training continues unchanged
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            model.using(prenet_dropout=prenet_dropout):
         torch.manual_seed(seed)
         for i in range(n):
             text, teacher, _ = dataset[i]
@@ -135,7 +134,6 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
             rows.append(row)
             if plot_dir:
                 plot_comparison(teacher, mel, align, os.path.join(plot_dir, f"sentence_{row['id']}.png"), row["text"])
-    model.set_prenet_dropout(was_dropout)
     return rows
 
 

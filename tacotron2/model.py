@@ -4,8 +4,9 @@ Attribute names follow the published checkpoints' state-dict keys exactly
 (`encoder.convolutions.0.0.conv.weight`, `decoder.attention_layer.query_layer.linear_layer.weight`, ...).
 Shapes: B batch, T_in text length, T_out mel frames, n_mel mel channels, r frames per decoder step.
 """
+import contextlib
 import math
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -343,6 +344,16 @@ class InferenceOutput(NamedTuple):
     reached_max: torch.Tensor  # (B,) bool
 
 
+class Modes(NamedTuple):
+    """How a Tacotron 2 runs beyond its weights; none of it is in a checkpoint. The defaults are the paper's and
+    the reference's; `Tacotron2.set_modes` sets some for good, `Tacotron2.using` for a `with` block."""
+    batch_invariant: bool = False  # each item of a batch exactly as alone (Encoder, `generate`); off: the reference
+    prenet_dropout: bool = True  # the prenet's dropout at inference too (the paper), or in training only
+    teacher_frame_dropout: float = 0.0  # in training, teacher frames replaced by the mean (drop_teacher_frames)
+    encoder_dropout: float = 0.5  # after each encoder convolution, in training (the paper)
+    postnet_dropout: float = 0.5  # after each postnet convolution, in training (the paper)
+
+
 class Tacotron2(nn.Module):
     """Tacotron 2, built from the reference's constructor arguments (published `config` dicts)."""
 
@@ -374,31 +385,34 @@ class Tacotron2(nn.Module):
         self.postnet = Postnet(n_mel_channels, postnet_embedding_dim, postnet_kernel_size, postnet_n_convolutions)
         self.batch_invariant = False
 
-    def set_batch_invariant(self, enabled: bool) -> None:
-        """Make every item of a batch synthesise exactly as it would alone (see Encoder and `generate`).
+    @property
+    def modes(self) -> "Modes":
+        """How the model runs now, beyond its weights."""
+        return Modes(self.batch_invariant, self.decoder.prenet.always_dropout, self.decoder.p_teacher_frame_dropout,
+                     self.encoder.p_dropout, self.postnet.p_dropout)
 
-        Off by default, which reproduces the reference bit for bit; inference.py turns it on.
-        """
-        self.encoder.mask_padding_in_convs = enabled
-        self.batch_invariant = enabled
+    def set_modes(self, **changes) -> "Modes":
+        """Set some of the modes (Modes' field names) for good; the modes as they were before."""
+        before = self.modes
+        modes = before._replace(**changes)
+        for name in ("teacher_frame_dropout", "encoder_dropout", "postnet_dropout"):
+            if not 0.0 <= getattr(modes, name) < 1.0:
+                raise ValueError(f"{name.replace('_', ' ')} must be in [0, 1), got {getattr(modes, name)}")
+        self.batch_invariant = self.encoder.mask_padding_in_convs = modes.batch_invariant
+        self.decoder.prenet.always_dropout = modes.prenet_dropout
+        self.decoder.p_teacher_frame_dropout = modes.teacher_frame_dropout
+        self.encoder.p_dropout, self.postnet.p_dropout = modes.encoder_dropout, modes.postnet_dropout
+        return before
 
-    def set_teacher_frame_dropout(self, p: float) -> None:
-        """In training, replace each teacher frame given to the decoder by the utterance's mean frame with
-        probability p (0, the default: the paper; see drop_teacher_frames)."""
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"teacher frame dropout must be in [0, 1), got {p}")
-        self.decoder.p_teacher_frame_dropout = p
-
-    def set_conv_dropout(self, encoder: float, postnet: float) -> None:
-        """Dropout after each encoder and each postnet convolution in training (0.5 and 0.5 in the paper)."""
-        for name, p in (("encoder", encoder), ("postnet", postnet)):
-            if not 0 <= p < 1:
-                raise ValueError(f"{name} dropout must be in [0, 1), got {p}")
-        self.encoder.p_dropout, self.postnet.p_dropout = encoder, postnet
-
-    def set_prenet_dropout(self, always_on: bool) -> None:
-        """Keep the prenet dropout on at inference (paper, default) or only in training."""
-        self.decoder.prenet.always_dropout = always_on
+    @contextlib.contextmanager
+    def using(self, **changes) -> Iterator["Modes"]:
+        """`with model.using(prenet_dropout=False): ...`: the modes changed inside, restored after (an exception
+        included)."""
+        before = self.set_modes(**changes)
+        try:
+            yield self.modes
+        finally:
+            self.set_modes(**before._asdict())
 
     def encode(self, text: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
         """(B, T) symbol ids -> (B, max(input_lengths), E) encoder outputs."""

@@ -18,8 +18,8 @@ def loss(args: argparse.Namespace) -> Tacotron2Loss:
 
 
 def prepare_training(model: Tacotron2, args: argparse.Namespace) -> None:
-    model.set_teacher_frame_dropout(args.teacher_frame_dropout)
-    model.set_conv_dropout(args.p_encoder_dropout, args.p_postnet_dropout)
+    model.set_modes(teacher_frame_dropout=args.teacher_frame_dropout, encoder_dropout=args.p_encoder_dropout,
+                    postnet_dropout=args.p_postnet_dropout)
 
 
 def resolve_flags(dataset: data_function.TextMelLoader, args: argparse.Namespace) -> Dict[str, Any]:

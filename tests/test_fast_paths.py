@@ -68,7 +68,7 @@ def test_fast_engines_refuse_to_run_on_weights_that_changed_since_they_were_buil
 def test_fast_decoder_equals_plain(r):
     torch.manual_seed(0)
     model = Tacotron2(**{**TINY_TACOTRON2, "n_frames_per_step": r, "max_decoder_steps": 15}).eval()
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     text = torch.randint(12, 60, (3, 11))
     lengths = torch.tensor([11, 8, 5])
     with warnings.catch_warnings():
@@ -118,7 +118,7 @@ def test_int8_decoder_stays_close_to_float32():
     the same stop step; the int8 products really run (bias packed, float32 out)."""
     torch.manual_seed(0)
     model = Tacotron2(**{**TINY_TACOTRON2, "max_decoder_steps": 15}).eval()
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     text, lengths = torch.randint(12, 60, (3, 11)), torch.tensor([11, 8, 5])
     engine = FastDecoder(model.decoder, torch.qint8)
     assert isinstance(engine.weights.dec_W, Int8Weight) and engine.weights.dec_b is None
@@ -169,7 +169,7 @@ def test_static_decoder_equals_the_step_loop(gate_bias, steps_per_check):
 
 def test_static_decoder_reuses_sessions_and_pads_text_to_buckets():
     model, text, lengths = _gated_model(1.2)
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     loop = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer)
     engine = StaticDecoder(FastDecoder(model.decoder, torch.float32), steps_per_check=4)
     engine.length_bucket = 8  # 11 symbols decode over 16 positions, 5 of them masked
@@ -186,7 +186,7 @@ def test_static_decoder_reuses_sessions_and_pads_text_to_buckets():
 def test_fast_decoder_in_float16_weights():
     """The GPU --amp-run decoder: float16 weights, float32 states; run here on the CPU's float16 kernels."""
     model, text, lengths = _gated_model(-5.0, max_steps=12)  # never stops: compare all 12 steps
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer).mel_outputs
@@ -200,7 +200,7 @@ def test_fast_decoder_in_float16_weights():
 def test_cuda_graph_decoder_equals_eager_on_gpu():
     model, text, lengths = _gated_model(1.2)
     model = model.cuda()
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     text, lengths = text.cuda(), lengths.cuda()
     eager = model.generate(text, lengths, decode=FastDecoder(model.decoder, torch.float32).infer)
     engine = StaticDecoder(FastDecoder(model.decoder, torch.float32), steps_per_check=8)
@@ -288,7 +288,7 @@ def test_deferred_grads_build_one_graph_per_pass():
     """Two passes before one backward (gradient accumulation) sum both passes' gradients."""
     torch.manual_seed(0)
     model = Tacotron2(**TINY_TACOTRON2).eval()  # no dropout: both passes compute the same; gradients still flow
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     text = torch.randint(12, 60, (2, 6))
     mels = torch.randn(2, 20, 5)
     batch = (text, torch.tensor([6, 5]), mels, 6, torch.tensor([5, 5]))
@@ -334,7 +334,7 @@ def test_fastest_keeps_the_quicker_candidate():
 
 def test_decoder_tuning_keeps_the_fastest_candidate_and_its_outputs():
     model, text, lengths = _gated_model(1.2)
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     dtypes = [torch.float32, torch.bfloat16] + ([torch.qint8] if int8_available() else [])
     engine, timings = tune_decoder(model.decoder, 4, dtypes, text_length=11, steps=3)
     def backends(d):  # int8: the float32 products' backend
@@ -550,7 +550,7 @@ def test_static_decoder_follows_later_changes_of_decoder_settings():
     """A session holds buffers sized by max_decoder_steps and the step's constants (gate threshold, prenet
     dropout): changing them after a first call must not reuse the old session."""
     model, text, lengths = _gated_model(-5.0, max_steps=10)  # never stops: decodes max_decoder_steps
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     engine = StaticDecoder(FastDecoder(model.decoder, torch.float32), steps_per_check=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -74,7 +74,7 @@ def test_output_order_and_batching_do_not_change_audio(checkpoints, tmp_path):
 
 def test_synthesizer_batch_equals_items_and_keeps_order(checkpoints):
     t2, _ = models.load_model(checkpoints["Tacotron2"], "Tacotron2", torch.device("cpu"))
-    t2.set_prenet_dropout(False)
+    t2.set_modes(prenet_dropout=False)
     synth = synthesis.build_synthesizer(t2, None, torch.device("cpu"), griffin_lim_iters=2)
     phrases = synthesis.read_phrases(_phrases_path(LINES), TextFrontend())
     batch = synth(phrases)
@@ -230,7 +230,7 @@ def test_streamed_pieces_join_into_the_one_shot_audio(checkpoints):
     cpu = torch.device("cpu")
     t2, _ = models.load_model(checkpoints["Tacotron2"], "Tacotron2", cpu, {"gate_threshold": 2.0})  # 20 frames
     wg, _ = models.load_model(checkpoints["WaveGlow"], "WaveGlow", cpu)
-    t2.set_prenet_dropout(False)
+    t2.set_modes(prenet_dropout=False)
     policy = synthesis.precision_policy(cpu, amp=False)
     vocoder = WaveGlowVocoder(wg, cpu, half=False, chunk_frames=6, overlap_frames=2)
     synth = synthesis.Synthesizer(t2, vocoder, cpu, policy)

@@ -54,7 +54,7 @@ def test_teacher_forced_error_is_the_postnet_mse(corpus):
                             AudioConfig(), ["english_cleaners"])
     text, mel, _ = dataset[0]
     model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 80}).eval()
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     err = metrics.teacher_forced_error(model, text, mel)
     with torch.no_grad():
         out = model((text[None].long(), torch.tensor([len(text)]), mel[None], mel.size(1), torch.tensor([mel.size(1)])))

@@ -22,7 +22,7 @@ def _golden_model(golden, **overrides):
     model = Tacotron2(**{**golden["config"], **overrides})
     model.load_state_dict(golden["state_dict"])
     model.eval()
-    model.set_prenet_dropout(False)  # the goldens were made with the prenet dropout off
+    model.set_modes(prenet_dropout=False)  # the goldens were made with the prenet dropout off
     return model
 
 
@@ -125,8 +125,8 @@ def test_masked_training_backpropagates():
 
 def test_unsorted_batch_equals_sorted_and_padding_is_ignored():
     model = _tiny().eval()
-    model.set_prenet_dropout(False)
-    model.set_batch_invariant(True)
+    model.set_modes(prenet_dropout=False)
+    model.set_modes(batch_invariant=True)
     x, _ = _random_batch([5, 9, 7], [10, 10, 10])
     perm = torch.tensor([1, 2, 0])
     xs = (x[0][perm], x[1][perm], x[2][perm], x[3], x[4][perm])
@@ -196,8 +196,8 @@ def test_no_early_stopping_runs_all_steps():
 
 def test_batched_inference_equals_per_item():
     model = _tiny().eval()
-    model.set_prenet_dropout(False)
-    model.set_batch_invariant(True)
+    model.set_modes(prenet_dropout=False)
+    model.set_modes(batch_invariant=True)
     x, _ = _random_batch([9, 4, 7], [4, 4, 4])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -214,14 +214,14 @@ def test_batched_inference_equals_per_item():
 
 
 def test_reference_encoder_depends_on_padding_without_the_switch():
-    """Documents why set_batch_invariant exists: the reference's convs see the pad embedding."""
+    """Documents why the batch_invariant mode exists: the reference's convs see the pad embedding."""
     model = _tiny().eval()
     x, _ = _random_batch([6], [4])
     with torch.no_grad():
         alone = model.encode(x[0], x[1])
         padded = model.encode(torch.nn.functional.pad(x[0], (0, 3)), x[1])
         assert not torch.allclose(alone, padded, atol=1e-6)
-        model.set_batch_invariant(True)
+        model.set_modes(batch_invariant=True)
         assert torch.allclose(model.encode(x[0], x[1]), model.encode(torch.nn.functional.pad(x[0], (0, 3)), x[1]),
                               atol=1e-6)
 
@@ -234,7 +234,7 @@ def test_prenet_dropout_switch():
         a = model.infer(x[0], x[1])[0]
         b = model.infer(x[0], x[1])[0]
         assert not torch.allclose(a, b)  # paper behaviour: dropout on at inference
-        model.set_prenet_dropout(False)
+        model.set_modes(prenet_dropout=False)
         c = model.infer(x[0], x[1])[0]
         d = model.infer(x[0], x[1])[0]
     assert torch.equal(c, d)
@@ -265,7 +265,7 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
     from tacotron2.package import PACKAGE
     torch.manual_seed(0)
     model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 20})
-    model.set_prenet_dropout(False)
+    model.set_modes(prenet_dropout=False)
     PACKAGE.prepare_training(model, _flags(teacher_frame_dropout=0.5))
     assert model.decoder.p_teacher_frame_dropout == 0.5
     text = torch.randint(1, 40, (2, 12))
@@ -274,7 +274,7 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
     outputs = {}
     for training in (False, True):  # inference first: a training pass moves the batch-norm statistics
         for p in (0.0, 0.5):
-            model.set_teacher_frame_dropout(p)
+            model.set_modes(teacher_frame_dropout=p)
             model.train(training)
             torch.manual_seed(1)  # the same dropout draws elsewhere
             with torch.no_grad():
@@ -282,7 +282,7 @@ def test_teacher_frame_dropout_acts_in_training_only_and_is_set_from_the_flag():
     assert torch.equal(outputs[0.0, False], outputs[0.5, False])  # inference: untouched
     assert not torch.allclose(outputs[0.0, True], outputs[0.5, True])  # training: other inputs
     with pytest.raises(ValueError):
-        model.set_teacher_frame_dropout(1.0)
+        model.set_modes(teacher_frame_dropout=1.0)
 
 
 def test_conv_dropouts_are_set_from_the_flags_and_act_in_training_only():
@@ -296,7 +296,7 @@ def test_conv_dropouts_are_set_from_the_flags_and_act_in_training_only():
     # no dropout left: the same outputs twice
     assert torch.equal(model.postnet(mel), model.postnet(mel))
     assert torch.equal(model.encoder(text, lengths), model.encoder(text, lengths))
-    model.set_conv_dropout(0.5, 0.5)
+    model.set_modes(encoder_dropout=0.5, postnet_dropout=0.5)
     out = model.postnet(mel)
     assert not torch.allclose(out, model.postnet(mel))
     assert not torch.allclose(model.encoder(text, lengths), model.encoder(text, lengths))
@@ -305,7 +305,7 @@ def test_conv_dropouts_are_set_from_the_flags_and_act_in_training_only():
     model.eval()
     assert torch.equal(model.encoder(text, lengths), model.encoder(text, lengths))
     with pytest.raises(ValueError):
-        model.set_conv_dropout(0.5, 1.0)
+        model.set_modes(encoder_dropout=0.5, postnet_dropout=1.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -348,3 +348,20 @@ def test_real_frames_loss_is_the_mean_over_real_frames_whatever_the_padding(mel_
     assert loss(28, True) == pytest.approx(loss(0, True), rel=1e-5)
     assert loss(0, True) == pytest.approx(loss(0, False), rel=1e-6)  # no padding: the reference's mean
     assert loss(28, False) == pytest.approx(loss(0, False) * 12 / 40, rel=1e-4)
+
+
+def test_modes_set_in_a_with_block_are_restored_after_it_even_on_an_exception():
+    from tacotron2.model import Modes
+    model = _tiny()
+    assert model.modes == Modes()  # the paper's and the reference's
+    model.set_modes(teacher_frame_dropout=0.2)
+    with model.using(prenet_dropout=False, batch_invariant=True) as inside:
+        assert inside == Modes(batch_invariant=True, prenet_dropout=False, teacher_frame_dropout=0.2)
+        assert model.encoder.mask_padding_in_convs and not model.decoder.prenet.always_dropout
+    assert model.modes == Modes(teacher_frame_dropout=0.2)
+    with pytest.raises(RuntimeError):
+        with model.using(encoder_dropout=0.0):
+            raise RuntimeError("inside")
+    assert model.modes.encoder_dropout == 0.5 and not model.encoder.mask_padding_in_convs
+    with pytest.raises(ValueError):
+        model.set_modes(prenet=False)  # a misspelt mode is refused, not set
