@@ -24,9 +24,11 @@ class Layout:
     backward: bool = False  # a backward pass follows (and no trace is recorded, which a Python autograd function breaks)
     autocast: Optional[torch.dtype] = None  # the dtype autocast computes in, None where it is off
 
-    def enter(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, L) into this layout. Channels are split, never sliced, in it: a slice's backward is a zero tensor
-        in the default layout, which would turn every gradient behind it out of channels-last."""
+    def enter(self, x: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """(B, C, L) into this layout (cast to `dtype` first, where given). Channels are split, never sliced, in
+        it: a slice's backward is a zero tensor in the default layout, which would turn every gradient behind it
+        out of channels-last."""
+        x = x if dtype is None else x.to(dtype)
         return x.unsqueeze(2).contiguous(memory_format=torch.channels_last) if self.rows else x
 
     def leave(self, x: torch.Tensor) -> torch.Tensor:
@@ -35,12 +37,14 @@ class Layout:
 
     def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], padding: int = 0,
              dilation: int = 1) -> torch.Tensor:
-        """conv1d by a (C_out, C_in, k) kernel of x in this layout."""
+        """conv1d by a (C_out, C_in, k) kernel of x in this layout; with rows, the kernel may come prepared as
+        (C_out, C_in, 1, k) (FastWaveGlow's, channels-last once rather than at every call)."""
         if not self.rows:
             return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
-        if self.backward and self.autocast is not None and weight.size(2) == 1:
+        if self.backward and self.autocast is not None and weight.dim() == 3 and weight.size(2) == 1:
             return pointwise_conv_rows(x, weight.squeeze(2), bias, self.autocast)
-        return F.conv2d(x, weight.unsqueeze(2), bias, padding=(0, padding), dilation=(1, dilation))
+        kernel = weight if weight.dim() == 4 else weight.unsqueeze(2)
+        return F.conv2d(x, kernel, bias, padding=(0, padding), dilation=(1, dilation))
 
     def gate(self, input_a: torch.Tensor, input_b: torch.Tensor, n_channels: int) -> torch.Tensor:
         """The gated activation (waveglow/model.py's fused_add_tanh_sigmoid_multiply)."""
@@ -50,6 +54,7 @@ class Layout:
 
 
 PLAIN = Layout()  # conv1d and plain operations: any device, no backward pass
+ROWS = Layout(rows=True)  # channels-last rows, no backward pass: FastWaveGlow's
 
 
 def choose(x: torch.Tensor, module: nn.Module) -> Layout:

@@ -11,12 +11,12 @@ in float32. A snapshot refuses to run once the model's weights have changed: bui
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions
 from waveglow.autograd import gated_activation
+from waveglow.cpu_layout import ROWS
 from waveglow.model import WaveGlow, effective_weight, wavenet
 from waveglow.upsample import product_weight, upsample_as_product
 
@@ -55,13 +55,8 @@ def _prepared(conv: nn.Module, dtype: torch.dtype) -> Prepared:
 
 
 def _conv(layer: Prepared, x: torch.Tensor) -> torch.Tensor:
-    """One prepared convolution of (B, C_in, 1, L/G) channels-last rows."""
-    return F.conv2d(x, layer.weight, layer.bias, padding=(0, layer.padding), dilation=(1, layer.dilation))
-
-
-def _as_rows(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, C, L) -> (B, C, 1, L) channels-last in dtype, the fast path's activation layout."""
-    return x.to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
+    """One prepared convolution of (B, C_in, 1, L/G) channels-last rows (cpu_layout's, on prepared weights)."""
+    return ROWS.conv(x, layer.weight, layer.bias, layer.padding, layer.dilation)
 
 
 class FastWaveGlow:
@@ -94,11 +89,11 @@ class FastWaveGlow:
 
         Args:
             audio_0: (B, n_half, L/G).
-            spect: (B, n_mel * G, 1, L/G) channels-last, in the prepared dtype (see `_as_rows`).
+            spect: (B, n_mel * G, 1, L/G) channels-last, in the prepared dtype (cpu_layout.ROWS.enter).
         Returns:
             float32 (B, 2 n_half, L/G).
         """
-        output = wavenet(_as_rows(audio_0, self.dtype), spect, self.flows[k], _conv, gated_activation,
+        output = wavenet(ROWS.enter(audio_0, self.dtype), spect, self.flows[k], _conv, gated_activation,
                          self.model.WN[k].n_channels)
         return output[:, :, 0].float()  # (B, 2 n_half, 1, L/G) -> (B, 2 n_half, L/G)
 
@@ -110,7 +105,7 @@ class FastWaveGlow:
             upsampled = upsample_as_product(spect.float(), self.upsample_W, self.upsample_b, m.upsample.stride[0])
         else:
             upsampled = m.upsample(spect)
-        return _as_rows(m.group(upsampled), self.dtype)
+        return ROWS.enter(m.group(upsampled), self.dtype)
 
     @torch.no_grad()
     def infer(self, spect: torch.Tensor, sigma: float = 1.0,
@@ -154,7 +149,7 @@ def tune_waveglow(model: WaveGlow, dtypes: Sequence[Optional[torch.dtype]], fram
             runners["plain"] = lambda: model.WN[k]((audio_0, spect))
         else:
             engine = FastWaveGlow(model, dtype)
-            rows = _as_rows(spect, dtype)
+            rows = ROWS.enter(spect, dtype)
             candidates[engine.name] = engine
             runners[engine.name] = lambda engine=engine, rows=rows: engine.coupling(k, audio_0, rows)
     best, seconds = fastest(runners, device)
