@@ -471,7 +471,7 @@ def test_wn_layout_is_chosen_from_device_grad_and_autocast():
     trace is recorded; autocast's dtype where it is on."""
     wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
     x = torch.randn(1, 2, 8)
-    assert cpu_layout.choose(x, wn) == cpu_layout.Layout(rows=True, backward=True, autocast=None)
+    assert cpu_layout.choose(x, wn) == cpu_layout.Layout(channels_last=True, backward=True, autocast=None)
     with torch.no_grad():
         assert cpu_layout.choose(x, wn).backward is False
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -479,7 +479,7 @@ def test_wn_layout_is_chosen_from_device_grad_and_autocast():
     wn.requires_grad_(False)
     assert cpu_layout.choose(x, wn).backward is False
     assert cpu_layout.choose(x.requires_grad_(), wn).backward is True
-    assert cpu_layout.choose(torch.randn(1, 2, 8, device="meta"), wn).rows is False
+    assert cpu_layout.choose(torch.randn(1, 2, 8, device="meta"), wn).channels_last is False
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -494,7 +494,7 @@ def test_gated_activation_backward_is_autograds(dtype, rows):
     up = torch.randn(shape[:1] + (6,) + shape[2:], dtype=dtype)
     for needs_b in (True, False):
         a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_(needs_b)
-        ours = cpu_layout.Layout(rows=rows, backward=True).gate(a, b, 6)
+        ours = cpu_layout.Layout(channels_last=rows, backward=True).gate(a, b, 6)
         assert "GatedActivation" in type(ours.grad_fn).__name__
         t_act, s_act = (a + b).split(6, dim=1)
         plain = torch.tanh(t_act) * torch.sigmoid(s_act)
@@ -507,12 +507,12 @@ def test_gated_activation_backward_is_autograds(dtype, rows):
 
 @pytest.mark.parametrize("amp", [False, True])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
+def test_pointwise_conv_channels_last_gives_autograds_gradients(amp, with_bias):
     """WN's 1x1 convolutions on channels-last rows take their weight gradient from one matrix product: the values
     and gradients of conv2d's own backward (float32; bf16 autocast within its rounding), gradients in the
     parameters' float32 and the input's layout, for an input that needs no gradient too. WN uses it under autocast
     only (in float32 oneDNN's weight gradient is faster)."""
-    from waveglow.autograd import pointwise_conv_rows
+    from waveglow.autograd import pointwise_conv_channels_last
     torch.manual_seed(0)
     x0 = torch.randn(2, 24, 1, 37).contiguous(memory_format=torch.channels_last)
     w = torch.randn(40, 24, 1, requires_grad=True)
@@ -522,7 +522,7 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
         x = x0.clone().requires_grad_(x_needs_grad)
         params = [t for t in (x, w, b) if t is not None and t.requires_grad]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            ours = pointwise_conv_rows(x, w.squeeze(2), b, torch.bfloat16 if amp else torch.float32)
+            ours = pointwise_conv_channels_last(x, w.squeeze(2), b, torch.bfloat16 if amp else torch.float32)
             plain = F.conv2d(x, w.unsqueeze(2), b)
             layout = cpu_layout.choose(x, torch.nn.ParameterList([w]))
             assert ("PointwiseConvRows" in type(layout.conv(x, w, b).grad_fn).__name__) == amp
@@ -542,7 +542,7 @@ def test_pointwise_conv_rows_gives_autograds_gradients(amp, with_bias):
             tol = 4e-3 * want.abs().max() if amp else 1e-5 * (1 + want.abs())
             assert ((got - want).abs() <= tol).all(), (got - want).abs().max()
         if x_needs_grad:
-            assert torch.autograd.grad(pointwise_conv_rows(x, w.squeeze(2), b, x.dtype), x, up)[0].is_contiguous(
+            assert torch.autograd.grad(pointwise_conv_channels_last(x, w.squeeze(2), b, x.dtype), x, up)[0].is_contiguous(
                 memory_format=torch.channels_last)
 
 

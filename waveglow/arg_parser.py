@@ -6,7 +6,7 @@ from common.flag_types import COUNT, POSITIVE
 
 
 @dataclasses.dataclass(frozen=True)
-class WaveGlowArgs:
+class WaveGlowConfig:
     """WaveGlow's architecture flags; field names equal the argparse dests."""
     n_mel_channels: int = 80
     flows: int = 12
@@ -27,12 +27,12 @@ class WaveGlowArgs:
 
 def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     """The model's constructor dict, read field by field from the parsed flags."""
-    return WaveGlowArgs(**{f.name: getattr(args, f.name) for f in dataclasses.fields(WaveGlowArgs)}).model_config()
+    return WaveGlowConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(WaveGlowConfig)}).model_config()
 
 
 def parse_waveglow_args(parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add WaveGlow's flags to `parent` and return it."""
-    d = WaveGlowArgs()
+    d = WaveGlowConfig()
     parser = parent
     parser.add_argument("--n-mel-channels", default=d.n_mel_channels, type=COUNT, help="mel channels")
     g = parser.add_argument_group("WaveGlow parameters")

@@ -72,7 +72,7 @@ class PointwiseConvRows(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def pointwise_conv_rows(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+def pointwise_conv_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                         dtype: torch.dtype) -> torch.Tensor:
     """F.conv2d(x, weight[:, :, None, None], bias) computed in `dtype` (autocast's) through PointwiseConvRows, the
     casts made outside it, so that autograd casts the gradients back to the weights' float32."""

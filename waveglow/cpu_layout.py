@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.precision import active_autocast_dtype
-from waveglow.autograd import GatedActivation, gated_activation, pointwise_conv_rows
+from waveglow.autograd import GatedActivation, gated_activation, pointwise_conv_channels_last
 
 
 @dataclass(frozen=True)
 class Layout:
-    rows: bool = False  # (B, C, 1, L) channels-last rather than (B, C, L)
+    channels_last: bool = False  # (B, C, 1, L) channels-last rather than (B, C, L)
     backward: bool = False  # a backward pass follows (and no trace is recorded, which a Python autograd function breaks)
     autocast: Optional[torch.dtype] = None  # the dtype autocast computes in, None where it is off
 
@@ -29,20 +29,20 @@ class Layout:
         it: a slice's backward is a zero tensor in the default layout, which would turn every gradient behind it
         out of channels-last."""
         x = x if dtype is None else x.to(dtype)
-        return x.unsqueeze(2).contiguous(memory_format=torch.channels_last) if self.rows else x
+        return x.unsqueeze(2).contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def leave(self, x: torch.Tensor) -> torch.Tensor:
         """This layout back to (B, C, L)."""
-        return x.squeeze(2) if self.rows else x
+        return x.squeeze(2) if self.channels_last else x
 
     def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], padding: int = 0,
              dilation: int = 1) -> torch.Tensor:
-        """conv1d by a (C_out, C_in, k) kernel of x in this layout; with rows, the kernel may come prepared as
+        """conv1d by a (C_out, C_in, k) kernel of x in this layout; channels-last, the kernel may come prepared as
         (C_out, C_in, 1, k) (FastWaveGlow's, channels-last once rather than at every call)."""
-        if not self.rows:
+        if not self.channels_last:
             return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
         if self.backward and self.autocast is not None and weight.dim() == 3 and weight.size(2) == 1:
-            return pointwise_conv_rows(x, weight.squeeze(2), bias, self.autocast)
+            return pointwise_conv_channels_last(x, weight.squeeze(2), bias, self.autocast)
         kernel = weight if weight.dim() == 4 else weight.unsqueeze(2)
         return F.conv2d(x, kernel, bias, padding=(0, padding), dilation=(1, dilation))
 
@@ -54,11 +54,11 @@ class Layout:
 
 
 PLAIN = Layout()  # conv1d and plain operations: any device, no backward pass
-ROWS = Layout(rows=True)  # channels-last rows, no backward pass: FastWaveGlow's
+CHANNELS_LAST = Layout(channels_last=True)  # no backward pass: FastWaveGlow's
 
 
 def choose(x: torch.Tensor, module: nn.Module) -> Layout:
     """The layout for `module` (a WN) run on input x here and now."""
     backward = torch.is_grad_enabled() and not torch.jit.is_tracing() and (
         x.requires_grad or any(p.requires_grad for p in module.parameters()))
-    return Layout(rows=x.device.type == "cpu", backward=backward, autocast=active_autocast_dtype(x.device.type))
+    return Layout(channels_last=x.device.type == "cpu", backward=backward, autocast=active_autocast_dtype(x.device.type))

@@ -16,7 +16,7 @@ from torch import nn
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions
 from waveglow.autograd import gated_activation
-from waveglow.cpu_layout import ROWS
+from waveglow.cpu_layout import CHANNELS_LAST
 from waveglow.model import WaveGlow, effective_weight, wavenet
 from waveglow.upsample import product_weight, upsample_as_product
 
@@ -56,7 +56,7 @@ def _prepared(conv: nn.Module, dtype: torch.dtype) -> Prepared:
 
 def _conv(layer: Prepared, x: torch.Tensor) -> torch.Tensor:
     """One prepared convolution of (B, C_in, 1, L/G) channels-last rows (cpu_layout's, on prepared weights)."""
-    return ROWS.conv(x, layer.weight, layer.bias, layer.padding, layer.dilation)
+    return CHANNELS_LAST.conv(x, layer.weight, layer.bias, layer.padding, layer.dilation)
 
 
 class FastWaveGlow:
@@ -89,15 +89,15 @@ class FastWaveGlow:
 
         Args:
             audio_0: (B, n_half, L/G).
-            spect: (B, n_mel * G, 1, L/G) channels-last, in the prepared dtype (cpu_layout.ROWS.enter).
+            spect: (B, n_mel * G, 1, L/G) channels-last, in the prepared dtype (cpu_layout.CHANNELS_LAST.enter).
         Returns:
             float32 (B, 2 n_half, L/G).
         """
-        output = wavenet(ROWS.enter(audio_0, self.dtype), spect, self.flows[k], _conv, gated_activation,
+        output = wavenet(CHANNELS_LAST.enter(audio_0, self.dtype), spect, self.flows[k], _conv, gated_activation,
                          self.model.WN[k].n_channels)
         return output[:, :, 0].float()  # (B, 2 n_half, 1, L/G) -> (B, 2 n_half, L/G)
 
-    def grouped_rows(self, spect: torch.Tensor) -> torch.Tensor:
+    def grouped_channels_last(self, spect: torch.Tensor) -> torch.Tensor:
         """(B, n_mel, F) -> (B, n_mel * G, 1, L/G) channels-last in the coupling dtype: the model's
         upsampling and grouping, with the one layout change here rather than in every conditioning conv."""
         m = self.model
@@ -105,16 +105,16 @@ class FastWaveGlow:
             upsampled = upsample_as_product(spect.float(), self.upsample_W, self.upsample_b, m.upsample.stride[0])
         else:
             upsampled = m.upsample(spect)
-        return ROWS.enter(m.group(upsampled), self.dtype)
+        return CHANNELS_LAST.enter(m.group(upsampled), self.dtype)
 
     @torch.no_grad()
     def infer(self, spect: torch.Tensor, sigma: float = 1.0,
               noise: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
         """`WaveGlow.infer` on the prepared weights: (B, n_mel, F) -> float32 (B, L)."""
         self._versions.check("FastWaveGlow")
-        rows = self.grouped_rows(spect)
-        B, _, _, n_groups = rows.shape
-        return self.model.invert(lambda k, audio_0: self.coupling(k, audio_0, rows), B, n_groups, rows.device,
+        spect_cl = self.grouped_channels_last(spect)
+        B, _, _, n_groups = spect_cl.shape
+        return self.model.invert(lambda k, audio_0: self.coupling(k, audio_0, spect_cl), B, n_groups, spect_cl.device,
                                  torch.float32, sigma, noise, [f.W_inverse for f in self.flows])
 
     def infer_chunks(self, spect: torch.Tensor, sigma: float = 1.0, chunk_frames: int = 64, overlap_frames: int = 16,
@@ -149,8 +149,8 @@ def tune_waveglow(model: WaveGlow, dtypes: Sequence[Optional[torch.dtype]], fram
             runners["plain"] = lambda: model.WN[k]((audio_0, spect))
         else:
             engine = FastWaveGlow(model, dtype)
-            rows = ROWS.enter(spect, dtype)
+            spect_cl = CHANNELS_LAST.enter(spect, dtype)
             candidates[engine.name] = engine
-            runners[engine.name] = lambda engine=engine, rows=rows: engine.coupling(k, audio_0, rows)
+            runners[engine.name] = lambda engine=engine, spect_cl=spect_cl: engine.coupling(k, audio_0, spect_cl)
     best, seconds = fastest(runners, device)
     return candidates[best], seconds

@@ -50,10 +50,10 @@ class WeightNormConv1d(nn.Module):
     def forward(self, x: torch.Tensor, layout: Layout = PLAIN) -> torch.Tensor:
         return layout.conv(x, self.weight(), self.bias, self.padding, self.dilation)
 
-    def fold(self) -> "Conv1d":
-        """A plain Conv1d with the effective weight (keys `bias`, `weight`, as after remove_weight_norm)."""
+    def fold(self) -> "LayoutConv1d":
+        """A plain convolution with the effective weight (keys `bias`, `weight`, as after remove_weight_norm)."""
         out_ch, in_ch, k = self.weight_v.shape
-        conv = Conv1d(in_ch, out_ch, k, dilation=self.dilation, padding=self.padding)
+        conv = LayoutConv1d(in_ch, out_ch, k, dilation=self.dilation, padding=self.padding)
         del conv.weight  # re-registered below so the key order is bias, weight
         conv.bias = nn.Parameter(self.bias.detach().clone())
         conv.weight = nn.Parameter(self.weight().detach().clone())
@@ -102,7 +102,7 @@ class Invertible1x1Conv(nn.Module):
         return F.conv1d(z, W_inverse.to(z.dtype))
 
 
-class Conv1d(nn.Conv1d):
+class LayoutConv1d(nn.Conv1d):
     """nn.Conv1d that computes in a coupling network's layout (waveglow/cpu_layout.py): WN's end layer, and every
     WeightNormConv1d once folded."""
 
@@ -111,7 +111,7 @@ class Conv1d(nn.Conv1d):
 
 
 def effective_weight(layer: nn.Module) -> torch.Tensor:
-    """The (out, in, k) kernel of a WeightNormConv1d, or of the plain Conv1d it folds into."""
+    """The (out, in, k) kernel of a WeightNormConv1d, or of the LayoutConv1d it folds into."""
     return layer.weight() if isinstance(layer, WeightNormConv1d) else layer.weight
 
 
@@ -171,7 +171,7 @@ class WN(nn.Module):
             self.cond_layers.append(WeightNormConv1d(n_mel_channels, 2 * n_channels))
         self.start = WeightNormConv1d(n_in_channels, n_channels)
         # A zero end layer makes every coupling the identity at the start of training.
-        self.end = Conv1d(n_channels, 2 * n_in_channels, 1)
+        self.end = LayoutConv1d(n_channels, 2 * n_in_channels, 1)
         self.end.weight.data.zero_()
         self.end.bias.data.zero_()
 
