@@ -139,8 +139,10 @@ def test_other_writers_report_a_short_write_clearly(corpus, t2_checkpoint, tmp_p
 # 2. Resuming an epoch with other settings
 
 def _stopped_after_one_step(corpus, out, *extra):
-    """A run that stops (with a mid-epoch checkpoint) right after its first step: its time budget is used up."""
-    assert train.main(train_argv(corpus, "Tacotron2", out, "--max-minutes", "1e-6", *extra, epochs=2)) == 0
+    """A run that stops (with a mid-epoch checkpoint) right after its first step: its time budget is used up (and
+    read after every step)."""
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--max-minutes", "1e-6", "--log-interval", "1", *extra,
+                                 epochs=2)) == 0
     ckpt = load_checkpoint_file(os.path.join(out, "checkpoint_Tacotron2_last.pt"))
     assert (ckpt["resume_epoch"], ckpt["resume_batch"]) == (0, 1)
 
