@@ -159,6 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               hifigan=args.hifigan)
     synth.report_fast_paths()
     sampling_rate = synth.vocoder.audio.sampling_rate
+    os.makedirs(args.output, exist_ok=True)  # checked writable with the flags; made once the inputs are good
     logger = RunLogger(log_path(args.output, args.log_file))
     logger.parameters({**vars(args), "model_name": "Tacotron2_PyT"})
     batches = [phrases[start:start + batch_size] for start in range(0, len(phrases), batch_size)]

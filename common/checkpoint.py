@@ -85,6 +85,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     that stopped it, with its errno (ENOSPC, EFBIG, EDQUOT, EIO), after removing the temporary file.
     """
     directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=PARTIAL_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -18,13 +18,21 @@ def _why(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _unwritable(folder: str) -> str:
-    """Why `folder` (made if missing) cannot be written, or '' when a file could be written in it."""
+def _unwritable(folder: str, make: bool) -> str:
+    """Why `folder` cannot be written, or '' when a file could be written in it. A missing folder is made when
+    `make`; otherwise its nearest existing ancestor is probed, and nothing is left behind (an entry point refused
+    for another reason afterwards has written nothing)."""
     if os.path.exists(folder) and not os.path.isdir(folder):
         return "it is a file, and a folder is needed here (it is made if missing)"
+    target = os.path.abspath(folder)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=folder)
+        if make:
+            os.makedirs(target, exist_ok=True)
+        while not os.path.exists(target):
+            target = os.path.dirname(target)
+        if not os.path.isdir(target):
+            return "a part of the path is a file, not a folder"
+        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=target)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
@@ -32,9 +40,10 @@ def _unwritable(folder: str) -> str:
     return ""
 
 
-def writable_folder(path: str, flag: str = "-o") -> str:
-    """`path`, made if missing and proved writable by writing a file in it; OutputError otherwise."""
-    why = _unwritable(path)
+def writable_folder(path: str, flag: str = "-o", make: bool = False) -> str:
+    """`path` proved writable by writing a file in it (or, missing, in the folder it would be made in; made first
+    when `make`); OutputError otherwise."""
+    why = _unwritable(path, make)
     if why:
         raise OutputError(f"{flag} {path}: cannot write in this folder: {why}")
     return path
@@ -46,7 +55,7 @@ def writable_file(path: str, flag: str) -> str:
     if os.path.isdir(path):
         raise OutputError(f"{flag} {path}: is a folder, and a file is needed here")
     folder = os.path.dirname(os.path.abspath(path))
-    why = _unwritable(folder)
+    why = _unwritable(folder, make=False)
     if why:
         raise OutputError(f"{flag} {path}: cannot write in its folder {folder}: {why}")
     if os.path.exists(path) and not os.access(path, os.W_OK):

@@ -87,6 +87,7 @@ def main(argv=None) -> int:
             result[f"{key}_wer"], result[f"{key}_cer"] = wer, cer
             print(f"{label}: WER {wer:.2f}, CER {cer:.2f} ({args.vocoder}, {len(ids)} sentences)")
     if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w") as f:
             json.dump(result, f, indent=1)
     return 0

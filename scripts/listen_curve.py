@@ -70,6 +70,7 @@ def main(argv=None) -> int:
                        "stop_within_10pct": s["stop_within_10pct"], "reached_max": s["reached_max"]})
         print(" | ".join(fmt.format(points[-1][k]) for k, fmt in COLUMNS), flush=True)
     out = args.output or os.path.join(args.run_dir, "listen_curve.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump({"voice": args.voice, "sentences": args.limit, "points": points}, f, indent=1)
     print(f"wrote {out}")

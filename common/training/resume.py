@@ -194,7 +194,7 @@ def check_output_dir(output: str, model: torch.nn.Module, log_file: str = "") ->
     """Fail before training when the output directory (or the log file) cannot be written, or cannot hold
     checkpoints."""
     try:
-        writable_folder(output, "-o")
+        writable_folder(output, "-o", make=True)
         if log_file:
             writable_file(log_file, "--log-file")
     except OutputError as e:
