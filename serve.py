@@ -21,7 +21,7 @@ from hifigan.weights import VocoderUnavailable
 from serving import Limits, Speaker, make_app
 from synthesis import InputError, add_inference_flags, build_synthesizer, load_models
 from tacotron2.text.frontend import FrontendError
-from common.flag_types import COUNT, PORT, NONNEG
+from common.flag_types import COUNT, COUNT0, PORT, NONNEG
 from vocoders import VocoderMismatch
 
 
@@ -38,7 +38,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--max-batch", type=COUNT, default=d.max_batch, help="phrases decoded together")
     parser.add_argument("--max-wait-ms", type=NONNEG, default=d.max_wait_ms,
                         help="how long a request waits for others to share its batch")
-    parser.add_argument("--max-queue", type=COUNT, default=d.max_queue,
+    parser.add_argument("--max-queue", type=COUNT0, default=d.max_queue,
                         help="phrases waiting; more are answered 503 with Retry-After")
     parser.add_argument("--griffin-lim-iters", type=COUNT, default=60, help="Griffin-Lim iterations")
     parser.add_argument("--deterministic", action="store_true",

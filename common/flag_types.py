@@ -68,5 +68,5 @@ POSITIVE = Number(float, 0, low_open=True)
 NONNEG = Number(float, 0)
 FRACTION = Number(float, 0, 1)
 PROBABILITY = Number(float, 0, 1, high_open=True)  # dropouts: 1 would drop everything
-GATE_THRESHOLD = Number(float, 0, 1, low_open=True)  # a probability the stop token must pass (1: never stop early)
+GATE_THRESHOLD = Number(float, 0)  # the stop probability to pass (0: stop at once; 1 or more: never stop early)
 DBFS = Number(float, high=0)  # a level relative to full scale

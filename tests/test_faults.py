@@ -303,8 +303,8 @@ def test_every_numeric_flag_has_a_range():
      "argument -lr/--learning-rate: expected a number > 0, got 'nan'"),
     ("train", ["-m", "Tacotron2", "-o", "x", "-lr", "1", "--epochs", "1", "-bs", "2", "--p-decoder-dropout", "1"],
      "argument --p-decoder-dropout: 1 is out of range: expected a number >= 0 and < 1"),
-    ("inference", ["--tacotron2", "x", "-i", "x", "-o", "x", "--gate-threshold", "1.5"],
-     "argument --gate-threshold: 1.5 is out of range"),
+    ("inference", ["--tacotron2", "x", "-i", "x", "-o", "x", "--gate-threshold", "-0.5"],
+     "argument --gate-threshold: -0.5 is out of range"),
     ("serve", ["--tacotron2", "x", "--port", "70000"], "argument --port: 70000 is out of range"),
 ])
 def test_numbers_out_of_range_are_refused_naming_the_flag(module, argv, message, capsys):

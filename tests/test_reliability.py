@@ -107,9 +107,9 @@ def test_repeated_sigkill_never_leaves_an_unreadable_checkpoint(corpus, tmp_path
     # a value of the wrong kind is refused before anything starts, naming the line and the key
     ('{"epochs": 1,\n "postnet_n_convolutions": [5]}', "cfg.json:2: 'postnet_n_convolutions' "
                                                        "(--postnet-n-convolutions): expected one value, got [5]"),
-    ('{"batch_size": 2.5}', "'batch_size' (--batch-size): expected an integer, got 2.5"),
-    ('{"learning_rate": true}', "'learning_rate' (--learning-rate): expected a number, got true"),
-    ('{"learning_rate": "fast"}', "'learning_rate' (--learning-rate): could not convert string to float"),
+    ('{"batch_size": 2.5}', "'batch_size' (--batch-size): expected an integer >= 1, got 2.5"),
+    ('{"learning_rate": true}', "'learning_rate' (--learning-rate): expected a number > 0, got True"),
+    ('{"learning_rate": "fast"}', "'learning_rate' (--learning-rate): expected a number > 0, got 'fast'"),
     ('{"amp_run": 1}', "'amp_run' (--amp): expected true or false, got 1"),
     ('{"anneal_steps": 500}', "'anneal_steps' (--anneal-steps): expected a list, got 500"),
     ('{"anneal_factor": 0.5}', "'anneal_factor' (--anneal-factor): 0.5 is not one of [0.1, 0.3]"),
@@ -149,7 +149,7 @@ def test_nvidias_grouped_config_json_is_read_as_its_flags(tmp_path, capsys):
     assert (args.mel_fmax, args.sampling_rate, args.hop_length, args.max_wav_value) == (7000.0, 22050, 256, 32768.0)
     for content, message in (('{"audio": {"mel-fmaxx": 7000.0}}', "unknown keys ['audio.mel-fmaxx']"),
                              ('{"audio": {\n "hop-length": "long"}}', "config.json:2: 'audio.hop-length' "
-                                                                       "(--hop-length): invalid literal")):
+                                                                       "(--hop-length): expected an integer >= 1, got 'long'")):
         cfg.write_text(content)
         with pytest.raises(SystemExit):
             train.parse_args(["-m", "Tacotron2", "-o", str(tmp_path), "-lr", "1", "--epochs", "1", "-bs", "2",
