@@ -119,6 +119,14 @@ def atomic_save(obj: Any, path: str) -> None:
     atomic_write(path, write)
 
 
+def atomic_save_or_exit(obj: Any, path: str) -> None:
+    """atomic_save for a command line: a write that fails ends the process naming the file and why."""
+    try:
+        atomic_save(obj, path)
+    except OSError as e:
+        raise SystemExit(f"error: cannot write {path} ({e.strerror or e}); nothing was half-written") from e
+
+
 def atomic_save_bytes(save: Callable[[BinaryIO], None], path: str) -> None:
     """A writer that cannot be trusted with a file (TorchScript's and ONNX's end the process with `terminate
     called` when a write comes up short) writes into memory; the bytes go to `path` atomically."""

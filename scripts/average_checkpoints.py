@@ -14,7 +14,7 @@ import sys
 if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.average_checkpoints ...")
 
-from common.checkpoint import CheckpointError, atomic_save, average_checkpoints  # noqa: E402
+from common.checkpoint import CheckpointError, atomic_save_or_exit, average_checkpoints  # noqa: E402
 from common.flag_types import COUNT  # noqa: E402
 from common.output import check_outputs  # noqa: E402
 
@@ -46,10 +46,7 @@ def main(argv=None) -> int:
         averaged = average_checkpoints(paths)
     except CheckpointError as e:
         sys.exit(f"error: {e}")
-    try:
-        atomic_save(averaged, args.output)
-    except OSError as e:
-        sys.exit(f"error: cannot write {args.output} ({e.strerror or e}); nothing was half-written")
+    atomic_save_or_exit(averaged, args.output)
     print(f"wrote {args.output}: the mean of {', '.join(os.path.basename(p) for p in paths)}")
     return 0
 

@@ -33,7 +33,7 @@ if __package__ in (None, ""):
 
 import models
 from common.flag_types import NONNEG
-from common.checkpoint import (CheckpointError, atomic_save, load_checkpoint_file, load_model_weights,
+from common.checkpoint import (CheckpointError, atomic_save_or_exit, load_checkpoint_file, load_model_weights,
                                normalize_state_dict)
 from common.output import check_outputs
 
@@ -173,10 +173,7 @@ def main(argv: Optional[list] = None) -> int:
                      f"(> --tolerance {args.tolerance}); nothing written")
     elif original is None:
         print("output check skipped: the original's code is not importable (give --source-dir to check)")
-    try:
-        atomic_save({"state_dict": model.state_dict(), "config": config, "model_name": name}, args.output)
-    except OSError as e:
-        sys.exit(f"error: cannot write {args.output} ({e.strerror or e}); nothing was half-written")
+    atomic_save_or_exit({"state_dict": model.state_dict(), "config": config, "model_name": name}, args.output)
     print(f"wrote {args.output}: {name} {config}")
     return 0
 
