@@ -326,8 +326,9 @@ def trained_seconds(run: Run, state: TrainState) -> float:
 
 
 def set_lr(run: Run, state: TrainState, epoch: int, batches_per_epoch: int) -> float:
-    """Set and return the rate of the next step, from the clock the ranks agreed on after the previous one (their
-    own clocks differ by milliseconds; replicas must take the same rate)."""
+    """Set and return the rate of the next step, from the clock the ranks last agreed on (at the last read of the
+    steps' figures, every --log-interval steps: their own clocks differ by milliseconds, and replicas must take
+    the same rate)."""
     args = run.args
     progress = budget_progress(state.clock, args.lr_decay_minutes, state.iteration, args.epochs * batches_per_epoch)
     lr = run.schedule.at(epoch, state.iteration, progress)
