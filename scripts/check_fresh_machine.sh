@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README's two commands, verbatim, as a new user would on a fresh Debian or Ubuntu: a minimal root made
 # with debootstrap, a clone of this checkout's HEAD inside it, then as root inside that root
-#   bash scripts/setup.sh && .venv/bin/python -m pytest -q tests      (set up and test)
+#   bash scripts/setup.sh && .venv/bin/python -m pytest -q -n auto tests      (set up and test)
 #   bash scripts/demo.sh                                              (the main job, with a short budget)
 # and prints a summary. Needs root, debootstrap and git on this machine, and the archive reachable.
 #
@@ -20,7 +20,7 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 ROOT=${ROOT:-/tmp/fresh-$SUITE}
 DEMO_MINUTES=${DEMO_MINUTES:-1}
 TESTS=${TESTS:-tests}
-SETUP_AND_TEST="bash scripts/setup.sh && .venv/bin/python -m pytest -q $TESTS"
+SETUP_AND_TEST="bash scripts/setup.sh && .venv/bin/python -m pytest -q -n auto $TESTS"
 MAIN_JOB="bash scripts/demo.sh"
 [ "$(id -u)" = 0 ] || { echo "check_fresh_machine: run it as root (debootstrap and chroot need it)" >&2; exit 2; }
 command -v debootstrap >/dev/null || { echo "check_fresh_machine: apt-get install debootstrap" >&2; exit 2; }

@@ -7,7 +7,7 @@
 #   2. a virtual environment in .venv (a stock Debian/Ubuntu Python refuses `pip install`, PEP 668), with the
 #      packages of requirements.txt. Where the Python that makes it already has a CUDA build of torch (an NGC
 #      container), the environment sees that torch and installs everything else.
-# Run it again at any time: it installs only what is missing. Then:  .venv/bin/python -m pytest -q tests
+# Run it again at any time: it installs only what is missing. Then:  .venv/bin/python -m pytest -q -n auto tests
 # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh takes torch's CPU build (PyPI's
 # default build for Linux is the CUDA one, a few GB).
 set -euo pipefail

@@ -4,7 +4,17 @@ import os
 import warnings
 
 import pytest
-import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers (pytest -n 2): one compute thread each, for the worker and every process it starts. Two
+    # processes whose OpenMP threads spin-wait on the same two cores slow each other many times over.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402  (after the thread settings above, which torch reads when it loads)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_DIR = os.environ.get("TACOTRON2_REFERENCE_DIR", os.path.join(REPO, "tests", "data", "reference"))

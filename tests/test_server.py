@@ -158,7 +158,8 @@ def test_the_readmes_start_command_and_curl_examples_work(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start, examples = readme_block("bash", "python serve.py"), readme_block("bash", "curl -s -X POST")
-    command = start.strip().replace("python ", f"{sys.executable} ", 1) + f" --port {port}"
+    # exec: the shell becomes the server, so that terminate() stops the server and not only its shell
+    command = "exec " + start.strip().replace("python ", f"{sys.executable} ", 1) + f" --port {port}"
     server = subprocess.Popen(command, shell=True, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     try:
@@ -176,6 +177,8 @@ def test_the_readmes_start_command_and_curl_examples_work(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):  # nothing left listening
+        s.connect(("127.0.0.1", port))
     assert run.returncode == 0, run.stderr
     assert '{"status":"ok"}' in run.stdout and '"text_frontend":"characters"' in run.stdout
     data, rate = sf.read(str(tmp_path / "hello.wav"))

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import REPO
 
-SETUP_AND_TEST = "bash scripts/setup.sh && .venv/bin/python -m pytest -q tests"
+SETUP_AND_TEST = "bash scripts/setup.sh && .venv/bin/python -m pytest -q -n auto tests"
 
 
 def _read(path: str) -> str:
@@ -20,7 +20,7 @@ def _read(path: str) -> str:
 def test_readme_ci_and_the_fresh_machine_check_run_the_same_commands():
     readme, ci, check = _read("README.md"), _read(".ci/run"), _read("scripts/check_fresh_machine.sh")
     assert f"```bash\n{SETUP_AND_TEST}\n```" in readme and ci.rstrip().endswith(SETUP_AND_TEST)
-    assert 'SETUP_AND_TEST="bash scripts/setup.sh && .venv/bin/python -m pytest -q $TESTS"' in check
+    assert 'SETUP_AND_TEST="bash scripts/setup.sh && .venv/bin/python -m pytest -q -n auto $TESTS"' in check
     assert re.search(r'^TESTS=\$\{TESTS:-tests\}$', check, re.M)
     assert 'MAIN_JOB="bash scripts/demo.sh"' in check and "\nbash scripts/demo.sh " in readme
 
