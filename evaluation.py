@@ -29,7 +29,7 @@ from tacotron2 import metrics
 from tacotron2.data_function import TextMelLoader
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import TextFrontend
-from vocoders import SIGMA_INFER, Vocoder, build_vocoder
+from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, SIGMA_INFER, Vocoder, build_vocoder
 from waveglow.model import WaveGlow
 
 
@@ -96,7 +96,8 @@ class Judging(NamedTuple):
     calibrate: bool = False  # the teacher's recording, a hum and other voices as rows
     listen: bool = False  # the recogniser and DNSMOS on every row
     audio_dir: Optional[str] = None  # where the teacher's and the model's wavs go
-    griffin_lim_iters: int = 60
+    griffin_lim_iters: int = GRIFFIN_LIM_ITERS  # these three apply to the teacher's rows too: one floor, one way
+    griffin_lim_momentum: float = GRIFFIN_LIM_MOMENTUM
     griffin_lim_power: float = 1.0  # applied to the teacher's mel too, so the floor is measured the same way
     sigma: float = SIGMA_INFER  # WaveGlow's
     denoising_strength: float = 0.01
@@ -196,7 +197,8 @@ def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: 
     cpu = torch.device("cpu")
     vocoders: Dict[str, Vocoder] = {"griffin_lim": build_vocoder("griffin-lim", card, cpu,
                                                                  griffin_lim_iters=judging.griffin_lim_iters,
-                                                                 griffin_lim_power=judging.griffin_lim_power)}
+                                                                 griffin_lim_power=judging.griffin_lim_power,
+                                                                 griffin_lim_momentum=judging.griffin_lim_momentum)}
     if waveglow is not None:
         vocoders["waveglow"] = build_vocoder("waveglow", card, cpu, waveglow=waveglow, sigma=judging.sigma,
                                              denoising_strength=judging.denoising_strength)

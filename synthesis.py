@@ -31,7 +31,7 @@ from tacotron2.text.frontend import FRONTENDS, FrontendError, TextFrontend, fron
 from tacotron2.text.segment import split_text
 from common.flag_types import COUNT, NONNEG, FRACTION
 from hifigan.weights import weights_path
-from vocoders import SIGMA_INFER, VOCODERS, Vocoder, build_vocoder, check_fits, expected_mels
+from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, SIGMA_INFER, VOCODERS, Vocoder, build_vocoder, check_fits, expected_mels
 from waveglow.model import WaveGlow
 
 
@@ -314,7 +314,8 @@ class Synthesizer:
 
 
 def build_synthesizer(tacotron2: Tacotron2, waveglow: Optional[WaveGlow], device: torch.device, amp: bool = False,
-                      sigma: float = SIGMA_INFER, denoising_strength: float = 0.01, griffin_lim_iters: int = 60,
+                      sigma: float = SIGMA_INFER, denoising_strength: float = 0.01,
+                      griffin_lim_iters: int = GRIFFIN_LIM_ITERS, griffin_lim_momentum: float = GRIFFIN_LIM_MOMENTUM,
                       batch_size: int = 1, cuda_graphs: bool = True, vocoder: Optional[str] = None,
                       hifigan: str = "universal") -> Synthesizer:
     """A Synthesizer under the device's precision policy with the vocoder `vocoder` (vocoders.VOCODERS; default:
@@ -324,5 +325,6 @@ def build_synthesizer(tacotron2: Tacotron2, waveglow: Optional[WaveGlow], device
     name = vocoder or ("waveglow" if waveglow is not None else "griffin-lim")
     chosen = build_vocoder(name, model_card(tacotron2), device, amp=amp, waveglow=waveglow,
                            waveglow_dtypes=precision.waveglow_dtypes, hifigan=hifigan, sigma=sigma,
-                           denoising_strength=denoising_strength, griffin_lim_iters=griffin_lim_iters)
+                           denoising_strength=denoising_strength, griffin_lim_iters=griffin_lim_iters,
+                           griffin_lim_momentum=griffin_lim_momentum)
     return Synthesizer(tacotron2, chosen, device, precision, batch_size, cuda_graphs)

@@ -24,6 +24,7 @@ from common.cpu.cpu_features import bf16_native
 from common.layers import TacotronSTFT
 from common.stft import STFT
 from common.timing import dtype_name, fastest
+from hifigan.fast_inference import FastHiFiGAN
 from hifigan.weights import AUDIO as HIFIGAN_AUDIO
 from hifigan.weights import PUBLISHED, VocoderUnavailable, load_generator
 from waveglow.denoiser import Denoiser
@@ -35,6 +36,10 @@ VOCODERS: Dict[str, str] = {
     "hifigan": "HiFi-GAN V1, the published generators (--hifigan universal|ljspeech|CKPT), NVIDIA's mel format",
     "griffin-lim": "Griffin-Lim phase reconstruction: no model, robotic; the floor to compare a vocoder with",
 }
+# Griffin-Lim's default: the fast variant (momentum 0.99); docs/performance.md has the listeners' comparison with the
+# classic 60 iterations (momentum 0), which --griffin-lim-iters 60 --griffin-lim-momentum 0 still runs
+GRIFFIN_LIM_ITERS = 32
+GRIFFIN_LIM_MOMENTUM = 0.99
 SIGMA_INFER = 0.6  # WaveGlow's latent sigma at inference: the seed README's value, for every entry point
 
 
@@ -94,15 +99,17 @@ def check_fits(tacotron2: ModelCard, name: str, audio: AudioConfig, source: str)
 class GriffinLimVocoder(Vocoder):
     """Log-mel -> linear magnitude by least squares through the filterbank, then Griffin-Lim, with the STFT and
     mel band of the Tacotron 2's own settings. `power` > 1 sharpens the magnitudes before the phase search (the
-    least-squares inverse smears energy between harmonics; Tacotron's own recipe raised them to 1.5)."""
+    least-squares inverse smears energy between harmonics; Tacotron's own recipe raised them to 1.5). `momentum` > 0
+    is the fast Griffin-Lim (common/audio_processing.py)."""
     name = "griffin-lim"
 
-    def __init__(self, audio: AudioConfig, device: torch.device, n_iters: int = 60, source: str = "",
-                 power: float = 1.0) -> None:
+    def __init__(self, audio: AudioConfig, device: torch.device, n_iters: int = GRIFFIN_LIM_ITERS, source: str = "",
+                 power: float = 1.0, momentum: float = GRIFFIN_LIM_MOMENTUM) -> None:
         self.audio = audio
         self.source = source or "Griffin-Lim"
         self.n_iters = n_iters
         self.power = power
+        self.momentum = momentum
         mel_fn = TacotronSTFT(**audio.stft_kwargs())
         self.pinv = torch.linalg.pinv(mel_fn.mel_basis).to(device)  # (n_freq, n_mel)
         self.stft = STFT(audio.filter_length, audio.hop_length, audio.win_length).to(device)
@@ -117,7 +124,7 @@ class GriffinLimVocoder(Vocoder):
             mag = (self.pinv @ torch.exp(m[:, :n])).clamp_min(1e-8) ** self.power
             # n frames give (n - 1) * hop samples: append silence for the last frame and the padding
             mag = torch.nn.functional.pad(mag, (0, max(1, pad_frames - n)), value=1e-8)
-            wav = griffin_lim(mag[None], self.stft, n_iters=self.n_iters, seed=0)[0]
+            wav = griffin_lim(mag[None], self.stft, n_iters=self.n_iters, seed=0, momentum=self.momentum)[0]
             waves.append(wav[:n * hop])
         return waves
 
@@ -175,8 +182,9 @@ class WaveGlowVocoder(Vocoder):
 
 
 class HiFiGANVocoder(Vocoder):
-    """HiFi-GAN V1's generator, float32 or (where the CPU computes it natively and it is timed faster) under
-    bfloat16 autocast; float16 on CUDA with --fp16."""
+    """HiFi-GAN V1's generator. On a CPU on prepared weights (hifigan/fast_inference.py) in float32 or, where the
+    CPU computes it natively and it is timed faster, bfloat16; on CUDA the generator itself, float16 under autocast
+    with --fp16."""
     name = "hifigan"
 
     def __init__(self, device: torch.device, weights: str = "universal", dtypes: tuple = (torch.float32,)) -> None:
@@ -185,24 +193,30 @@ class HiFiGANVocoder(Vocoder):
         self.device = device
         self.generator = load_generator(weights, device)
         self.fast_paths = {}
-        runners: Dict[str, Callable[[], object]] = {}
-        probe = torch.randn(1, self.audio.n_mel_channels, 32, generator=torch.Generator().manual_seed(0)).to(device)
-        for dtype in dtypes:
-            runners[dtype_name(dtype)] = lambda dtype=dtype: self._generate(probe, dtype)
-        if len(runners) > 1:
-            best, seconds = fastest(runners, device)
+        engines = {dtype_name(dtype): self._engine(dtype) for dtype in dtypes}
+        if len(engines) > 1:
+            probe = torch.randn(1, self.audio.n_mel_channels, 32, generator=torch.Generator().manual_seed(0))
+            probe = probe.to(device)
+            best, seconds = fastest({name: lambda e=e: e(probe) for name, e in engines.items()}, device)
             self.fast_paths["hifigan_ms_32_frames"] = {k: round(1e3 * v, 1) for k, v in seconds.items()}
         else:
-            best = next(iter(runners))
+            best = next(iter(engines))
         self.dtype = getattr(torch, best)
+        self.engine = engines[best]
 
-    @torch.no_grad()
-    def _generate(self, mel: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        with torch.autocast(mel.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            return self.generator(mel.float())[:, 0].float()
+    def _engine(self, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+        """(1, n_mel, T) -> float32 (1, T * hop) in `dtype`."""
+        if self.device.type == "cpu":
+            return FastHiFiGAN(self.generator, dtype)
+
+        @torch.no_grad()
+        def autocast(mel: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(mel.device.type, dtype=dtype, enabled=dtype != torch.float32):
+                return self.generator(mel.float())[:, 0].float()
+        return autocast
 
     def __call__(self, mel: torch.Tensor, lengths: torch.Tensor) -> List[torch.Tensor]:
-        return [self._generate(m[None, :, :n], self.dtype)[0] for m, n in zip(mel, lengths.tolist())]
+        return [self.engine(m[None, :, :n])[0] for m, n in zip(mel, lengths.tolist())]
 
 
 def hifigan_source(weights: str) -> str:
@@ -219,7 +233,8 @@ def vocoder_dtypes(device: torch.device, amp: bool) -> tuple:
 def build_vocoder(name: str, tacotron2: ModelCard, device: torch.device, *, amp: bool = False,
                   waveglow: Optional[WaveGlow] = None, waveglow_dtypes: tuple = (None,), hifigan: str = "universal",
                   sigma: float = SIGMA_INFER, denoising_strength: float = 0.01,
-                  griffin_lim_iters: int = 60, griffin_lim_power: float = 1.0) -> Vocoder:
+                  griffin_lim_iters: int = GRIFFIN_LIM_ITERS, griffin_lim_power: float = 1.0,
+                  griffin_lim_momentum: float = GRIFFIN_LIM_MOMENTUM) -> Vocoder:
     """The vocoder `name` (a key of VOCODERS) for a Tacotron 2 with this card, checked to fit its mels."""
     if name not in VOCODERS:
         raise VocoderUnavailable(f"unknown vocoder {name!r}; choose from {sorted(VOCODERS)}")
@@ -228,7 +243,8 @@ def build_vocoder(name: str, tacotron2: ModelCard, device: torch.device, *, amp:
     audio, source = expected_mels(name, tacotron2, waveglow, hifigan)
     check_fits(tacotron2, name, audio, source)
     if name == "griffin-lim":
-        return GriffinLimVocoder(tacotron2.audio, device, griffin_lim_iters, source, griffin_lim_power)
+        return GriffinLimVocoder(tacotron2.audio, device, griffin_lim_iters, source, griffin_lim_power,
+                                 griffin_lim_momentum)
     if name == "hifigan":
         return HiFiGANVocoder(device, hifigan, vocoder_dtypes(device, amp))
     return WaveGlowVocoder(waveglow, device, half=amp and device.type == "cuda", dtypes=waveglow_dtypes,

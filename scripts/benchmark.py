@@ -216,42 +216,51 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
 
 def vocoder_rows(device, frames: int, repeats: int, wav: str = None) -> List[Dict[str, object]]:
     """The vocoders that need no trained WaveGlow, on one mel (a real one with --wav): HiFi-GAN V1 (the published
-    universal generator) in float32 and under bf16 autocast where the hardware has it (float16 on CUDA), and
-    Griffin-Lim's 60 iterations; samples/s, real-time factor and SNR against float32 in the note."""
+    universal generator) as the plain generator (the group's baseline), on prepared weights in float32 and in bf16
+    where the hardware has it (float16 on CUDA), and Griffin-Lim: the classic 60 iterations and the fast variant
+    the vocoder runs by default; samples/s, real-time factor and SNR against float32 in the note."""
     from common.audio import AudioConfig
-    from vocoders import GriffinLimVocoder, HiFiGANVocoder
+    from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, GriffinLimVocoder, HiFiGANVocoder
     mel = (real_mel(wav, frames) if wav else torch.randn(1, 80, frames) - 5).to(device)
     lengths = torch.tensor([frames])
     rows: List[Dict[str, object]] = []
     group = f"vocoders, batch 1, {frames} frames ({frames * 256 / 22050:.1f} s)"
+
+    def row(variant: str, seconds: float, samples: int, note: str = "") -> Dict[str, object]:
+        return {"group": group, "variant": variant, "value": samples / seconds, "unit": "samples/s",
+                "lower_is_better": False, "note": f"RTF {samples / 22050 / seconds:.2f}{note}"}
     half = [("bf16", torch.bfloat16)] if device.type == "cpu" and bf16_native() else \
         [("fp16", torch.float16)] if device.type == "cuda" else []
-    reference = None
-    for variant, dtype in (("HiFi-GAN fp32", torch.float32), *[(f"HiFi-GAN {n}", d) for n, d in half]):
-        try:
-            vocoder = HiFiGANVocoder(device, "universal", (dtype,))
-        except RuntimeError as e:  # the wheel is not installed: say so, time the rest
-            print(f"HiFi-GAN rows skipped: {e}")
-            break
+    try:
+        vocoders = [(f"HiFi-GAN {n}", HiFiGANVocoder(device, "universal", (d,)))
+                    for n, d in (("fp32", torch.float32), *half)]
+    except RuntimeError as e:  # the wheel is not installed: say so, time the rest
+        print(f"HiFi-GAN rows skipped: {e}")
+        vocoders = []
+    if vocoders:
+        generator = vocoders[0][1].generator
         with torch.no_grad():
-            t = median_seconds(lambda: vocoder(mel, lengths), device, repeats)
-            audio = vocoder(mel, lengths)[0]
-        reference = audio if reference is None else reference
-        rows.append({"group": group, "variant": variant, "value": audio.numel() / t, "unit": "samples/s",
-                     "lower_is_better": False, "note": f"RTF {audio.numel() / 22050 / t:.2f}; SNR vs fp32 "
-                                                       f"{snr_db(reference, audio):.1f} dB"})
-    griffin_lim = GriffinLimVocoder(AudioConfig(), device, n_iters=60)
-    t = median_seconds(lambda: griffin_lim(mel, lengths), device, repeats)
-    rows.append({"group": group, "variant": "Griffin-Lim 60", "value": frames * 256 / t, "unit": "samples/s",
-                 "lower_is_better": False, "note": f"RTF {frames * 256 / 22050 / t:.2f}"})
+            t = median_seconds(lambda: generator(mel), device, repeats)
+            reference = generator(mel)[0, 0]
+        rows.append(row("HiFi-GAN plain", t, reference.numel(), "; the generator as written, float32"))
+    for variant, vocoder in vocoders:
+        t = median_seconds(lambda: vocoder(mel, lengths), device, repeats)
+        audio = vocoder(mel, lengths)[0]
+        rows.append(row(variant, t, audio.numel(), f"; SNR vs plain {snr_db(reference, audio):.1f} dB"))
+    for iters, momentum in ((60, 0.0), (GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM)):
+        griffin_lim = GriffinLimVocoder(AudioConfig(), device, n_iters=iters, momentum=momentum)
+        t = median_seconds(lambda: griffin_lim(mel, lengths), device, repeats)
+        rows.append(row(f"Griffin-Lim {iters}" + (f" momentum {momentum}" if momentum else ""), t, frames * 256))
     return rows
 
 
 def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = None,
                     phrase_file: str = "phrases/phrase_1_128.txt") -> List[Dict[str, object]]:
     """test_infer.py's case: the phrase, text -> audio at batch 1 with WaveGlow WN 256 and the denoiser, fp32 and as
-    --amp-run picks; random weights whose gate never fires, so that every run decodes exactly `frames` frames.
-    The latency of the whole phrase and the time until the first streamed audio chunk."""
+    --amp-run picks, then with HiFi-GAN (the published universal weights); random Tacotron 2 and WaveGlow weights
+    whose gate never fires, so that every run decodes exactly `frames` frames. The latency of the whole phrase, its
+    real-time factor (seconds of audio per second, the convention of NVIDIA's README) and the time until the first
+    streamed audio chunk."""
     import copy
     from common.timing import first_item_seconds
     from synthesis import build_synthesizer, read_phrases
@@ -271,13 +280,21 @@ def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = No
     ref_before = reference(*ref_job) if reference else None
     rows = []
     audio_seconds = frames * 256 / 22050
-    for variant, amp in (("fp32", False), ("--amp-run", True)):
-        synth = build_synthesizer(copy.deepcopy(t2).to(device), copy.deepcopy(wg).to(device), device, amp=amp)
+    hifigan_group = f"end to end, {os.path.splitext(os.path.basename(phrase_file))[0]}, {frames} frames, HiFi-GAN"
+    for group_name, vocoder, variant, amp in ((group, "waveglow", "fp32", False), (group, "waveglow", "--amp-run", True),
+                                              (hifigan_group, "hifigan", "fp32", False),
+                                              (hifigan_group, "hifigan", "--amp-run", True)):
+        try:
+            synth = build_synthesizer(copy.deepcopy(t2).to(device), copy.deepcopy(wg).to(device), device, amp=amp,
+                                      vocoder=vocoder)
+        except RuntimeError as e:  # HiFi-GAN's wheel is not installed
+            print(f"end-to-end {vocoder} rows skipped: {e}")
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             latency = median_seconds(lambda: synth([phrase]), device, repeats)
             first = first_item_seconds(lambda: synth.stream(phrase), device, repeats)
-        rows.append({"group": group, "variant": variant, "value": latency, "unit": "s", "lower_is_better": True,
+        rows.append({"group": group_name, "variant": variant, "value": latency, "unit": "s", "lower_is_better": True,
                      "note": f"RTF {audio_seconds / latency:.2f}; first audio chunk after {first:.2f} s "
                              f"(streaming); {', '.join(synth.chosen_fast_paths().values()) or 'plain'}"})
     if reference:

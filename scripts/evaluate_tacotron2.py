@@ -26,10 +26,10 @@ from corpora.voices import VOICES  # noqa: E402
 from evaluation import Judging, evaluate_model, format_calibration  # noqa: E402
 from tacotron2 import metrics  # noqa: E402
 from synthesis import text_frontend  # noqa: E402
-from vocoders import SIGMA_INFER  # noqa: E402
+from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, SIGMA_INFER  # noqa: E402
 from tacotron2.fast_inference import FastDecoder  # noqa: E402
 from tacotron2.text.frontend import FRONTENDS  # noqa: E402
-from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION  # noqa: E402
+from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION, PROBABILITY  # noqa: E402
 from common.output import check_outputs  # noqa: E402
 
 DECODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
@@ -56,7 +56,10 @@ def main(argv=None) -> int:
     parser.add_argument("--waveglow", default=None, help="a WaveGlow checkpoint: adds its rows and wavs")
     parser.add_argument("--sigma-infer", type=NONNEG, default=SIGMA_INFER, help="WaveGlow's sigma")
     parser.add_argument("--denoising-strength", type=FRACTION, default=0.01)
-    parser.add_argument("--griffin-lim-iters", type=COUNT, default=60)
+    parser.add_argument("--griffin-lim-iters", type=COUNT, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations, the teacher's rows too")
+    parser.add_argument("--griffin-lim-momentum", type=PROBABILITY, default=GRIFFIN_LIM_MOMENTUM,
+                        help="fast Griffin-Lim's momentum in [0, 1) (0: the classic algorithm, which wants about 60 "
+                             "iterations)")
     parser.add_argument("--griffin-lim-power", type=POSITIVE, default=1.0,
                         help="magnitudes raised to this power before Griffin-Lim, the teacher's rows too")
     parser.add_argument("--hifigan", default=None, metavar="WEIGHTS",
@@ -75,6 +78,7 @@ def main(argv=None) -> int:
     os.makedirs(args.output, exist_ok=True)
     judging = Judging(args.voice, args.calibrate, args.listen, args.output if args.audio else None,
                       griffin_lim_iters=args.griffin_lim_iters, griffin_lim_power=args.griffin_lim_power,
+                      griffin_lim_momentum=args.griffin_lim_momentum,
                       sigma=args.sigma_infer, denoising_strength=args.denoising_strength, hifigan=args.hifigan)
     try:
         result = evaluate_model(model, args.dataset_path, args.filelist, judging, waveglow, args.limit,

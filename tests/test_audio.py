@@ -62,6 +62,26 @@ def test_griffin_lim_improves_spectral_consistency():
     assert spectral_error(30) < 0.5 * spectral_error(0)
 
 
+def test_fast_griffin_lim_is_more_consistent_in_a_quarter_of_the_iterations():
+    """Momentum 0.99 (Perraudin et al. 2013) after 32 iterations beats the classic algorithm after 128 on the spectral
+    inconsistency of a speech-like signal; momentum 0 is the classic algorithm, and out of range is refused."""
+    stft = STFT(1024, 256, 1024)
+    t = torch.arange(22050) / 22050
+    f0 = 120 + 30 * torch.sin(2 * np.pi * 3 * t)  # a gliding voice with ten harmonics
+    phase = 2 * np.pi * torch.cumsum(f0, 0) / 22050
+    y = sum(torch.sin(k * phase) / k for k in range(1, 11))[None] * 0.1
+    mag, _ = stft.transform(y)
+
+    def inconsistency(n_iters, momentum):
+        out = griffin_lim(mag, stft, n_iters=n_iters, seed=3, momentum=momentum)
+        return ((stft.transform(out)[0] - mag).norm() / mag.norm()).item()
+    assert inconsistency(32, 0.99) < inconsistency(128, 0.0)
+    assert torch.equal(griffin_lim(mag, stft, 3, seed=1), griffin_lim(mag, stft, 3, seed=1, momentum=0.0))
+    import pytest
+    with pytest.raises(ValueError, match="momentum"):
+        griffin_lim(mag, stft, 3, momentum=1.0)
+
+
 def test_mel_rejects_out_of_range_audio():
     import pytest
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):

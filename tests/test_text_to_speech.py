@@ -261,6 +261,28 @@ def test_hifigan_generator_matches_the_published_code_on_a_fixed_mel(weights):
         assert (generator.float()(g["mel"])[0, 0] - g[weights]).abs().max() < 1e-5
 
 
+@needs_hifigan
+def test_hifigan_on_prepared_weights_equals_the_generator_and_the_vocoder_times_its_dtypes():
+    """FastHiFiGAN (2-D convolutions on weights cast once) against the generator itself on the golden mel: float32
+    within float32 rounding, bfloat16 within bfloat16's (an SNR the listeners cannot tell apart: docs/performance.md);
+    the vocoder times the dtypes it is offered, keeps the fastest and says so."""
+    from hifigan.fast_inference import FastHiFiGAN
+    from hifigan.weights import load_generator
+    from vocoders import HiFiGANVocoder
+    mel = golden()["mel"]
+    generator = load_generator("universal")
+    with torch.no_grad():
+        plain = generator(mel)[0, 0]
+    fast = FastHiFiGAN(generator, torch.float32)(mel)[0]
+    assert fast.shape == plain.shape and (fast - plain).abs().max() < 1e-5
+    bf16 = FastHiFiGAN(generator, torch.bfloat16)(mel)[0]
+    assert 10 * torch.log10(plain.pow(2).sum() / (plain - bf16).pow(2).sum()) > 15
+    vocoder = HiFiGANVocoder(torch.device("cpu"), "universal", (torch.float32, torch.bfloat16))
+    timings = vocoder.fast_paths["hifigan_ms_32_frames"]
+    assert set(timings) == {"float32", "bfloat16"} and str(vocoder.dtype) == f"torch.{min(timings, key=timings.get)}"
+    assert (vocoder(mel, torch.tensor([32]))[0] - (fast if vocoder.dtype == torch.float32 else bf16)).abs().max() < 1e-6
+
+
 def test_without_the_wheel_hifigan_says_what_to_install(monkeypatch, tmp_path):
     import importlib.util
     from hifigan.weights import VocoderUnavailable, load_generator
