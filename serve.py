@@ -47,15 +47,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--deterministic", action="store_true",
                         help="prenet dropout off: the same text always gives the same audio")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
-    args = parser.parse_args(argv)
-    for flag, value, low in (("--max-chars", args.max_chars, 1), ("--max-batch", args.max_batch, 1),
-                             ("--max-queue", args.max_queue, 0), ("--port", args.port, 1),
-                             ("--griffin-lim-iters", args.griffin_lim_iters, 0)):
-        if value < low:
-            parser.error(f"{flag} must be at least {low}, got {value}")
-    if args.max_wait_ms < 0:
-        parser.error(f"--max-wait-ms must not be negative, got {args.max_wait_ms}")
-    return args
+    return parser.parse_args(argv)  # every number's range is in its type (common/flag_types.py)
 
 
 def build_speaker(args: argparse.Namespace) -> Speaker:
