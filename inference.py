@@ -29,8 +29,8 @@ from synthesis import (InputError, Phrase, RunTotals, add_inference_flags, build
                        load_models, read_phrases)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError
-from common.flag_types import COUNT, COUNT0, SEED, NONNEG, GATE_THRESHOLD, PROBABILITY
-from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, VocoderMismatch
+from common.flag_types import COUNT, COUNT0, SEED, NONNEG, GATE_THRESHOLD
+from vocoders import VocoderMismatch
 from waveglow.model import WaveGlow
 from common.output import check_outputs
 
@@ -64,10 +64,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("-bs", "--batch-size", type=COUNT0, default=0, help="phrases per batch (0: all in one batch)")
     parser.add_argument("--text-cleaners", nargs="*", default=None, type=str,
                         help="text cleaners (default: the checkpoint's training flags', english_cleaners for NVIDIA's)")
-    parser.add_argument("--griffin-lim-iters", type=COUNT, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations")
-    parser.add_argument("--griffin-lim-momentum", type=PROBABILITY, default=GRIFFIN_LIM_MOMENTUM,
-                        help="fast Griffin-Lim's momentum in [0, 1) (0: the classic algorithm, which wants about 60 "
-                             "iterations)")
     parser.add_argument("--max-decoder-steps", type=COUNT, default=None, help="override the checkpoint's value")
     parser.add_argument("--gate-threshold", type=GATE_THRESHOLD, default=None, help="override the checkpoint's value")
     parser.add_argument("--deterministic", action="store_true",

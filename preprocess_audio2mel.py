@@ -57,8 +57,7 @@ def main(argv=None) -> int:
         with torch.no_grad():
             mel_spectrogram = stft.mel_spectrogram(y.unsqueeze(0)).squeeze(0).clone()
         try:
-            os.makedirs(os.path.dirname(mel.path), exist_ok=True)
-            atomic_save(mel_spectrogram, mel.path)
+            atomic_save(mel_spectrogram, mel.path)  # makes the mel's folder
         except OSError as e:  # a disk that fills part-way: the mels written so far are whole, and kept
             sys.exit(f"error: {mel.where}: cannot write {mel.path} ({e.strerror or e}); the mels written so far "
                      "are whole: free some space and run again (existing mels are skipped)")

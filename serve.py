@@ -21,8 +21,8 @@ from hifigan.weights import VocoderUnavailable
 from serving import Limits, Speaker, make_app
 from synthesis import InputError, add_inference_flags, build_synthesizer, load_models
 from tacotron2.text.frontend import FrontendError
-from common.flag_types import COUNT, COUNT0, PORT, NONNEG, PROBABILITY
-from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, VocoderMismatch
+from common.flag_types import COUNT, COUNT0, PORT, NONNEG
+from vocoders import VocoderMismatch
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -40,10 +40,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="how long a request waits for others to share its batch")
     parser.add_argument("--max-queue", type=COUNT0, default=d.max_queue,
                         help="phrases waiting; more are answered 503 with Retry-After")
-    parser.add_argument("--griffin-lim-iters", type=COUNT, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations")
-    parser.add_argument("--griffin-lim-momentum", type=PROBABILITY, default=GRIFFIN_LIM_MOMENTUM,
-                        help="fast Griffin-Lim's momentum in [0, 1) (0: the classic algorithm, which wants about 60 "
-                             "iterations)")
     parser.add_argument("--deterministic", action="store_true",
                         help="prenet dropout off: the same text always gives the same audio")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")

@@ -29,7 +29,7 @@ from tacotron2.model import InferenceOutput, Tacotron2
 from tacotron2.text import EmptyTextError, text_to_sequence
 from tacotron2.text.frontend import FRONTENDS, FrontendError, TextFrontend, frontend_for
 from tacotron2.text.segment import split_text
-from common.flag_types import COUNT, NONNEG, FRACTION
+from common.flag_types import COUNT, NONNEG, FRACTION, PROBABILITY
 from hifigan.weights import weights_path
 from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, SIGMA_INFER, VOCODERS, Vocoder, build_vocoder, check_fits, expected_mels
 from waveglow.model import WaveGlow
@@ -168,6 +168,15 @@ def add_inference_flags(parser, default_vocoder: Optional[str] = None) -> None:
                         help="sampling rate; read off the checkpoint (given, it must agree)")
     parser.add_argument("--stft-hop-length", type=COUNT, default=None,
                         help="samples per mel frame; read off the checkpoint (given, it must agree)")
+    add_griffin_lim_flags(parser)
+
+
+def add_griffin_lim_flags(parser) -> None:
+    """Griffin-Lim's settings, for the inference entry points and the evaluation that measures its floor."""
+    parser.add_argument("--griffin-lim-iters", type=COUNT, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations")
+    parser.add_argument("--griffin-lim-momentum", type=PROBABILITY, default=GRIFFIN_LIM_MOMENTUM,
+                        help="fast Griffin-Lim's momentum in [0, 1) (0: the classic algorithm, which wants about 60 "
+                             "iterations)")
 
 
 def load_models(args, device: torch.device, overrides: Optional[Dict[str, object]] = None

@@ -137,7 +137,8 @@ def load_models(args, device: torch.device) -> Tuple[Tacotron2, Optional[WaveGlo
 def build(args, t2: Tacotron2, wg: Optional[WaveGlow], device: torch.device, batch_size: int = 1) -> Synthesizer:
     return build_synthesizer(t2, wg, device, amp=args.amp_run, sigma=args.sigma_infer,
                              denoising_strength=args.denoising_strength, batch_size=batch_size,
-                             vocoder=args.vocoder, hifigan=args.hifigan)
+                             vocoder=args.vocoder, hifigan=args.hifigan, griffin_lim_iters=args.griffin_lim_iters,
+                             griffin_lim_momentum=args.griffin_lim_momentum)
 
 
 def main(argv=None) -> int:

@@ -25,11 +25,11 @@ import models  # noqa: E402
 from corpora.voices import VOICES  # noqa: E402
 from evaluation import Judging, evaluate_model, format_calibration  # noqa: E402
 from tacotron2 import metrics  # noqa: E402
-from synthesis import text_frontend  # noqa: E402
-from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, SIGMA_INFER  # noqa: E402
+from synthesis import add_griffin_lim_flags, text_frontend  # noqa: E402
+from vocoders import SIGMA_INFER  # noqa: E402
 from tacotron2.fast_inference import FastDecoder  # noqa: E402
 from tacotron2.text.frontend import FRONTENDS  # noqa: E402
-from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION, PROBABILITY  # noqa: E402
+from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION  # noqa: E402
 from common.output import check_outputs  # noqa: E402
 
 DECODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
@@ -56,10 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--waveglow", default=None, help="a WaveGlow checkpoint: adds its rows and wavs")
     parser.add_argument("--sigma-infer", type=NONNEG, default=SIGMA_INFER, help="WaveGlow's sigma")
     parser.add_argument("--denoising-strength", type=FRACTION, default=0.01)
-    parser.add_argument("--griffin-lim-iters", type=COUNT, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations, the teacher's rows too")
-    parser.add_argument("--griffin-lim-momentum", type=PROBABILITY, default=GRIFFIN_LIM_MOMENTUM,
-                        help="fast Griffin-Lim's momentum in [0, 1) (0: the classic algorithm, which wants about 60 "
-                             "iterations)")
+    add_griffin_lim_flags(parser)  # the teacher's rows too: one floor, measured the same way
     parser.add_argument("--griffin-lim-power", type=POSITIVE, default=1.0,
                         help="magnitudes raised to this power before Griffin-Lim, the teacher's rows too")
     parser.add_argument("--hifigan", default=None, metavar="WEIGHTS",
