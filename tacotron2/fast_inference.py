@@ -24,13 +24,13 @@ dtypes and matrix-product backends (common/cpu/linear.py) on this machine and ke
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from common.cpu import lstm
 from common.cpu.linear import Int8Weight, int8_weight, linear, onednn_available
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions, mask_from_lengths
 from tacotron2 import greedy
+from tacotron2.folded_attention import folded_attention, folded_location_weight
 from tacotron2.model import Decoder, DecoderState
 
 
@@ -60,7 +60,7 @@ def fuse_weights(decoder: Decoder, dtype: torch.dtype, onednn: bool = True) -> F
     """Copies of the decoder's weights, fused and cast to dtype (torch.qint8: the LSTM matrices in int8)."""
     att, dec, al = decoder.attention_rnn, decoder.decoder_rnn, decoder.attention_layer
     loc = al.location_layer
-    loc_W = torch.einsum("af,fck->ack", loc.location_dense.linear_layer.weight, loc.location_conv.conv.weight)
+    loc_W = folded_location_weight(loc.location_dense.linear_layer.weight, loc.location_conv.conv.weight)
     proj, gate = decoder.linear_projection.linear_layer, decoder.gate_layer.linear_layer
     lstms = [lstm.fused_weights(m) for m in (att, dec)]
     if dtype == torch.qint8:
@@ -114,12 +114,9 @@ class FastDecoder:
         """Attention.forward with the location convolution folded into its projection and the memory projection
         as (B, A, T_in): context (B, E), weights (B, T_in)."""
         f = self.weights
-        location = F.conv1d(weights_cat, f.loc_W, padding=f.loc_W.size(2) // 2)  # (B, A, T_in)
         query = linear(query.to(f.activation_dtype), f.query_W, onednn=f.onednn).float()  # (B, A)
-        hidden = torch.tanh(query[:, :, None] + location + processed_memory_t)  # (B, A, T_in)
-        energies = torch.matmul(f.v, hidden).masked_fill(pad_mask, float("-inf"))  # (A,) x (B, A, T) -> (B, T)
-        weights = F.softmax(energies, dim=1)
-        return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights  # (B, E), (B, T_in)
+        context, weights, _ = folded_attention(query, memory, processed_memory_t, weights_cat, pad_mask, f.loc_W, f.v)
+        return context, weights
 
     def _project(self, hidden_context: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Decoder.project as one product: frames (B, n_mel * r), gate logit (B, 1), in float32."""

@@ -16,7 +16,7 @@ from common.layers import ConvNorm, LinearNorm
 from common.cpu.dropout import dropout
 from common.cpu.recurrent_grad import sequence_cells
 from common.utils import mask_from_lengths
-from tacotron2 import greedy
+from tacotron2 import greedy, teacher_forcing
 from tacotron2.greedy import DecoderOutput
 
 
@@ -225,6 +225,9 @@ class Decoder(nn.Module):
         # teacher-forced LSTM weight gradients summed once per sequence: None on a CPU only, True/False force
         # it (common/cpu/recurrent_grad.py)
         self.deferred_weight_grads: Optional[bool] = None
+        # teacher-forced training through tacotron2/teacher_forcing.py (a hand-written backward): None where it
+        # applies on a CPU, True on any device, False never
+        self.teacher_forcing_engine: Optional[bool] = None
         # training only: share of teacher frames replaced by the utterance's mean frame (0: the paper)
         self.p_teacher_frame_dropout = 0.0
 
@@ -303,6 +306,20 @@ class Decoder(nn.Module):
         prenet_out = self.prenet(prenet_in)  # (B, steps, prenet_dim)
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
+        if teacher_forcing.applies(self, memory):  # float32 training on a CPU: the same loop, backward by hand
+            hidden_contexts, alignments = teacher_forcing.decode(self, prenet_out, memory, processed_memory, pad_mask)
+        else:
+            hidden_contexts, alignments = self.teacher_forced_loop(prenet_out, memory, processed_memory, pad_mask)
+        # teacher-forced, no step reads its own output: the projections of all steps in one product each
+        frames, gates = self.project(hidden_contexts)  # (B, steps, n_mel * r), (B, steps, 1)
+        mels = greedy.frames_to_mels(frames, self.n_mel_channels)
+        return mels, gates.squeeze(2), alignments
+
+    def teacher_forced_loop(self, prenet_out: torch.Tensor, memory: torch.Tensor, processed_memory: torch.Tensor,
+                            pad_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """`recur` over every step of prenet_out (B, steps, prenet_dim): [decoder output; context] per step
+        (B, steps, decoder_rnn_dim + E), attention weights (B, steps, T_in). tacotron2/teacher_forcing.py computes
+        the same with a hand-written backward."""
         state = self.initial_state(memory)
         # the same LSTM steps, their weight gradients summed once per sequence where that pays (a CPU)
         cells = sequence_cells((self.attention_rnn, self.decoder_rnn), memory.device, self.deferred_weight_grads)
@@ -311,10 +328,7 @@ class Decoder(nn.Module):
             hidden_context, state = self.recur(prenet_out[:, t], state, memory, processed_memory, pad_mask, cells)
             hidden_contexts.append(hidden_context)
             alignments.append(state.attention_weights)
-        # teacher-forced, no step reads its own output: the projections of all steps in one product each
-        frames, gates = self.project(torch.stack(hidden_contexts, dim=1))  # (B, steps, n_mel * r), (B, steps, 1)
-        mels = greedy.frames_to_mels(frames, self.n_mel_channels)
-        return mels, gates.squeeze(2), torch.stack(alignments, dim=1)
+        return torch.stack(hidden_contexts, dim=1), torch.stack(alignments, dim=1)
 
     def stop_rule(self) -> greedy.StopRule:
         return greedy.StopRule(self.max_decoder_steps, self.gate_threshold, self.early_stopping)

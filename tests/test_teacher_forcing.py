@@ -1,0 +1,94 @@
+"""tacotron2/teacher_forcing.py: the teacher-forced loop with a hand-written backward, held to autograd's loop."""
+import pytest
+import torch
+
+from common.cpu import lstm
+from tacotron2 import teacher_forcing
+from tacotron2.model import Tacotron2
+
+from .conftest import TINY_TACOTRON2
+
+
+def _pass(model, engine, r=1, seed=5):
+    """Outputs and every parameter's gradient of one training pass with a fixed draw of the dropout masks; the loss
+    reads the mels, the gate and the alignments (as the guided-attention loss does)."""
+    model.decoder.teacher_forcing_engine = engine
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    text = torch.randint(12, 60, (3, 9))
+    lengths = torch.tensor([9, 7, 4])
+    mels = torch.randn(3, 20, 12 * r)
+    mel, mel_post, gate, alignments = model((text, lengths, mels, 9, torch.tensor([12, 10, 7]) * r))
+    position = torch.linspace(0, 1, alignments.size(2))
+    loss = ((mel - mels).abs().mean() + (mel_post - mels).pow(2).mean() + gate.pow(2).mean()
+            + (alignments * position).pow(2).sum())
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return (mel_post.detach(), gate.detach(), alignments.detach()), grads
+
+
+@pytest.mark.parametrize("r", [1, 3])
+def test_engine_equals_autograds_loop_values_and_gradients(r):
+    torch.manual_seed(0)
+    model = Tacotron2(**{**TINY_TACOTRON2, "n_frames_per_step": r}).train()  # dropout on: the same masks drawn
+    plain_out, plain = _pass(model, engine=False, r=r)
+    engine_out, engine = _pass(model, engine=True, r=r)
+    for a, b in zip(plain_out, engine_out):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert set(plain) == set(engine) and len(plain) == len(list(model.parameters()))
+    scale = max(g.norm() for g in plain.values())
+    errors = {n: ((engine[n] - g).norm() / g.norm()).item() for n, g in plain.items() if g.norm() > 1e-6 * scale}
+    for name in ("decoder.attention_rnn.weight_hh", "decoder.decoder_rnn.bias_ih",
+                 "decoder.attention_layer.location_layer.location_conv.conv.weight",
+                 "decoder.attention_layer.location_layer.location_dense.linear_layer.weight",
+                 "decoder.attention_layer.v.linear_layer.weight", "decoder.attention_layer.query_layer.linear_layer.weight",
+                 "decoder.attention_layer.memory_layer.linear_layer.weight", "decoder.prenet.layers.0.linear_layer.weight",
+                 "embedding.weight"):
+        assert name in errors
+    assert max(errors.values()) < 1e-4, max(errors.items(), key=lambda kv: kv[1])
+    # a different dropout draw moves them: the agreement above is not an accident of the masks
+    other_out, _ = _pass(model, engine=True, r=r, seed=6)
+    assert not torch.allclose(other_out[0], engine_out[0], atol=1e-3)
+
+
+def test_engine_applies_only_where_meant():
+    model = Tacotron2(**TINY_TACOTRON2).train()
+    memory = torch.zeros(1, 3, 16)
+    assert teacher_forcing.applies(model.decoder, memory)
+    model.decoder.teacher_forcing_engine = False
+    assert not teacher_forcing.applies(model.decoder, memory)
+    model.decoder.teacher_forcing_engine = None
+    with torch.no_grad():
+        assert not teacher_forcing.applies(model.decoder, memory)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not teacher_forcing.applies(model.decoder, memory)
+    model.decoder.attention_rnn.weight_ih.requires_grad_(False)  # a frozen part: autograd's loop knows what to skip
+    assert not teacher_forcing.applies(model.decoder, memory)
+
+
+def test_engine_sums_two_passes_before_one_backward():
+    torch.manual_seed(0)
+    model = Tacotron2(**TINY_TACOTRON2).eval()
+    model.set_modes(prenet_dropout=False)
+    text = torch.randint(12, 60, (2, 6))
+    batch = (text, torch.tensor([6, 5]), torch.randn(2, 20, 5), 6, torch.tensor([5, 5]))
+    model.decoder.teacher_forcing_engine = True
+    (model(batch)[0].sum() + model(batch)[0].sum()).backward()
+    twice = model.decoder.attention_rnn.weight_hh.grad.clone()
+    model.zero_grad(set_to_none=True)
+    model.decoder.teacher_forcing_engine = False
+    model(batch)[0].sum().backward()
+    assert torch.allclose(twice, 2 * model.decoder.attention_rnn.weight_hh.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_lstm_update_backward_is_autograds():
+    torch.manual_seed(0)
+    gates = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
+    cell = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    d_h, d_c = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    h, c = lstm.update(gates, cell)
+    expected = torch.autograd.grad((h * d_h).sum() + (c * d_c).sum(), (gates, cell))
+    with torch.no_grad():
+        got = lstm.update_backward(d_h, d_c, lstm.update_parts(gates, cell), cell)
+    for a, b in zip(got, expected):
+        assert torch.allclose(a, b, atol=1e-12)
