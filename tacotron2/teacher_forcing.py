@@ -15,12 +15,12 @@ Where it applies (`applies`): float32 training on a CPU without autocast. Elsewh
 from typing import List, NamedTuple, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from common.cpu import lstm
+from common.cpu.linear import linear
 from common.precision import active_autocast_dtype
-from tacotron2.folded_attention import folded_attention, folded_location_weight
+from tacotron2.folded_attention import folded_attention, folded_location_weight, location_features_backward
 
 
 def applies(decoder: nn.Module, memory: torch.Tensor) -> bool:
@@ -107,14 +107,14 @@ class _Loop(torch.autograd.Function):
         outputs, alignments = [], []
         for t in range(steps):
             xh_att = torch.cat((prenet_out[:, t], context, att_h), 1)
-            att = lstm.update_parts(torch.addmm(att_b, xh_att, att_W.t()), att_c)
+            att = lstm.update_parts(linear(xh_att, att_W, att_b), att_c)  # gates (B, 4 H_att)
             att_mask = _dropout_mask(att.h.shape, dropouts[0])
             weights_cat = torch.stack((weights, weights_cum), dim=1)
             query = att.h if att_mask.numel() == 0 else att.h * att_mask
-            context, new_weights, hidden = folded_attention(query @ query_W.t(), memory, processed_t, weights_cat,
+            context, new_weights, hidden = folded_attention(linear(query, query_W), memory, processed_t, weights_cat,
                                                             pad_mask, loc_W, v)
             xh_dec = torch.cat((query, context, dec_h), 1)
-            dec = lstm.update_parts(torch.addmm(dec_b, xh_dec, dec_W.t()), dec_c)
+            dec = lstm.update_parts(linear(xh_dec, dec_W, dec_b), dec_c)  # gates (B, 4 H_dec)
             dec_mask = _dropout_mask(dec.h.shape, dropouts[1])
             saved.append(_Step(xh_att, att, att_c, att_mask, weights_cat, hidden, new_weights, xh_dec, dec, dec_c,
                                dec_mask))
@@ -138,6 +138,8 @@ class _Loop(torch.autograd.Function):
         P = saved[0].xh_att.size(1) - E - H_att
         pad = loc_W.size(2) // 2
         zeros = memory.new_zeros
+        # the input gradients' products as (B, out) x (out, in): transposed once, through oneDNN like the forward's
+        att_W_t, dec_W_t, query_W_t = att_W.t().contiguous(), dec_W.t().contiguous(), query_W.t().contiguous()
         # gradients reaching the state that step t leaves, carried backwards
         d_att_h, d_att_c, d_dec_h, d_dec_c = zeros(B, H_att), zeros(B, H_att), zeros(B, H_dec), zeros(B, H_dec)
         d_weights, d_weights_cum, d_context = zeros(B, T_in), zeros(B, T_in), zeros(B, E)
@@ -151,25 +153,24 @@ class _Loop(torch.autograd.Function):
             # the decoder LSTM
             d_gates, d_dec_c = lstm.update_backward(_apply_mask(d_dec_h, s.dec_mask), d_dec_c, s.dec, s.dec_c_prev)
             d_dec_gates.append(d_gates)
-            d_query, d_context_in, d_dec_h = _split_dims(d_gates @ dec_W, H_att, E, H_dec)
+            d_query, d_context_in, d_dec_h = _split_dims(linear(d_gates, dec_W_t), H_att, E, H_dec)
             d_context = d_context + d_context_in
             d_contexts.append(d_context)
             # context = weights @ memory; the weights also feed the cumulative sum and the next step's location
-            d_w = (d_alignments[:, t] + d_weights + d_weights_cum
-                   + torch.bmm(memory, d_context.unsqueeze(2)).squeeze(2))  # (B, T_in, E) x (B, E, 1)
+            d_w = d_alignments[:, t] + d_weights + d_weights_cum + (memory * d_context[:, None, :]).sum(2)
             d_e = s.weights * (d_w - (d_w * s.weights).sum(1, keepdim=True))  # softmax; 0 at padded positions
             d_energies.append(d_e)
             d_pre = (v[None, :, None] * d_e[:, None, :]) * (1 - s.hidden * s.hidden)  # (B, A, T_in)
             d_hidden_pre.append(d_pre)
             d_q = d_pre.sum(2)  # (B, A)
             d_queries.append(d_q)
-            d_cat = F.conv_transpose1d(d_pre, loc_W, padding=pad)  # (B, 2, T_in)
+            d_cat = location_features_backward(d_pre, loc_W)  # (B, 2, T_in)
             d_weights, d_weights_cum = d_cat[:, 0], d_weights_cum + d_cat[:, 1]
             # the attention LSTM: its (dropped-out) output fed the query, the decoder LSTM and the next step
-            d_att_h = d_att_h + d_query + d_q @ query_W
+            d_att_h = d_att_h + d_query + linear(d_q, query_W_t)
             d_gates, d_att_c = lstm.update_backward(_apply_mask(d_att_h, s.att_mask), d_att_c, s.att, s.att_c_prev)
             d_att_gates.append(d_gates)
-            d_p, d_context, d_att_h = _split_dims(d_gates @ att_W, P, E, H_att)
+            d_p, d_context, d_att_h = _split_dims(linear(d_gates, att_W_t), P, E, H_att)
             d_prenet.append(d_p)
         d_prenet.reverse()
         for grads in (d_att_gates, d_dec_gates, d_queries, d_hidden_pre, d_energies, d_contexts):
