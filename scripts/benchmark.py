@@ -338,12 +338,19 @@ def training_rows(device, repeats: int, reference: Reference = None, warmup: int
     ref_job = ("tacotron2_train", t2_config, {k: v.cpu().clone() for k, v in t2.state_dict().items()},
                {"batch": tuple(t.cpu() if torch.is_tensor(t) else t for t in x), "target": (mels.cpu(), gate.cpu())})
     ref_before = reference(*ref_job, warmup=warmup) if reference else None
-    for variant, deferred, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
+    # plain: autograd's loop; deferred: its LSTM weight gradients once per sequence (autocast's path too); fast: the
+    # hand-written backward of tacotron2/teacher_forcing.py where it applies (float32 on a CPU), else deferred
+    variants = (("plain fp32", False, False, False, ""),
+                ("deferred fp32", True, False, False, "deferred LSTM weight grads, fused Adam"),
+                ("fast fp32", True, None, False, "hand-written decoder backward, fused Adam"),
+                ("fast amp", True, None, True, "hand-written decoder backward (bf16 LSTM products), fused Adam"))
+    for variant, deferred, engine, amp, note in variants:
         t2.decoder.deferred_weight_grads = deferred
+        t2.decoder.teacher_forcing_engine = engine
         t = median_seconds(_train_step_fn(t2, crit, x, (mels, gate), device, amp, fused=deferred), device, repeats,
                            warmup)
         rows.append({"group": group, "variant": variant, "value": B * T_out / t, "unit": "mels/s",
-                     "lower_is_better": False, "note": "deferred LSTM weight grads, fused Adam" if deferred else ""})
+                     "lower_is_better": False, "note": note})
     if reference:
         rows.append(reference_row(group, "mels/s", False, min(ref_before, reference(*ref_job, warmup=warmup)),
                                   B * T_out))

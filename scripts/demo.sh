@@ -11,7 +11,8 @@
 # gloo, batch 8 each), THREADS=nproc, SCHEDULE=anneal (Tacotron 2's learning-rate schedule: anneal, NVIDIA's,
 # x0.3 from epoch ANNEAL=50; cosine or linear: down to 1 % of the peak at MINUTES), LR=2e-3 (the peak), WARMUP=0
 # (steps of linear warm-up), AVERAGE=5 (the model judged and spoken is the mean of the last AVERAGE epoch
-# checkpoints; 1: the last checkpoint alone), T2_FLAGS (more train.py flags, e.g. "--bucket-batches"): the A/B
+# checkpoints; 1: the last checkpoint alone), AMP=1 (Tacotron 2 trains with --amp-run: bf16 products where the CPU
+# has native bf16, float32 elsewhere; 0: float32), T2_FLAGS (more train.py flags, e.g. "--bucket-batches"): the A/B
 # rounds of docs/demo.md, whose defaults are those the listeners preferred.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,9 @@ SCHEDULE="${SCHEDULE:-anneal}"
 WARMUP="${WARMUP:-0}"
 LR="${LR:-2e-3}"
 AVERAGE="${AVERAGE:-5}"
+AMP="${AMP:-1}"
 read -r -a T2_EXTRA <<< "${T2_FLAGS:-}"
+if [ "$AMP" = 1 ]; then T2_EXTRA=(--amp-run "${T2_EXTRA[@]}"); fi
 export OMP_NUM_THREADS="$THREADS"
 case "$VOICE" in slt|espeak) ;; *) echo "VOICE must be slt or espeak, not $VOICE" >&2; exit 2 ;; esac
 case "$INPUT" in phonemes) KIND=phoneme ;; characters) KIND=text ;;

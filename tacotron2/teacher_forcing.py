@@ -10,7 +10,9 @@ one product over all steps. The values are the decoder loop's (`Decoder.forward`
 dropout masks drawn in the same order from the same generator (tests/test_teacher_forcing.py holds the outputs and
 every gradient to autograd's).
 
-Where it applies (`applies`): float32 training on a CPU without autocast. Elsewhere the decoder runs its own loop.
+Where it applies (`applies`): training on a CPU in float32 or under bfloat16 autocast (`--amp-run` there), where the
+two LSTMs' products take bfloat16 weights cast once per sequence and everything else stays float32. Elsewhere the
+decoder runs its own loop.
 """
 from typing import List, NamedTuple, Tuple
 
@@ -24,12 +26,13 @@ from tacotron2.folded_attention import folded_attention, folded_location_weight,
 
 
 def applies(decoder: nn.Module, memory: torch.Tensor) -> bool:
-    """Whether `decode` stands in for the decoder's loop here: gradients recorded for float32 weights, no autocast,
-    on a CPU (`decoder.teacher_forcing_engine` None), on any device (True) or never (False: autograd's own loop)."""
+    """Whether `decode` stands in for the decoder's loop here: gradients recorded for float32 weights, no autocast
+    or bfloat16 autocast, on a CPU (`decoder.teacher_forcing_engine` None), on any device (True) or never (False:
+    autograd's own loop)."""
     choice = decoder.teacher_forcing_engine
     device_type = memory.device.type
     return ((choice is True or (choice is None and device_type == "cpu")) and torch.is_grad_enabled()
-            and active_autocast_dtype(device_type) is None
+            and active_autocast_dtype(device_type) in (None, torch.bfloat16)
             and all(p.dtype == torch.float32 and p.requires_grad for p in _parameters(decoder)))
 
 
@@ -53,7 +56,12 @@ def decode(decoder: nn.Module, prenet_out: torch.Tensor, memory: torch.Tensor, p
     """
     p_att = decoder.p_attention_dropout if decoder.training else 0.0
     p_dec = decoder.p_decoder_dropout if decoder.training else 0.0
-    return _Loop.apply((p_att, p_dec), prenet_out, memory, processed_memory, pad_mask, *_parameters(decoder))
+    # under bfloat16 autocast the LSTMs' products (most of a step's arithmetic) take bfloat16 weights, cast once per
+    # sequence; states, attention and every weight gradient stay float32
+    products = active_autocast_dtype(memory.device.type) or torch.float32
+    with torch.autocast(memory.device.type, enabled=False):
+        return _Loop.apply((p_att, p_dec, products), prenet_out.float(), memory.float(), processed_memory.float(),
+                           pad_mask, *_parameters(decoder))
 
 
 class _Step(NamedTuple):
@@ -88,15 +96,16 @@ def _split_dims(d_in: torch.Tensor, *sizes: int) -> List[torch.Tensor]:
 
 class _Loop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, dropouts: Tuple[float, float], prenet_out: torch.Tensor, memory: torch.Tensor,
+    def forward(ctx, settings: Tuple[float, float, torch.dtype], prenet_out: torch.Tensor, memory: torch.Tensor,
                 processed_memory: torch.Tensor, pad_mask: torch.Tensor, att_w_ih: torch.Tensor,
                 att_w_hh: torch.Tensor, att_b_ih: torch.Tensor, att_b_hh: torch.Tensor, dec_w_ih: torch.Tensor,
                 dec_w_hh: torch.Tensor, dec_b_ih: torch.Tensor, dec_b_hh: torch.Tensor, query_W: torch.Tensor,
                 conv_W: torch.Tensor, dense_W: torch.Tensor, v_W: torch.Tensor):
         B, steps, _ = prenet_out.shape
         H_att, H_dec = att_w_hh.size(1), dec_w_hh.size(1)
-        att_W, att_b = torch.cat((att_w_ih, att_w_hh), 1), att_b_ih + att_b_hh  # (4 H_att, in + H_att)
-        dec_W, dec_b = torch.cat((dec_w_ih, dec_w_hh), 1), dec_b_ih + dec_b_hh
+        p_att, p_dec, products = settings
+        att_W, att_b = torch.cat((att_w_ih, att_w_hh), 1).to(products), (att_b_ih + att_b_hh).to(products)
+        dec_W, dec_b = torch.cat((dec_w_ih, dec_w_hh), 1).to(products), (dec_b_ih + dec_b_hh).to(products)
         loc_W = folded_location_weight(dense_W, conv_W)  # (A, 2, K)
         v = v_W[0]
         processed_t = processed_memory.transpose(1, 2).contiguous()  # (B, A, T_in)
@@ -107,15 +116,15 @@ class _Loop(torch.autograd.Function):
         outputs, alignments = [], []
         for t in range(steps):
             xh_att = torch.cat((prenet_out[:, t], context, att_h), 1)
-            att = lstm.update_parts(linear(xh_att, att_W, att_b), att_c)  # gates (B, 4 H_att)
-            att_mask = _dropout_mask(att.h.shape, dropouts[0])
+            att = lstm.update_parts(linear(xh_att.to(products), att_W, att_b).float(), att_c)  # gates (B, 4 H_att)
+            att_mask = _dropout_mask(att.h.shape, p_att)
             weights_cat = torch.stack((weights, weights_cum), dim=1)
             query = att.h if att_mask.numel() == 0 else att.h * att_mask
             context, new_weights, hidden = folded_attention(linear(query, query_W), memory, processed_t, weights_cat,
                                                             pad_mask, loc_W, v)
             xh_dec = torch.cat((query, context, dec_h), 1)
-            dec = lstm.update_parts(linear(xh_dec, dec_W, dec_b), dec_c)  # gates (B, 4 H_dec)
-            dec_mask = _dropout_mask(dec.h.shape, dropouts[1])
+            dec = lstm.update_parts(linear(xh_dec.to(products), dec_W, dec_b).float(), dec_c)  # gates (B, 4 H_dec)
+            dec_mask = _dropout_mask(dec.h.shape, p_dec)
             saved.append(_Step(xh_att, att, att_c, att_mask, weights_cat, hidden, new_weights, xh_dec, dec, dec_c,
                                dec_mask))
             att_h, att_c, dec_h, dec_c = query, att.c, _apply_mask(dec.h, dec_mask), dec.c
@@ -153,7 +162,8 @@ class _Loop(torch.autograd.Function):
             # the decoder LSTM
             d_gates, d_dec_c = lstm.update_backward(_apply_mask(d_dec_h, s.dec_mask), d_dec_c, s.dec, s.dec_c_prev)
             d_dec_gates.append(d_gates)
-            d_query, d_context_in, d_dec_h = _split_dims(linear(d_gates, dec_W_t), H_att, E, H_dec)
+            d_query, d_context_in, d_dec_h = _split_dims(linear(d_gates.to(dec_W_t.dtype), dec_W_t).float(),
+                                                         H_att, E, H_dec)
             d_context = d_context + d_context_in
             d_contexts.append(d_context)
             # context = weights @ memory; the weights also feed the cumulative sum and the next step's location
@@ -170,7 +180,7 @@ class _Loop(torch.autograd.Function):
             d_att_h = d_att_h + d_query + linear(d_q, query_W_t)
             d_gates, d_att_c = lstm.update_backward(_apply_mask(d_att_h, s.att_mask), d_att_c, s.att, s.att_c_prev)
             d_att_gates.append(d_gates)
-            d_p, d_context, d_att_h = _split_dims(linear(d_gates, att_W_t), P, E, H_att)
+            d_p, d_context, d_att_h = _split_dims(linear(d_gates.to(att_W_t.dtype), att_W_t).float(), P, E, H_att)
             d_prenet.append(d_p)
         d_prenet.reverse()
         for grads in (d_att_gates, d_dec_gates, d_queries, d_hidden_pre, d_energies, d_contexts):

@@ -9,7 +9,7 @@ from tacotron2.model import Tacotron2
 from .conftest import TINY_TACOTRON2
 
 
-def _pass(model, engine, r=1, seed=5):
+def _pass(model, engine, r=1, seed=5, amp_dtype=None):
     """Outputs and every parameter's gradient of one training pass with a fixed draw of the dropout masks; the loss
     reads the mels, the gate and the alignments (as the guided-attention loss does)."""
     model.decoder.teacher_forcing_engine = engine
@@ -18,13 +18,14 @@ def _pass(model, engine, r=1, seed=5):
     text = torch.randint(12, 60, (3, 9))
     lengths = torch.tensor([9, 7, 4])
     mels = torch.randn(3, 20, 12 * r)
-    mel, mel_post, gate, alignments = model((text, lengths, mels, 9, torch.tensor([12, 10, 7]) * r))
-    position = torch.linspace(0, 1, alignments.size(2))
-    loss = ((mel - mels).abs().mean() + (mel_post - mels).pow(2).mean() + gate.pow(2).mean()
-            + (alignments * position).pow(2).sum())
+    with torch.autocast("cpu", dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        mel, mel_post, gate, alignments = model((text, lengths, mels, 9, torch.tensor([12, 10, 7]) * r))
+        position = torch.linspace(0, 1, alignments.size(2))
+        loss = ((mel - mels).abs().mean() + (mel_post - mels).pow(2).mean() + gate.float().pow(2).mean()
+                + (alignments.float() * position).pow(2).sum())
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    return (mel_post.detach(), gate.detach(), alignments.detach()), grads
+    return (mel_post.detach().float(), gate.detach().float(), alignments.detach().float()), grads
 
 
 @pytest.mark.parametrize("r", [1, 3])
@@ -60,8 +61,10 @@ def test_engine_applies_only_where_meant():
     model.decoder.teacher_forcing_engine = None
     with torch.no_grad():
         assert not teacher_forcing.applies(model.decoder, memory)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.float16):
         assert not teacher_forcing.applies(model.decoder, memory)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert teacher_forcing.applies(model.decoder, memory)
     model.decoder.attention_rnn.weight_ih.requires_grad_(False)  # a frozen part: autograd's loop knows what to skip
     assert not teacher_forcing.applies(model.decoder, memory)
 
@@ -92,3 +95,41 @@ def test_lstm_update_backward_is_autograds():
         got = lstm.update_backward(d_h, d_c, lstm.update_parts(gates, cell), cell)
     for a, b in zip(got, expected):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("K", [3, 15, 31])
+def test_location_layer_as_products_is_the_convolution(K):
+    """The folded location layer's forward and input gradient, written as products and diagonal sums, are
+    F.conv1d's and F.conv_transpose1d's (also for a kernel longer than the text)."""
+    import torch.nn.functional as F
+    from tacotron2.folded_attention import location_features, location_features_backward
+    torch.manual_seed(K)
+    weights_cat = torch.rand(3, 2, 11, dtype=torch.float64)
+    loc_W = torch.randn(5, 2, K, dtype=torch.float64)
+    d_location = torch.randn(3, 5, 11, dtype=torch.float64)
+    assert torch.allclose(location_features(weights_cat, loc_W), F.conv1d(weights_cat, loc_W, padding=K // 2))
+    assert torch.allclose(location_features_backward(d_location, loc_W),
+                          F.conv_transpose1d(d_location, loc_W, padding=K // 2))
+
+
+def test_sigmoid_form_tanh_is_tanh():
+    from tacotron2.folded_attention import tanh
+    x = torch.linspace(-20, 20, 10001)
+    assert (tanh(x) - torch.tanh(x)).abs().max() < 3e-7
+
+
+def test_engine_under_bf16_autocast_is_as_close_to_float32_as_autograds_loop():
+    """--amp-run on a CPU: the LSTMs' products in bfloat16, the rest float32; every gradient at least as close to
+    the float32 one as autograd's loop under the same autocast, or within 1e-2."""
+    torch.manual_seed(0)
+    model = Tacotron2(**TINY_TACOTRON2).train()
+    _, exact = _pass(model, engine=False)
+    _, plain = _pass(model, engine=False, amp_dtype=torch.bfloat16)
+    _, engine = _pass(model, engine=True, amp_dtype=torch.bfloat16)
+    decoder = [n for n in exact if n.startswith("decoder.") and exact[n].norm() > 0]
+    assert len(decoder) >= 12
+    for n in decoder:
+        assert engine[n].dtype == torch.float32 and torch.isfinite(engine[n]).all()
+        err_engine = ((engine[n] - exact[n]).norm() / exact[n].norm()).item()
+        err_plain = ((plain[n] - exact[n]).norm() / exact[n].norm()).item()
+        assert err_engine < max(2 * err_plain, 1e-2), (n, err_engine, err_plain)
