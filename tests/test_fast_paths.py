@@ -285,22 +285,26 @@ def test_deferred_lstm_weight_grads_under_autocast(amp_dtype):
         assert err_fast < max(2 * err_plain, 1e-3), (n, err_fast, err_plain)
 
 
-def test_deferred_grads_build_one_graph_per_pass():
-    """Two passes before one backward (gradient accumulation) sum both passes' gradients."""
+@pytest.mark.parametrize("deferred, engine", [(True, False), (None, True)])
+def test_deferred_grads_build_one_graph_per_pass(deferred, engine):
+    """Two passes before one backward (gradient accumulation) sum both passes' gradients: the deferred LSTM cells
+    and the hand-written teacher-forced backward (tacotron2/teacher_forcing.py)."""
     torch.manual_seed(0)
     model = Tacotron2(**TINY_TACOTRON2).eval()  # no dropout: both passes compute the same; gradients still flow
     model.set_modes(prenet_dropout=False)
     text = torch.randint(12, 60, (2, 6))
     mels = torch.randn(2, 20, 5)
     batch = (text, torch.tensor([6, 5]), mels, 6, torch.tensor([5, 5]))
-    model.decoder.deferred_weight_grads = True
-    model.decoder.teacher_forcing_engine = False
+    model.decoder.deferred_weight_grads = deferred
+    model.decoder.teacher_forcing_engine = engine
     (model(batch)[0].sum() + model(batch)[0].sum()).backward()
-    twice = model.decoder.decoder_rnn.weight_ih.grad.clone()
+    twice = {n: model.decoder.get_parameter(n).grad.clone() for n in ("decoder_rnn.weight_ih", "attention_rnn.weight_hh")}
     model.zero_grad(set_to_none=True)
     model.decoder.deferred_weight_grads = False
+    model.decoder.teacher_forcing_engine = False
     model(batch)[0].sum().backward()
-    assert torch.allclose(twice, 2 * model.decoder.decoder_rnn.weight_ih.grad, rtol=1e-4, atol=1e-7)
+    for n, grad in twice.items():
+        assert torch.allclose(grad, 2 * model.decoder.get_parameter(n).grad, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

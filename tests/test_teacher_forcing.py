@@ -69,21 +69,6 @@ def test_engine_applies_only_where_meant():
     assert not teacher_forcing.applies(model.decoder, memory)
 
 
-def test_engine_sums_two_passes_before_one_backward():
-    torch.manual_seed(0)
-    model = Tacotron2(**TINY_TACOTRON2).eval()
-    model.set_modes(prenet_dropout=False)
-    text = torch.randint(12, 60, (2, 6))
-    batch = (text, torch.tensor([6, 5]), torch.randn(2, 20, 5), 6, torch.tensor([5, 5]))
-    model.decoder.teacher_forcing_engine = True
-    (model(batch)[0].sum() + model(batch)[0].sum()).backward()
-    twice = model.decoder.attention_rnn.weight_hh.grad.clone()
-    model.zero_grad(set_to_none=True)
-    model.decoder.teacher_forcing_engine = False
-    model(batch)[0].sum().backward()
-    assert torch.allclose(twice, 2 * model.decoder.attention_rnn.weight_hh.grad, rtol=1e-4, atol=1e-7)
-
-
 def test_lstm_update_backward_is_autograds():
     torch.manual_seed(0)
     gates = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
