@@ -306,7 +306,7 @@ class Decoder(nn.Module):
         prenet_out = self.prenet(prenet_in)  # (B, steps, prenet_dim)
         pad_mask = ~mask_from_lengths(memory_lengths, memory.size(1))
         processed_memory = self.attention_layer.memory_layer(memory)
-        if teacher_forcing.applies(self, memory):  # float32 training on a CPU: the same loop, backward by hand
+        if teacher_forcing.applies(self, memory):  # training on a CPU: the same loop, its backward by hand
             hidden_contexts, alignments = teacher_forcing.decode(self, prenet_out, memory, processed_memory, pad_mask)
         else:
             hidden_contexts, alignments = self.teacher_forced_loop(prenet_out, memory, processed_memory, pad_mask)

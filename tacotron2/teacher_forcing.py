@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from common.cpu import lstm
+from common.cpu.dropout import keep_mask
 from common.cpu.linear import linear
 from common.precision import active_autocast_dtype
 from tacotron2.folded_attention import folded_attention, folded_location_weight, location_features_backward
@@ -83,7 +84,7 @@ def _dropout_mask(shape: Tuple[int, ...], p: float) -> torch.Tensor:
     """common.cpu.dropout's mask as a multiplier (0 or 1 / (1 - p)), drawn as it draws it; empty for p = 0."""
     if not 0 < p < 1:
         return torch.empty(0)
-    return (torch.rand(shape, dtype=torch.float32) >= p) * (1.0 / (1.0 - p))
+    return keep_mask(shape, p) * (1.0 / (1.0 - p))
 
 
 def _apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -119,7 +120,7 @@ class _Loop(torch.autograd.Function):
             att = lstm.update_parts(linear(xh_att.to(products), att_W, att_b).float(), att_c)  # gates (B, 4 H_att)
             att_mask = _dropout_mask(att.h.shape, p_att)
             weights_cat = torch.stack((weights, weights_cum), dim=1)
-            query = att.h if att_mask.numel() == 0 else att.h * att_mask
+            query = _apply_mask(att.h, att_mask)  # the dropped-out attention LSTM output
             context, new_weights, hidden = folded_attention(linear(query, query_W), memory, processed_t, weights_cat,
                                                             pad_mask, loc_W, v)
             xh_dec = torch.cat((query, context, dec_h), 1)

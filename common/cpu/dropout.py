@@ -1,4 +1,6 @@
 """Dropout whose mask a CPU draws fast (a shared kernel: the models' layers call it, train or not)."""
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 
@@ -12,5 +14,10 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """
     if not training or x.device.type != "cpu" or not 0 < p < 1:
         return F.dropout(x, p, training)
-    keep = torch.rand(x.shape, dtype=torch.float32) >= p
-    return (x * (1.0 / (1.0 - p))).mul_(keep)  # the scale as a scalar: exact in opmath, as F.dropout's
+    return (x * (1.0 / (1.0 - p))).mul_(keep_mask(x.shape, p))  # the scale as a scalar: exact in opmath, as F.dropout's
+
+
+def keep_mask(shape: Tuple[int, ...], p: float) -> torch.Tensor:
+    """The elements `dropout` keeps (bool, on the CPU), drawn as it draws them: a hand-written backward that
+    replays the model's dropout (tacotron2/teacher_forcing.py) draws through here to consume the same numbers."""
+    return torch.rand(shape, dtype=torch.float32) >= p
