@@ -1,6 +1,6 @@
 """A speech server: text in, wav out over HTTP, concurrent requests batched (serving.py is its library).
 
-    python serve.py --tacotron2 demo_output/tacotron2/checkpoint_Tacotron2_last.pt --vocoder hifigan
+    python serve.py --tacotron2 demo_output/tacotron2_averaged.pt --vocoder hifigan
     curl -s -X POST http://127.0.0.1:8000/synthesize -H 'Content-Type: application/json' \\
         -d '{"text": "Hello from the server."}' -o hello.wav
 

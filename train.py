@@ -347,7 +347,7 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
                   f"produces non-finite outputs on {args.validation_files}.\nTraining goes on, but check the data "
                   f"(python -m scripts.check_dataset) and the learning rate.\n{'!' * 78}", file=sys.stderr, flush=True)
         scorer = run.package.quality_metrics
-        if args.val_metrics and scorer is not None and run.info.is_main:
+        if args.val_metrics and scorer is not None and run.info.is_main and epoch % args.epochs_per_val_metrics == 0:
             values, figures = scorer(unwrap_model(run.model), run.valset, args.val_metrics)
             summary.update(values)
             run.logger.figures(figures)

@@ -79,7 +79,7 @@ def readme_block(language: str, marker: str) -> str:
 def checkout_after_demo(folder, text_frontend: str) -> None:
     """`folder` laid out as this checkout after `bash scripts/demo.sh`, for running the README's examples verbatim:
     the repository's files linked, a small Tacotron 2 (12 frames, whatever the text) that says its front end at
-    demo_output/tacotron2/checkpoint_Tacotron2_last.pt. Skips where the HiFi-GAN weights are not installed."""
+    demo_output/tacotron2_averaged.pt (the mean of the last epochs, the model the demo judges and speaks). Skips where the HiFi-GAN weights are not installed."""
     from common.checkpoint import save_training_checkpoint
     from hifigan.weights import VocoderUnavailable, wheel_data_dir
     from tacotron2.model import Tacotron2
@@ -91,7 +91,7 @@ def checkout_after_demo(folder, text_frontend: str) -> None:
         if not name.startswith(".") and name not in ("demo_output", "output", "data"):
             os.symlink(os.path.join(REPO, name), os.path.join(folder, name))
     config = {**TINY_TACOTRON2, "n_mel_channels": 80, "max_decoder_steps": 12, "gate_threshold": 2.0}
-    os.makedirs(os.path.join(folder, "demo_output", "tacotron2"))
-    save_training_checkpoint(os.path.join(folder, "demo_output", "tacotron2", "checkpoint_Tacotron2_last.pt"),
+    os.makedirs(os.path.join(folder, "demo_output"))
+    save_training_checkpoint(os.path.join(folder, "demo_output", "tacotron2_averaged.pt"),
                              model=Tacotron2(**config), model_name="Tacotron2", config=config, epoch=0, iteration=0,
                              train_args={"text_frontend": text_frontend})

@@ -55,7 +55,7 @@ def test_the_hubs_default_architectures_without_weights():
 
 def test_the_readmes_cpu_hub_snippet_runs_as_printed(tmp_path):
     """The snippet, verbatim, in a folder laid out as this checkout after the demo (the repository's files linked,
-    a small Tacotron 2 at demo_output/tacotron2/checkpoint_Tacotron2_last.pt that says its front end), on a CPU."""
+    a small Tacotron 2 at demo_output/tacotron2_averaged.pt that says its front end), on a CPU."""
     frontend = "festival" if shutil.which("festival") and os.path.isdir(SLT_VOICE_DIR) else "characters"
     checkout_after_demo(tmp_path, frontend)
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}

@@ -246,6 +246,17 @@ def test_small_data_options_train_and_log_quality_metrics(corpus, tmp_path):
     assert ckpt["config"]["n_frames_per_step"] == 3 and ckpt["config"]["mask_padding"] is True
 
 
+def test_quality_metrics_every_n_epochs(corpus, tmp_path):
+    """--epochs-per-val-metrics 2: the free-running metrics in epochs 0 and 2 only; the validation loss every epoch."""
+    out = str(tmp_path / "every2")
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--val-metrics", "1", "--epochs-per-val-metrics", "2",
+                                 "--max-steps-per-epoch", "1", epochs=3, bs=2)) == 0
+    epochs = [r["data"] for r in read_log(os.path.join(out, "nvlog.json"))
+              if r["type"] == "LOG" and isinstance(r.get("step"), list) and len(r["step"]) == 1]
+    assert ["val_mcd_dtw" in e for e in epochs] == [True, False, True]
+    assert all("val_loss" in e for e in epochs)
+
+
 def test_tensorboard_option(corpus, tmp_path, capsys):
     out = str(tmp_path / "tb")
     argv = train_argv(corpus, "Tacotron2", out, "--tensorboard", "--val-metrics", "1", epochs=1)

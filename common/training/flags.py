@@ -84,6 +84,9 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
     training.add_argument("--val-metrics", type=COUNT0, default=0,
                           help="each epoch, score free-running synthesis of this many validation items with the "
                                "model's quality metrics (Tacotron 2: attention diagonality, focus, stop ratio, MCD)")
+    training.add_argument("--epochs-per-val-metrics", type=COUNT, default=1,
+                          help="with --val-metrics, score them every N epochs (from epoch 0) instead of every epoch: "
+                               "free-running synthesis is most of a small model's validation time")
     training.add_argument("--max-minutes", type=NONNEG, default=0,
                           help="stop (with a checkpoint) after this many minutes of training (0: no limit)")
     training.add_argument("--num-workers", type=COUNT0, default=None,
