@@ -79,7 +79,8 @@ def readme_block(language: str, marker: str) -> str:
 def checkout_after_demo(folder, text_frontend: str) -> None:
     """`folder` laid out as this checkout after `bash scripts/demo.sh`, for running the README's examples verbatim:
     the repository's files linked, a small Tacotron 2 (12 frames, whatever the text) that says its front end at
-    demo_output/tacotron2_averaged.pt (the mean of the last epochs, the model the demo judges and speaks). Skips where the HiFi-GAN weights are not installed."""
+    demo_output/tacotron2_averaged.pt (the mean of the last epochs, the model the demo judges and speaks). Skips
+    where the HiFi-GAN weights are not installed."""
     from common.checkpoint import save_training_checkpoint
     from hifigan.weights import VocoderUnavailable, wheel_data_dir
     from tacotron2.model import Tacotron2
