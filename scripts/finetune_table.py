@@ -5,7 +5,8 @@
 Reads OUT/eval/<run>/metrics.json (judged on the new voice's held-out sentences, with the listeners) and
 OUT/eval/<run>_old_voice/metrics.json (the same sentences spoken by the base model's voice) for the runs `base`,
 `finetuned_<m>min` and `scratch_<m>min`, and the calibration rows of `base` (the new voice's teacher, its mel
-through Griffin-Lim, a hum, other voices). Prints one markdown table.
+through Griffin-Lim, a hum, other voices). Prints one markdown table, and where the base model was also heard in
+its own voice (`base_old_voice` judged with the listeners) that WER and the fine-tune's target beside it.
 """
 import argparse
 import json
@@ -43,6 +44,12 @@ def main(argv=None) -> int:
             name = f"{start}_{m}min"
             if os.path.exists(os.path.join(args.output, "eval", name, "metrics.json")):
                 lines.append(run_row(args.output, name, f"{m} min of the new voice, {label}"))
+    own = _load(os.path.join(args.output, "eval", "base_old_voice", "metrics.json")).get("calibration", {})
+    if "model_griffin_lim" in own:
+        heard = own["model_griffin_lim"]
+        lines += ["", f"The base model in its own voice, on the same sentences: WER {heard['wer']:.2f}, CER "
+                      f"{heard['cer']:.2f}, DNSMOS OVRL {heard['ovrl']:.2f}; a fine-tune's target: WER <= "
+                      f"{heard['wer'] + 0.10:.2f} (within 0.10 of it)."]
     calibration = _load(os.path.join(args.output, "eval", "base", "metrics.json")).get("calibration", {})
     lines += ["", "| calibration, against the new voice's teacher | WER | CER | DNSMOS OVRL | MCD-DTW |",
               "|---|---:|---:|---:|---:|"]

@@ -88,7 +88,7 @@ def test_the_finetune_recipe_runs_on_a_tiny_corpus(tmp_path):
                     "--held-out", "2", "--seed", "2"], cwd=REPO, check=True, capture_output=True)
     out = tmp_path / "out"
     env = dict(os.environ, BASE=str(base), OUT=str(out), DATA=str(tmp_path / "kal16"), NEW_N="8", HELD_N="1",
-               DATA_MINUTES="0.1", MINUTES="0.1", CONFIG=str(tmp_path / "config.json"))
+               DATA_MINUTES="0.1", MINUTES="0.1", EPOCH_CLIPS="8", CONFIG=str(tmp_path / "config.json"))
     proc = subprocess.run(["bash", "scripts/finetune_demo.sh"], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -97,4 +97,12 @@ def test_the_finetune_recipe_runs_on_a_tiny_corpus(tmp_path):
     assert table[3].startswith("| 0.1 min of the new voice, fine-tuned from the base |")
     assert table[4].startswith("| 0.1 min of the new voice, from scratch |")
     assert any(line.startswith("| the teacher's own mel through Griffin-Lim |") for line in table)
+    own, = [line for line in table if line.startswith("The base model in its own voice")]
+    heard = json.loads((out / "eval" / "base_old_voice" / "metrics.json").read_text())["calibration"]
+    wer = heard["model_griffin_lim"]["wer"]
+    assert f"WER {wer:.2f}," in own and f"target: WER <= {wer + 0.10:.2f}" in own
+    # each run is judged as the mean of its last epochs (AVERAGE=5), trained as the demo trains (AMP=1)
+    assert (out / "finetuned_0.1min_averaged.pt").is_file() and (out / "scratch_0.1min_averaged.pt").is_file()
+    for run in ("finetuned_0.1min", "scratch_0.1min"):
+        assert "--amp-run: " in (out / f"{run}.log").read_text()
     assert any(name.endswith("_griffin_lim.wav") for name in os.listdir(out / "eval" / "finetuned_0.1min"))
