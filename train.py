@@ -136,8 +136,10 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
                              uniform_initialize_bn_weight=not args.disable_uniform_initialize_bn_weight)
     if package.prepare_training is not None:
         package.prepare_training(model, args)
+    frozen = freeze(model, args.freeze)
     if info.is_main:
         claim_output(args, model, lock)
+    # every parameter, frozen or not, so that the optimizer's layout (and a checkpoint's) does not depend on --freeze
     optimizer = make_adam(model.parameters(), args.learning_rate, args.weight_decay, device)
     amp_dtype, scaler = amp_settings(args.amp_run, device, args.amp_dtype)
     checkpoints = resume.TrainingCheckpoints(args.output, model_name, model_config, info, dict(vars(args)),
@@ -166,6 +168,8 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     logger.info(describe_amp(args.amp_run, device, amp_dtype))
     if restored:
         logger.info(restored)
+    if frozen:
+        logger.info(f"--freeze: {frozen} of {sum(p.numel() for p in model.parameters()):,} weights stay as loaded")
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
@@ -173,6 +177,23 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
               checkpoints, Preemption(), time.perf_counter(), lr_schedule(args))
     return run, TrainState(position.epoch, position.batch, position.iteration, seconds_before=position.seconds,
                            clock=position.seconds)
+
+
+def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> str:
+    """Stop the gradients of the parameters whose state-dict names start with one of `prefixes`; says how many
+    weights that froze ("" for none). A prefix that names no parameter is refused, listing the model's top-level
+    modules."""
+    count = 0
+    for prefix in prefixes:
+        matched = [p for name, p in model.named_parameters() if name.startswith(prefix)]
+        if not matched:
+            modules = ", ".join(name for name, _ in model.named_children())
+            raise SystemExit(f"error: --freeze {prefix}: no parameter of the model starts with it (its modules: "
+                             f"{modules})")
+        for p in matched:
+            count += p.numel() * p.requires_grad
+            p.requires_grad_(False)
+    return f"{count:,}" if count else ""
 
 
 def seed_and_set_backends(args: argparse.Namespace, info: dist_utils.DistInfo) -> None:

@@ -8,11 +8,11 @@
 # Settings (environment): BASE=demo_output (a demo run: its tacotron2_averaged.pt, else its last checkpoint, and
 # heldout/), NEW_VOICE=flite-kal16, DATA_MINUTES="2 5 10", MINUTES=10 (training per run: the two runs of a data size
 # share the machine, one core each on 2 cores), OUT=finetune_output, DATA=data/${NEW_VOICE}, LR=1e-3 (fine-tuning;
-# from scratch the demo's 2e-3), WARMUP=0 (steps of linear warm-up of each run's fresh optimizer), AMP=1 (--amp-run,
-# as the demo trains), AVERAGE=5 (each run judged as the mean of its last AVERAGE epoch checkpoints, as the demo's
-# model is; 1: the last checkpoint), THREADS=nproc, NEW_N=300 (sentences of the new voice's corpus), EPOCH_CLIPS=200
-# (clips an epoch: the data size's list repeated), HELD_N=48 (held-out sentences), CONFIG (the base model's config
-# file).
+# from scratch the demo's 2e-3), WARMUP=0 (steps of linear warm-up of each run's fresh optimizer), FREEZE (train.py's
+# --freeze for the fine-tunes, e.g. "embedding encoder"), AMP=1 (--amp-run, as the demo trains), AVERAGE=5 (each run
+# judged as the mean of its last AVERAGE epoch checkpoints, as the demo's model is; 1: the last checkpoint),
+# THREADS=nproc, NEW_N=300 (sentences of the new voice's corpus), EPOCH_CLIPS=200 (clips an epoch: the data size's
+# list repeated), HELD_N=48 (held-out sentences), CONFIG (the base model's config file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE="${BASE:-demo_output}"
@@ -29,6 +29,7 @@ EPOCH_CLIPS="${EPOCH_CLIPS:-200}"
 WARMUP="${WARMUP:-0}"
 AMP="${AMP:-1}"
 AVERAGE="${AVERAGE:-5}"
+read -r -a FREEZE <<< "${FREEZE:-}"
 CONFIG="${CONFIG:-scripts/configs/tacotron2_small_cpu.json}"
 PREFIX=${NEW_VOICE//-/_}
 
@@ -66,7 +67,8 @@ judge() {  # judge NAME CHECKPOINT [FLAGS]: both held-out sets, the listeners on
 mkdir -p "$OUT/eval"
 # the base model is also heard in its own voice: the fine-tune's intelligibility target is its WER there + 0.10
 OLD_FLAGS=(--listen)
-judge base "$BASE_T2" --calibrate
+# (judged once: a second run into the same OUT, e.g. with other DATA_MINUTES, keeps it)
+[ -f "$OUT/eval/base_old_voice/metrics.json" ] || judge base "$BASE_T2" --calibrate
 OLD_FLAGS=()
 # The two runs of a data size train side by side, one process of THREADS/2 threads each (on 2 cores: one core
 # each for MINUTES minutes), so that both get the same machine at the same time
@@ -83,7 +85,9 @@ for m in $DATA_MINUTES; do
     pids=()
     for start in finetuned scratch; do
         run="$OUT/${start}_${m}min"
-        if [ "$start" = finetuned ]; then FROM=(--warm-start "$BASE_T2" -lr "$LR"); else FROM=(-lr 2e-3); fi
+        FROM=(-lr 2e-3)
+        if [ "$start" = finetuned ]; then FROM=(--warm-start "$BASE_T2" -lr "$LR"); fi
+        if [ "$start" = finetuned ] && [ ${#FREEZE[@]} -gt 0 ]; then FROM+=(--freeze "${FREEZE[@]}"); fi
         OMP_NUM_THREADS=$RUN_THREADS python train.py -m Tacotron2 -o "$run" -d "$DATA" "${FROM[@]}" --epochs 1000 \
             -bs 8 --config-file "$CONFIG" --max-minutes "$MINUTES" --training-files "$repeated" --text-frontend festival \
             --validation-files "$FL/${PREFIX}_audio_phoneme_val_filelist.txt" --val-metrics 4 \

@@ -53,6 +53,28 @@ def test_warm_start_keeps_every_weight_but_the_ignored_ones(corpus, tmp_path):
     assert all(torch.equal(new[k], fresh[k]) for k in ignored)  # the same seed: a fresh start's initial values
 
 
+def test_frozen_weights_stay_as_loaded_and_the_rest_trains(corpus, tmp_path):
+    """--freeze embedding encoder: a fine-tune that keeps the base model's reading of text; a prefix that names no
+    parameter is refused before anything is written."""
+    ckpt = _checkpoint(corpus, tmp_path)
+    old = load_checkpoint_file(ckpt)["state_dict"]
+    out = tmp_path / "frozen"
+    assert train.main(train_argv(corpus, "Tacotron2", str(out), "--warm-start", ckpt, "--freeze", "embedding",
+                                 "encoder", epochs=1)) == 0
+    new = load_checkpoint_file(str(out / "checkpoint_Tacotron2_last.pt"))["state_dict"]
+    frozen = [k for k in new if k.startswith(("embedding", "encoder")) and "running_" not in k and
+              "num_batches" not in k]
+    assert "embedding.weight" in frozen and any(k.startswith("encoder.lstm") for k in frozen)
+    for key in frozen:
+        assert torch.equal(new[key], old[key]), key
+    trained = [k for k in new if k.startswith(("decoder", "postnet")) and "running_" not in k and
+               "num_batches" not in k]
+    assert sum(not torch.equal(new[k], old[k]) for k in trained) == len(trained)
+    with pytest.raises(SystemExit, match="--freeze encoders: no parameter of the model starts with it"):
+        train.main(train_argv(corpus, "Tacotron2", str(tmp_path / "bad"), "--freeze", "encoders", epochs=1))
+    assert not os.path.exists(tmp_path / "bad")
+
+
 def test_a_warm_start_with_other_mel_settings_warns(corpus, tmp_path):
     ckpt = _checkpoint(corpus, tmp_path)
     with pytest.warns(UserWarning, match=r"trained with mel_fmax 8000.0, this run has 7000.0: the model will have "

@@ -72,6 +72,10 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                                "fresh optimizer, epoch 0")
     training.add_argument("--warm-start-ignore", nargs="*", default=[],
                           help="state-dict key prefixes to leave at their initial values with --warm-start")
+    training.add_argument("--freeze", nargs="*", default=[], metavar="PREFIX",
+                          help="state-dict key prefixes whose weights stay as loaded (e.g. embedding encoder: a "
+                               "fine-tune that keeps the base model's reading of text); batch-norm statistics "
+                               "still follow the data")
     training.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
                           help="mixed precision: fp16 + dynamic loss scaling on CUDA, bf16 autocast on CPU")
     training.add_argument("--amp-dtype", choices=["auto", "fp16", "bf16"], default="auto",
