@@ -169,7 +169,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     if restored:
         logger.info(restored)
     if frozen:
-        logger.info(f"--freeze: {frozen} of {sum(p.numel() for p in model.parameters()):,} weights stay as loaded")
+        logger.info(f"--freeze: {frozen:,} of {sum(p.numel() for p in model.parameters()):,} weights stay as loaded")
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
@@ -179,10 +179,9 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
                            clock=position.seconds)
 
 
-def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> str:
-    """Stop the gradients of the parameters whose state-dict names start with one of `prefixes`; says how many
-    weights that froze ("" for none). A prefix that names no parameter is refused, listing the model's top-level
-    modules."""
+def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:
+    """Stop the gradients of the parameters whose state-dict names start with one of `prefixes`; returns how many
+    weights that froze. A prefix that names no parameter is refused, listing the model's top-level modules."""
     count = 0
     for prefix in prefixes:
         matched = [p for name, p in model.named_parameters() if name.startswith(prefix)]
@@ -193,7 +192,7 @@ def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> str:
         for p in matched:
             count += p.numel() * p.requires_grad
             p.requires_grad_(False)
-    return f"{count:,}" if count else ""
+    return count
 
 
 def seed_and_set_backends(args: argparse.Namespace, info: dist_utils.DistInfo) -> None:

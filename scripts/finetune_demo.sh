@@ -57,19 +57,18 @@ OLD_HELD_OUT="$BASE/heldout/filelists/slt_audio_phoneme_all_filelist.txt"
 python -m scripts.check_dataset -d "$DATA" --filelist "$FL/${PREFIX}_audio_phoneme_train_filelist.txt" \
     "$FL/${PREFIX}_audio_phoneme_val_filelist.txt" > "$OUT/check_dataset.txt" || { cat "$OUT/check_dataset.txt"; exit 1; }
 
-judge() {  # judge NAME CHECKPOINT [FLAGS]: both held-out sets, the listeners on the new voice's
+judge() {  # [LISTEN_OLD=1] judge NAME CHECKPOINT [FLAGS]: both held-out sets, the listeners on the new voice's
+    # (and on the old voice's with LISTEN_OLD)
     python -m scripts.evaluate_tacotron2 --tacotron2 "$2" -d "$OUT/heldout" --filelist "$HELD_OUT" \
         -o "$OUT/eval/$1" --voice "$NEW_VOICE" --listen --audio --limit "$HELD_N" "${@:3}" > "$OUT/eval/$1.log"
     python -m scripts.evaluate_tacotron2 --tacotron2 "$2" -d "$BASE/heldout" --filelist "$OLD_HELD_OUT" \
-        -o "$OUT/eval/$1_old_voice" --voice slt --no-plots --limit "$HELD_N" "${OLD_FLAGS[@]}" \
+        -o "$OUT/eval/$1_old_voice" --voice slt --no-plots --limit "$HELD_N" ${LISTEN_OLD:+--listen} \
         > "$OUT/eval/$1_old_voice.log"
 }
 mkdir -p "$OUT/eval"
 # the base model is also heard in its own voice: the fine-tune's intelligibility target is its WER there + 0.10
-OLD_FLAGS=(--listen)
 # (judged once: a second run into the same OUT, e.g. with other DATA_MINUTES, keeps it)
-[ -f "$OUT/eval/base_old_voice/metrics.json" ] || judge base "$BASE_T2" --calibrate
-OLD_FLAGS=()
+[ -f "$OUT/eval/base_old_voice/metrics.json" ] || LISTEN_OLD=1 judge base "$BASE_T2" --calibrate
 # The two runs of a data size train side by side, one process of THREADS/2 threads each (on 2 cores: one core
 # each for MINUTES minutes), so that both get the same machine at the same time
 RUN_THREADS=$(( THREADS / 2 > 0 ? THREADS / 2 : 1 ))
@@ -85,9 +84,10 @@ for m in $DATA_MINUTES; do
     pids=()
     for start in finetuned scratch; do
         run="$OUT/${start}_${m}min"
-        FROM=(-lr 2e-3)
-        if [ "$start" = finetuned ]; then FROM=(--warm-start "$BASE_T2" -lr "$LR"); fi
-        if [ "$start" = finetuned ] && [ ${#FREEZE[@]} -gt 0 ]; then FROM+=(--freeze "${FREEZE[@]}"); fi
+        if [ "$start" = scratch ]; then FROM=(-lr 2e-3); else
+            FROM=(--warm-start "$BASE_T2" -lr "$LR")
+            if [ ${#FREEZE[@]} -gt 0 ]; then FROM+=(--freeze "${FREEZE[@]}"); fi
+        fi
         OMP_NUM_THREADS=$RUN_THREADS python train.py -m Tacotron2 -o "$run" -d "$DATA" "${FROM[@]}" --epochs 1000 \
             -bs 8 --config-file "$CONFIG" --max-minutes "$MINUTES" --training-files "$repeated" --text-frontend festival \
             --validation-files "$FL/${PREFIX}_audio_phoneme_val_filelist.txt" --val-metrics 4 \
