@@ -102,16 +102,16 @@ if [ "$WG_MINUTES" != 0 ]; then
 fi
 
 # Held-out sentences of other vocabulary: metrics, calibration, both listeners, wavs and pictures
-stage 4 "the held-out sentences judged, with the listeners and the calibration rows" 3
+stage 4 "the held-out sentences judged, with the listeners and the calibration rows" 20
 python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" "${HIFIGAN_ARGS[@]}" -d "$OUT/heldout" \
     --filelist "$HELD_OUT" -o "$OUT/eval" --voice "$VOICE" --calibrate --listen --audio
 # ... and what the checkpoints sounded like every 5 minutes of training
-stage 5 "the listeners' curve over the checkpoints" 3
+stage 5 "the listeners' curve over the checkpoints" 7
 python -m scripts.listen_curve "$OUT/tacotron2" -d "$OUT/heldout" --filelist "$HELD_OUT" --voice "$VOICE" \
     --every 5 --limit 12 -o "$OUT/listen_curve.json"
 
 # The demo phrases: spoken by the teacher too, so that they can be compared
-stage 6 "the demo phrases, and the page" 1
+stage 6 "the demo phrases, and the page" 2
 corpus "$OUT/phrases" --sentences phrases/demo.txt
 PHRASE_LIST="$OUT/phrases/filelists/${VOICE}_audio_${KIND}_all_filelist.txt"
 python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" "${HIFIGAN_ARGS[@]}" -d "$OUT/phrases" \

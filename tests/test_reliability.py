@@ -64,16 +64,21 @@ def test_seed_gives_identical_first_epoch_losses(corpus, tmp_path):
 
 
 def test_repeated_sigkill_never_leaves_an_unreadable_checkpoint(corpus, tmp_path):
-    """Kill training at random moments (checkpoint writes included) for about a minute."""
+    """Kill training at random moments (checkpoint writes included) until enough kills have been survived.
+
+    Counted in kills, not seconds: on a loaded machine start-up takes longer and a fixed window held too few."""
     out = str(tmp_path / "k")
     last = os.path.join(out, "checkpoint_Tacotron2_last.pt")
     rng = random.Random(0)
     kills = resumes = 0
-    deadline = time.time() + 50
+    want_kills, want_resumes = 6, 4
+    deadline = time.time() + 300
     argv = [sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", out, "--resume-from-last",
                                                       "--iters-per-checkpoint", "1", epochs=1000, bs=2)
     log = os.path.join(out, "nvlog.json")
-    while time.time() < deadline:
+    while kills < want_kills or resumes < want_resumes:
+        if time.time() > deadline:
+            pytest.fail(f"only {kills} kills and {resumes} verified checkpoints in 300 s")
         launched = time.time()
         proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Start-up (imports, data checks) takes seconds on a slow machine: kill at a random moment
@@ -93,7 +98,6 @@ def test_repeated_sigkill_never_leaves_an_unreadable_checkpoint(corpus, tmp_path
             assert "optimizer" in ckpt and "state_dict" in ckpt
             resumes += 1
     print(f"sigkill test: {kills} kills survived, {resumes} checkpoints verified after a kill")
-    assert kills >= 5 and resumes >= 3
     # resuming works after the last kill
     resume_epoch = load_checkpoint_file(last)["resume_epoch"]
     assert train.main(train_argv(corpus, "Tacotron2", out, "--resume-from-last", epochs=resume_epoch + 1, bs=2)) == 0
