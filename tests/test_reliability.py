@@ -71,14 +71,14 @@ def test_repeated_sigkill_never_leaves_an_unreadable_checkpoint(corpus, tmp_path
     last = os.path.join(out, "checkpoint_Tacotron2_last.pt")
     rng = random.Random(0)
     kills = resumes = 0
-    want_kills, want_resumes = 6, 4
-    deadline = time.time() + 300
+    want_kills, want_resumes, limit_s = 6, 4, 300
+    deadline = time.time() + limit_s
     argv = [sys.executable, "train.py"] + train_argv(corpus, "Tacotron2", out, "--resume-from-last",
                                                       "--iters-per-checkpoint", "1", epochs=1000, bs=2)
     log = os.path.join(out, "nvlog.json")
     while kills < want_kills or resumes < want_resumes:
         if time.time() > deadline:
-            pytest.fail(f"only {kills} kills and {resumes} verified checkpoints in 300 s")
+            pytest.fail(f"only {kills} kills and {resumes} verified checkpoints in {limit_s} s")
         launched = time.time()
         proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Start-up (imports, data checks) takes seconds on a slow machine: kill at a random moment
