@@ -101,6 +101,7 @@ class Judging(NamedTuple):
     griffin_lim_power: float = 1.0  # applied to the teacher's mel too, so the floor is measured the same way
     sigma: float = SIGMA_INFER  # WaveGlow's
     denoising_strength: float = 0.01
+    waveglow_dtype: Optional[torch.dtype] = None  # WaveGlow's coupling networks on a FastWaveGlow; None: the model
     hifigan: Optional[str] = None  # HiFi-GAN's weights (vocoders.py): a column of its own; None: none
 
 
@@ -201,7 +202,8 @@ def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: 
                                                                  griffin_lim_momentum=judging.griffin_lim_momentum)}
     if waveglow is not None:
         vocoders["waveglow"] = build_vocoder("waveglow", card, cpu, waveglow=waveglow, sigma=judging.sigma,
-                                             denoising_strength=judging.denoising_strength)
+                                             denoising_strength=judging.denoising_strength,
+                                             waveglow_dtypes=(judging.waveglow_dtype,))
     if judging.hifigan:
         vocoders["hifigan"] = build_vocoder("hifigan", card, cpu, hifigan=judging.hifigan)
     stft = TacotronSTFT(**audio.stft_kwargs())

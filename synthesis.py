@@ -143,7 +143,8 @@ def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Te
 
 
 AMP_HELP = ("mixed precision (--amp and --fp16 are the same flag): float16 on CUDA; on a CPU whichever of bfloat16 "
-            "(where the CPU has it natively), int8 LSTM matrices (fbgemm) and float32 is timed fastest, printed as "
+            "(where the CPU has it natively), int8 (fbgemm: the decoder's LSTM matrices, WaveGlow's coupling "
+            "networks) and float32 is timed fastest, printed as "
             "'fast path: ...'")
 
 
@@ -226,7 +227,7 @@ def precision_policy(device: torch.device, amp: bool) -> Precision:
     """--amp-run on CUDA: float16 models, the decoder's fused weights float16, replayed as CUDA graphs.
     On a CPU: bfloat16 weights wherever they are timed faster than float32 on this processor (decoder
     mel error ~5e-4, WaveGlow SNR above 30 dB against float32; see the README), or the decoder's LSTM matrices
-    in int8 (dynamically quantized products; mel error in the README), states, softmax,
+    and WaveGlow's coupling networks in int8 (dynamically quantized products; errors in docs/performance.md), states, softmax,
     1x1 inverses and the affine coupling in float32. bfloat16 is a candidate only where the CPU computes it
     natively (common/cpu/cpu_features.py), int8 only where fbgemm runs. Without it, float32 (TF32 products on
     Ampere+ GPUs where torch enables them)."""
@@ -238,7 +239,7 @@ def precision_policy(device: torch.device, amp: bool) -> Precision:
         int8 = (torch.qint8,) if int8_available() else ()
         kinds = [name for name, dtypes in (("BF16", bf16), ("INT8", int8)) if dtypes]
         label = f"{'/'.join(kinds)} where faster" if kinds else "FP32"
-        return Precision(False, (*bf16, torch.float32, *int8), (None, torch.float32, *bf16), label)
+        return Precision(False, (*bf16, torch.float32, *int8), (None, torch.float32, *bf16, *int8), label)
     return Precision(False, (torch.float32,), (None, torch.float32), "FP32")
 
 

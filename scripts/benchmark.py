@@ -8,7 +8,7 @@ inference samples/s at batch 1 for 80 mel frames (WN 512 and 256), the vocoders 
 (batch 8, 100 symbols, 400 frames) and WaveGlow training samples/s (WN 256, batch 2, segment 8000), and end to
 end as test_infer.py runs it (phrase_1_128, batch 1, WN 256, 300 frames: latency in seconds, RTF, and the time
 until the first streamed audio chunk).
-The plain eager path is the baseline row of each group; "vs plain" is the speed-up against it. bf16 rows also
+The plain eager path is the baseline row of each group; "vs plain" is the speed-up against it. bf16 and int8 rows also
 give the output's SNR against float32.
 
 --reference-dir PATH (a checkout of NVIDIA's Tacotron2 directory, DeepLearningExamples/PyTorch/SpeechSynthesis/
@@ -191,8 +191,9 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
         noise = [torch.randn(s, device=device) for s in model.noise_shapes(1, frames * 256 // 8)]
         ref = None
         low = low_precision(device)
+        int8 = [("fast int8", torch.qint8)] if device.type == "cpu" and int8_available() else []
         for variant, dtype in (("plain", None), ("fast fp32", torch.float32),
-                               *[(f"fast {name}", dtype) for name, dtype in low], ("tuned", None)):
+                               *[(f"fast {name}", dtype) for name, dtype in low], *int8, ("tuned", None)):
             chosen = ""
             if variant == "tuned":  # as inference.py --amp-run does
                 engine, timings = tune_waveglow(model, precision_policy(device, True).waveglow_dtypes

@@ -32,7 +32,7 @@ from tacotron2.text.frontend import FRONTENDS  # noqa: E402
 from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION  # noqa: E402
 from common.output import check_outputs  # noqa: E402
 
-DECODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
+FAST_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
 
 
 def main(argv=None) -> int:
@@ -64,19 +64,23 @@ def main(argv=None) -> int:
                              "generator checkpoint")
     parser.add_argument("--text-frontend", choices=sorted(FRONTENDS), default=None,
                         help="the front end of a phoneme checkpoint written before checkpoints said it")
-    parser.add_argument("--decoder", choices=["plain", *DECODER_DTYPES], default="plain",
+    parser.add_argument("--decoder", choices=["plain", *FAST_DTYPES], default="plain",
                         help="decode with the fused fast decoder in this precision (qint8: int8 LSTM matrices) "
                              "instead of the model's own step, to measure what a fast path costs in quality")
+    parser.add_argument("--waveglow-dtype", choices=["plain", *FAST_DTYPES], default="plain",
+                        help="vocode with WaveGlow's coupling networks prepared in this precision (qint8: int8 "
+                             "products) instead of the model itself; the listeners then judge that fast path")
     args = parser.parse_args(argv)
     check_outputs(parser, folders=[("-o", args.output)])
     model, _ = models.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
     waveglow = models.load_model(args.waveglow, "WaveGlow", torch.device("cpu"))[0] if args.waveglow else None
-    decode = None if args.decoder == "plain" else FastDecoder(model.decoder, DECODER_DTYPES[args.decoder]).infer
+    decode = None if args.decoder == "plain" else FastDecoder(model.decoder, FAST_DTYPES[args.decoder]).infer
     os.makedirs(args.output, exist_ok=True)
     judging = Judging(args.voice, args.calibrate, args.listen, args.output if args.audio else None,
                       griffin_lim_iters=args.griffin_lim_iters, griffin_lim_power=args.griffin_lim_power,
                       griffin_lim_momentum=args.griffin_lim_momentum,
-                      sigma=args.sigma_infer, denoising_strength=args.denoising_strength, hifigan=args.hifigan)
+                      sigma=args.sigma_infer, denoising_strength=args.denoising_strength, hifigan=args.hifigan,
+                      waveglow_dtype=FAST_DTYPES.get(args.waveglow_dtype))
     try:
         result = evaluate_model(model, args.dataset_path, args.filelist, judging, waveglow, args.limit,
                                 None if args.no_plots else args.output, not args.deterministic, args.seed, decode,

@@ -64,6 +64,7 @@ def test_the_inference_policy_offers_bf16_only_where_the_cpu_has_it(monkeypatch)
     policy = synthesis.precision_policy(cpu, True)
     assert torch.bfloat16 not in policy.decoder_dtypes and torch.bfloat16 not in policy.waveglow_dtypes
     assert policy.label == ("INT8 where faster" if int8_available() else "FP32")
+    assert (torch.qint8 in policy.waveglow_dtypes) == (torch.qint8 in policy.decoder_dtypes) == int8_available()
     monkeypatch.setattr(synthesis, "bf16_native", lambda: True)
     policy = synthesis.precision_policy(cpu, True)
     assert torch.bfloat16 in policy.decoder_dtypes and torch.bfloat16 in policy.waveglow_dtypes

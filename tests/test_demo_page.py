@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+import soundfile
 import torch
 
 from common.checkpoint import save_training_checkpoint
@@ -75,6 +76,34 @@ def test_evaluation_through_the_int8_decoder_measures_what_it_costs(demo_out, co
     for a, b in zip(summaries["float32"], summaries["qint8"]):
         assert a["frames"] == b["frames"] and a["mcd_dtw"] != b["mcd_dtw"]
         assert b["mcd_dtw"] == pytest.approx(a["mcd_dtw"], rel=0.05)
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no x86/fbgemm quantized engine")
+def test_evaluation_through_the_int8_waveglow_writes_what_the_listeners_judge(demo_out, corpus, tmp_path):
+    """--waveglow-dtype qint8 vocodes with int8 coupling networks: its wavs within 20 dB SNR of float32's and not
+    equal to them (the int8 products really ran), so that the listeners' rows judge that path."""
+    torch.manual_seed(0)
+    config = {**TINY_WAVEGLOW, "n_mel_channels": 80}
+    waveglow = WaveGlow(**config)
+    for wn in waveglow.WN:  # a trained coupling is not the identity that a new model's zero end layer gives
+        torch.nn.init.normal_(wn.end.weight, std=0.05)
+    path = str(tmp_path / "WaveGlow.pt")
+    save_training_checkpoint(path, model=waveglow, model_name="WaveGlow", config=config, epoch=0, iteration=0)
+    wavs = {}
+    for dtype in ("float32", "qint8"):
+        out = str(tmp_path / dtype)
+        torch.manual_seed(1)  # WaveGlow's latent draws: the same in both runs
+        assert evaluate_tacotron2.main([
+            "--tacotron2", os.path.join(demo_out, "Tacotron2.pt"), "--waveglow", path, "-d", corpus,
+            "--filelist", os.path.join(corpus, "filelists", "espeak_audio_text_val_filelist.txt"), "--audio",
+            "-o", out, "--limit", "1", "--no-plots", "--deterministic", "--griffin-lim-iters", "2",
+            "--waveglow-dtype", dtype]) == 0
+        wav = [f for f in os.listdir(out) if f.endswith("_waveglow.wav")]
+        assert len(wav) == 1
+        wavs[dtype] = torch.from_numpy(soundfile.read(os.path.join(out, wav[0]))[0])
+    a, b = wavs["float32"], wavs["qint8"]
+    snr = 10 * torch.log10(a.pow(2).sum() / (a - b).pow(2).sum())
+    assert a.shape == b.shape and 20 < snr < 90
 
 
 def test_the_page_names_every_file_and_reads_the_curves(demo_out):

@@ -9,7 +9,9 @@ from common.cpu.linear import Int8Weight, int8_available, int8_weight, onednn_av
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.static_decoder import StaticDecoder
 from tacotron2.model import Tacotron2
-from waveglow.fast_inference import FastWaveGlow, tune_waveglow
+from waveglow import fast_inference
+from waveglow.autograd import gated_activation, sigmoid_gate
+from waveglow.fast_inference import FastWaveGlow, Int8Conv, tune_waveglow
 from waveglow.upsample import product_weight, upsample
 from waveglow import cpu_layout
 from waveglow.model import WaveGlow, _fold_weightnorm
@@ -40,6 +42,43 @@ def test_fast_waveglow_equals_plain(fold_first):
     snr = 10 * torch.log10(plain.pow(2).sum() / (plain - bf16).pow(2).sum())
     assert snr > 30  # dB
     assert bf16.dtype == torch.float32
+
+
+def test_sigmoid_gate_is_the_gated_activation_on_doubled_tanh_rows():
+    """autograd.sigmoid_gate on inputs whose tanh half is doubled equals tanh(a + b) * sigmoid(a + b) in float32."""
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 16, 1, 50) * 3, torch.randn(2, 16, 1, 50)
+    doubled = torch.cat([torch.full((8,), 2.0), torch.ones(8)])[None, :, None, None]
+    want = gated_activation(a, b, 8)
+    got = sigmoid_gate((a * doubled).contiguous(memory_format=torch.channels_last), b * doubled, 8)
+    assert got.shape == want.shape == (2, 8, 1, 50)
+    assert (got - want).abs().max() < 1e-6
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no x86/fbgemm quantized engine")
+def test_int8_waveglow_stays_close_to_float32():
+    """The coupling networks in int8 (fbgemm products, 7-bit inputs on CPUs without VNNI): audio within 25 dB SNR
+    of float32 (the benchmark's full-size models: 34-44 dB), each convolution an int8 product, float32 out; a
+    dilated convolution's taps side by side give conv1d's result."""
+    model = _waveglow()
+    model.remove_weightnorm()
+    mel = torch.randn(2, 20, 12)
+    noise = [torch.randn(s) for s in model.noise_shapes(2, 12 * 32)]
+    engine = FastWaveGlow(model, torch.qint8)
+    assert engine.name == "qint8"
+    assert all(isinstance(layer, Int8Conv) for layer in engine.flows[0].in_layers + engine.flows[0].cond_layers)
+    with torch.no_grad():
+        plain = model.infer(mel, 0.7, noise=noise)
+        int8 = engine.infer(mel, 0.7, noise=noise)
+        conv = model.WN[0].in_layers[1]  # kernel 3, dilation 2
+        x = torch.randn(2, conv.in_channels, 30)
+        got = fast_inference._int8_conv(fast_inference._prepared(conv, torch.qint8), cpu_layout.CHANNELS_LAST.enter(x))
+        want = F.conv1d(x, conv.weight, conv.bias, padding=conv.padding, dilation=conv.dilation)
+    assert int8.dtype == torch.float32 and int8.shape == plain.shape
+    snr = 10 * torch.log10(plain.pow(2).sum() / (plain - int8).pow(2).sum())
+    assert 25 < snr < 100  # dB: close, and not float32 (the int8 products really ran)
+    assert conv.dilation == (2,) and got.shape == (2, conv.out_channels, 1, 30)
+    assert (got[:, :, 0] - want).abs().max() < 0.03 * want.abs().max()
 
 
 def test_fast_engines_refuse_to_run_on_weights_that_changed_since_they_were_built():
@@ -358,12 +397,15 @@ def test_decoder_tuning_keeps_the_fastest_candidate_and_its_outputs():
 def test_waveglow_tuning_keeps_the_fastest_candidate_and_its_outputs():
     model = _waveglow()
     model.remove_weightnorm()
-    engine, timings = tune_waveglow(model, [None, torch.float32, torch.bfloat16], frames=4)
+    int8 = [torch.qint8] if int8_available() else []
+    engine, timings = tune_waveglow(model, [None, torch.float32, torch.bfloat16, *int8], frames=4)
     best = min(timings, key=timings.get)
-    assert set(timings) == {"plain", "float32", "bfloat16"}
+    assert set(timings) == {"plain", "float32", "bfloat16", *(["qint8"] if int8 else [])}
     assert (engine is model) == (best == "plain")
     if best != "plain":
-        assert engine.dtype == getattr(torch, best) and engine.flows[0].end[0].dtype == getattr(torch, best)
+        end = engine.flows[0].end
+        assert engine.dtype == getattr(torch, best)
+        assert isinstance(end, Int8Conv) if best == "qint8" else end.weight.dtype == getattr(torch, best)
     mel = torch.randn(1, 20, 6)
     noise = [torch.randn(s) for s in model.noise_shapes(1, 6 * 32)]
     with torch.no_grad():

@@ -19,6 +19,18 @@ def gated_activation(input_a: torch.Tensor, input_b: torch.Tensor, n_channels: i
     return torch.tanh(t_act) * torch.sigmoid(s_act)
 
 
+def sigmoid_gate(input_a: torch.Tensor, input_b: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """`gated_activation` for inputs whose tanh half comes doubled (weights and biases prepared so): with
+    s = sigmoid(a + b), tanh(x) = 2 sigmoid(2x) - 1 gives (2 s[:n] - 1) * s[n:].
+
+    Why: aten's CPU tanh costs about six sigmoids (1.1 against 0.15 ms on 2560 x 256 float32, Zen 4), which was
+    a tenth of a float32 coupling network's time. Its absolute error (~1e-7) is float32 rounding; it is not used
+    in bfloat16, where 2 sigmoid - 1 near 0 would lose the relative precision that tanh keeps."""
+    s = torch.sigmoid(input_a.add_(input_b))  # input_a is a fresh convolution output: reused, not copied
+    t_act, s_act = s.split(n_channels, dim=1)
+    return t_act.mul_(2).sub_(1) * s_act  # a dense (B, n, ...) in the inputs' layout, as gated_activation's
+
+
 class GatedActivation(torch.autograd.Function):
     """tanh(a + b)[:n] * sigmoid(a + b)[n:], (B, 2n, ...) -> (B, n, ...); backward d(a + b) = [g s (1 - t^2),
     g t s (1 - s)], written into one (B, 2n, ...) tensor in the inputs' layout where autograd would split the sum,

@@ -3,19 +3,24 @@ networks' weights cast to one dtype and laid out for oneDNN, beside the plain mo
 
 `FastWaveGlow(model, dtype)` is a snapshot of a WaveGlow's weights prepared for inference; its
 `infer` and `infer_chunks` take the model's arguments and give the model's audio (float32 within
-rounding; bfloat16 coupling networks within ~30 dB SNR, see the README). bfloat16 doubles the
-arithmetic rate on CPUs with AVX512-BF16; the inverse 1x1 convolutions and the affine coupling stay
-in float32. A snapshot refuses to run once the model's weights have changed: build a new one.
+rounding; bfloat16 or int8 coupling networks within ~30 dB SNR, see docs/performance.md). bfloat16 doubles the
+arithmetic rate on CPUs with AVX512-BF16; int8 (torch.qint8: fbgemm's dynamically quantized products, weights
+one scale per output channel, activations quantized per call) is the CPU's fastest product where it has no bf16.
+The inverse 1x1 convolutions and the affine coupling stay in float32. In float32 and int8 the gate's tanh half
+comes from the sigmoid (autograd.sigmoid_gate), its rows prepared doubled. A snapshot refuses to run once the
+model's weights have changed: build a new one.
 `tune_waveglow` times the plain model against prepared dtypes on this machine and keeps the fastest.
 """
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from common.cpu.linear import Int8Weight, int8_weight, linear
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions
-from waveglow.autograd import gated_activation
+from waveglow.autograd import gated_activation, sigmoid_gate
 from waveglow.cpu_layout import CHANNELS_LAST
 from waveglow.model import WaveGlow, effective_weight, wavenet
 from waveglow.upsample import product_weight, upsample_as_product
@@ -29,6 +34,18 @@ class Prepared(NamedTuple):
     dilation: int = 1
 
 
+class Int8Conv(NamedTuple):
+    """One convolution as an int8 matrix product over rows of its k taps side by side: (out, k * in), tap-major."""
+    weight: Int8Weight
+    out_channels: int
+    kernel_size: int
+    padding: int = 0
+    dilation: int = 1
+
+
+Conv = Union[Prepared, Int8Conv]
+
+
 class FastWN(NamedTuple):
     """One flow's coupling network with weights prepared for inference, under WN's attribute names (what
     waveglow.model.wavenet reads).
@@ -37,25 +54,55 @@ class FastWN(NamedTuple):
     oneDNN computes without reordering activations or weights per call (the benchmark's "WaveGlow WN ...
     inference" groups).
     """
-    start: Prepared
-    in_layers: List[Prepared]
-    res_skip_layers: List[Prepared]
+    start: Conv
+    in_layers: List[Conv]
+    res_skip_layers: List[Conv]
     # Per-layer conditioning: one merged (L * 2C)-channel convolution was slower in float32 (its wider
     # intermediate costs memory traffic) and no faster in bf16 (docs/performance.md).
-    cond_layers: List[Prepared]
-    end: Prepared
+    cond_layers: List[Conv]
+    end: Conv
     W_inverse: torch.Tensor  # (c, c, 1) float32 inverse of the flow's 1x1 convolution
 
 
-def _prepared(conv: nn.Module, dtype: torch.dtype) -> Prepared:
-    """A conv1d's weights as `Prepared`, cast to dtype."""
-    weight = effective_weight(conv).detach().to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)
+def sigmoid_gated(dtype: torch.dtype) -> bool:
+    """Whether the coupling networks in `dtype` gate through autograd.sigmoid_gate (float32 activations)."""
+    return dtype in (torch.float32, torch.qint8)
+
+
+def _prepared(conv: nn.Module, dtype: torch.dtype, double_rows: int = 0) -> Conv:
+    """A conv1d's weights as `Prepared` cast to dtype, or as `Int8Conv` for torch.qint8; the first `double_rows`
+    output channels (the gate's tanh half, for sigmoid_gate) times two, which is exact."""
+    weight, bias = effective_weight(conv).detach().float(), conv.bias.detach().float()  # (out, in, k), (out,)
+    if double_rows:
+        scale = torch.ones_like(bias)
+        scale[:double_rows] = 2
+        weight, bias = weight * scale[:, None, None], bias * scale
     padding, dilation = (v[0] if isinstance(v, tuple) else v for v in (conv.padding, conv.dilation))
-    return Prepared(weight, conv.bias.detach().to(dtype), padding, dilation)
+    out_channels, in_channels, k = weight.shape
+    if dtype == torch.qint8:
+        taps = weight.permute(0, 2, 1).reshape(out_channels, k * in_channels)  # (out, k * in), tap-major
+        return Int8Conv(int8_weight(taps, bias), out_channels, k, padding, dilation)
+    weight = weight.to(dtype)[:, :, None].contiguous(memory_format=torch.channels_last)  # (out, in, 1, k)
+    return Prepared(weight, bias.to(dtype), padding, dilation)
 
 
-def _conv(layer: Prepared, x: torch.Tensor) -> torch.Tensor:
+def _int8_conv(layer: Int8Conv, x: torch.Tensor) -> torch.Tensor:
+    """(B, C_in, 1, L) channels-last float32 -> (B, C_out, 1, L) channels-last float32 through one int8 product:
+    the k dilated taps side by side as (B * L, k * C_in) rows (one copy), quantized once."""
+    B, C, _, L = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(B, L, C)  # a view: channels-last memory is (B, L, C) rows
+    if layer.kernel_size > 1:
+        padded = F.pad(rows, (0, 0, layer.padding, layer.padding))  # (B, L + 2p, C)
+        d = layer.dilation
+        rows = torch.cat([padded[:, j * d:j * d + L] for j in range(layer.kernel_size)], dim=2)  # (B, L, k C)
+    y = linear(rows.reshape(B * L, -1), layer.weight)  # (B * L, C_out)
+    return y.view(B, 1, L, layer.out_channels).permute(0, 3, 1, 2)  # channels-last (B, C_out, 1, L), no copy
+
+
+def _conv(layer: Conv, x: torch.Tensor) -> torch.Tensor:
     """One prepared convolution of (B, C_in, 1, L/G) channels-last rows (cpu_layout's, on prepared weights)."""
+    if isinstance(layer, Int8Conv):
+        return _int8_conv(layer, x)
     return CHANNELS_LAST.conv(x, layer.weight, layer.bias, layer.padding, layer.dilation)
 
 
@@ -65,14 +112,20 @@ class FastWaveGlow:
     def __init__(self, model: WaveGlow, dtype: torch.dtype = torch.float32) -> None:
         self.model = model
         self.dtype = dtype  # of the coupling networks
+        self.gate = sigmoid_gate if sigmoid_gated(dtype) else gated_activation
+        # the activations' dtype: int8 products take and give float32
+        self.activation_dtype = torch.float32 if dtype == torch.qint8 else dtype
         with torch.no_grad():
-            self.flows = [FastWN(start=_prepared(wn.start, dtype),
-                                 in_layers=[_prepared(c, dtype) for c in wn.in_layers],
-                                 res_skip_layers=[_prepared(c, dtype) for c in wn.res_skip_layers],
-                                 cond_layers=[_prepared(c, dtype) for c in wn.cond_layers],
-                                 end=_prepared(wn.end, dtype),
-                                 W_inverse=inv.inverse_weight().detach().clone())
-                          for wn, inv in zip(model.WN, model.convinv)]
+            self.flows = []
+            for wn, inv in zip(model.WN, model.convinv):
+                tanh_rows = wn.n_channels if sigmoid_gated(dtype) else 0
+                self.flows.append(FastWN(
+                    start=_prepared(wn.start, dtype),
+                    in_layers=[_prepared(c, dtype, tanh_rows) for c in wn.in_layers],
+                    res_skip_layers=[_prepared(c, dtype) for c in wn.res_skip_layers],
+                    cond_layers=[_prepared(c, dtype, tanh_rows) for c in wn.cond_layers],
+                    end=_prepared(wn.end, dtype),
+                    W_inverse=inv.inverse_weight().detach().clone()))
             # (n_mel * stride, n * n_mel) float32, n = kernel / stride: the upsampling transposed convolution as
             # one matrix product over n shifted copies of the mel; None where the kernel does not allow it
             W = product_weight(model.upsample)
@@ -93,7 +146,7 @@ class FastWaveGlow:
         Returns:
             float32 (B, 2 n_half, L/G).
         """
-        output = wavenet(CHANNELS_LAST.enter(audio_0, self.dtype), spect, self.flows[k], _conv, gated_activation,
+        output = wavenet(CHANNELS_LAST.enter(audio_0, self.activation_dtype), spect, self.flows[k], _conv, self.gate,
                          self.model.WN[k].n_channels)
         return output[:, :, 0].float()  # (B, 2 n_half, 1, L/G) -> (B, 2 n_half, L/G)
 
@@ -105,7 +158,7 @@ class FastWaveGlow:
             upsampled = upsample_as_product(spect.float(), self.upsample_W, self.upsample_b, m.upsample.stride[0])
         else:
             upsampled = m.upsample(spect)
-        return CHANNELS_LAST.enter(m.group(upsampled), self.dtype)
+        return CHANNELS_LAST.enter(m.group(upsampled), self.activation_dtype)
 
     @torch.no_grad()
     def infer(self, spect: torch.Tensor, sigma: float = 1.0,
@@ -149,7 +202,7 @@ def tune_waveglow(model: WaveGlow, dtypes: Sequence[Optional[torch.dtype]], fram
             runners["plain"] = lambda: model.WN[k]((audio_0, spect))
         else:
             engine = FastWaveGlow(model, dtype)
-            spect_cl = CHANNELS_LAST.enter(spect, dtype)
+            spect_cl = CHANNELS_LAST.enter(spect, engine.activation_dtype)
             candidates[engine.name] = engine
             runners[engine.name] = lambda engine=engine, spect_cl=spect_cl: engine.coupling(k, audio_0, spect_cl)
     best, seconds = fastest(runners, device)
