@@ -25,8 +25,8 @@ from common.dllog import RunLogger, log_path
 from common.cpu.host_memory import keep_freed_memory
 from common.plotting import plot_alignment
 from hifigan.weights import VocoderUnavailable
-from synthesis import (InputError, Phrase, RunTotals, add_inference_flags, build_synthesizer, join_pieces,
-                       load_models, read_phrases)
+from synthesis import (InputError, Phrase, RunTotals, add_inference_flags, join_pieces,
+                       load_models, read_phrases, synthesizer_from_flags)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError
 from common.flag_types import COUNT, COUNT0, SEED, NONNEG, GATE_THRESHOLD
@@ -152,11 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.exit(str(e.code))
     tacotron2.set_modes(prenet_dropout=not args.deterministic)
     batch_size = args.batch_size or len(phrases)
-    synth = build_synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
-                              denoising_strength=args.denoising_strength, griffin_lim_iters=args.griffin_lim_iters,
-                              griffin_lim_momentum=args.griffin_lim_momentum,
-                              batch_size=batch_size, cuda_graphs=args.cuda_graphs, vocoder=args.vocoder,
-                              hifigan=args.hifigan)
+    synth = synthesizer_from_flags(args, tacotron2, waveglow, device, batch_size, args.cuda_graphs)
     synth.report_fast_paths()
     sampling_rate = synth.vocoder.audio.sampling_rate
     os.makedirs(args.output, exist_ok=True)  # checked writable with the flags; made once the inputs are good

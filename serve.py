@@ -19,7 +19,7 @@ from common.checkpoint import CheckpointError
 from common.cpu.host_memory import keep_freed_memory
 from hifigan.weights import VocoderUnavailable
 from serving import Limits, Speaker, make_app
-from synthesis import InputError, add_inference_flags, build_synthesizer, load_models
+from synthesis import InputError, add_inference_flags, load_models, synthesizer_from_flags
 from tacotron2.text.frontend import FrontendError
 from common.flag_types import COUNT, COUNT0, PORT, NONNEG
 from vocoders import VocoderMismatch
@@ -52,11 +52,7 @@ def build_speaker(args: argparse.Namespace) -> Speaker:
     keep_freed_memory(device)
     tacotron2, waveglow, frontend = load_models(args, device)
     tacotron2.set_modes(prenet_dropout=not args.deterministic)
-    synth = build_synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
-                              denoising_strength=args.denoising_strength, griffin_lim_iters=args.griffin_lim_iters,
-                              griffin_lim_momentum=args.griffin_lim_momentum,
-                              batch_size=args.max_batch,
-                              vocoder=args.vocoder, hifigan=args.hifigan)
+    synth = synthesizer_from_flags(args, tacotron2, waveglow, device, args.max_batch)
     synth.report_fast_paths()
     return Speaker(synth, frontend, Limits(args.max_chars, args.max_batch, args.max_wait_ms, args.max_queue))
 

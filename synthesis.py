@@ -143,8 +143,7 @@ def pad_batch(phrases: Sequence[Phrase], device: torch.device) -> Tuple[torch.Te
 
 
 AMP_HELP = ("mixed precision (--amp and --fp16 are the same flag): float16 on CUDA; on a CPU whichever of bfloat16 "
-            "(where the CPU has it natively), int8 (fbgemm: the decoder's LSTM matrices, WaveGlow's coupling "
-            "networks) and float32 is timed fastest, printed as "
+            "(where the CPU has it natively), int8 LSTM matrices (fbgemm) and float32 is timed fastest, printed as "
             "'fast path: ...'")
 
 
@@ -169,6 +168,10 @@ def add_inference_flags(parser, default_vocoder: Optional[str] = None) -> None:
                         help="sampling rate; read off the checkpoint (given, it must agree)")
     parser.add_argument("--stft-hop-length", type=COUNT, default=None,
                         help="samples per mel frame; read off the checkpoint (given, it must agree)")
+    parser.add_argument("--waveglow-int8", action="store_true",
+                        help="CPU: WaveGlow's coupling networks in int8 (fbgemm), 1.6-3x float32's speed but audibly "
+                             "noisier on the WaveGlow judged so far (docs/performance.md); judge yours with "
+                             "scripts/evaluate_tacotron2.py --waveglow-dtype qint8 --listen before relying on it")
     add_griffin_lim_flags(parser)
 
 
@@ -189,6 +192,7 @@ def load_models(args, device: torch.device, overrides: Optional[Dict[str, object
     args.vocoder = args.vocoder or ("waveglow" if args.waveglow else "griffin-lim")
     if args.vocoder == "waveglow" and not args.waveglow:
         raise InputError("--vocoder waveglow needs --waveglow CKPT")
+    check_precision_flags(args, device)
     tacotron2, _ = models.load_model(args.tacotron2, "Tacotron2", device, overrides)
     check_audio_flags(args, tacotron2)
     waveglow = None
@@ -203,6 +207,27 @@ def load_models(args, device: torch.device, overrides: Optional[Dict[str, object
     card = model_card(tacotron2)
     check_fits(card, args.vocoder, *expected_mels(args.vocoder, card, waveglow, args.hifigan))
     return tacotron2, waveglow, text_frontend(tacotron2, args.text_frontend)
+
+
+def check_precision_flags(args, device: torch.device) -> None:
+    """--waveglow-int8 needs WaveGlow as the vocoder, a CPU and fbgemm (InputError)."""
+    if not getattr(args, "waveglow_int8", False):
+        return
+    if args.vocoder != "waveglow":
+        raise InputError(f"--waveglow-int8 applies to WaveGlow; the vocoder is {args.vocoder}")
+    if device.type != "cpu" or not int8_available():
+        raise InputError("--waveglow-int8 runs on a CPU with fbgemm's int8 products "
+                         f"({'not on ' + device.type if device.type != 'cpu' else 'this torch build has none'})")
+
+
+def synthesizer_from_flags(args, tacotron2: Tacotron2, waveglow: Optional[WaveGlow], device: torch.device,
+                           batch_size: int = 1, cuda_graphs: bool = True) -> "Synthesizer":
+    """`build_synthesizer` with the settings of `add_inference_flags`' flags."""
+    return build_synthesizer(tacotron2, waveglow, device, amp=args.amp_run, sigma=args.sigma_infer,
+                             denoising_strength=args.denoising_strength, griffin_lim_iters=args.griffin_lim_iters,
+                             griffin_lim_momentum=args.griffin_lim_momentum, batch_size=batch_size,
+                             cuda_graphs=cuda_graphs, vocoder=args.vocoder, hifigan=args.hifigan,
+                             waveglow_int8=args.waveglow_int8)
 
 
 def check_audio_flags(args, tacotron2: Tacotron2) -> None:
@@ -223,14 +248,15 @@ class Precision(NamedTuple):
     label: str  # "FP16", "BF16/INT8 where faster", "INT8 where faster" or "FP32": how tables name the policy
 
 
-def precision_policy(device: torch.device, amp: bool) -> Precision:
+def precision_policy(device: torch.device, amp: bool, waveglow_int8: bool = False) -> Precision:
     """--amp-run on CUDA: float16 models, the decoder's fused weights float16, replayed as CUDA graphs.
     On a CPU: bfloat16 weights wherever they are timed faster than float32 on this processor (decoder
     mel error ~5e-4, WaveGlow SNR above 30 dB against float32; see the README), or the decoder's LSTM matrices
-    and WaveGlow's coupling networks in int8 (dynamically quantized products; errors in docs/performance.md), states, softmax,
+    in int8 (dynamically quantized products; mel error in the README), states, softmax,
     1x1 inverses and the affine coupling in float32. bfloat16 is a candidate only where the CPU computes it
     natively (common/cpu/cpu_features.py), int8 only where fbgemm runs. Without it, float32 (TF32 products on
-    Ampere+ GPUs where torch enables them)."""
+    Ampere+ GPUs where torch enables them).
+    WaveGlow in int8 only when asked for (`waveglow_int8`, CPU): its audio was judged noisier (docs/performance.md)."""
     if device.type == "cuda":
         return Precision(half=amp, decoder_dtypes=(torch.float16 if amp else torch.float32,),
                          waveglow_dtypes=(None,), label="FP16" if amp else "FP32")
@@ -239,8 +265,9 @@ def precision_policy(device: torch.device, amp: bool) -> Precision:
         int8 = (torch.qint8,) if int8_available() else ()
         kinds = [name for name, dtypes in (("BF16", bf16), ("INT8", int8)) if dtypes]
         label = f"{'/'.join(kinds)} where faster" if kinds else "FP32"
-        return Precision(False, (*bf16, torch.float32, *int8), (None, torch.float32, *bf16, *int8), label)
-    return Precision(False, (torch.float32,), (None, torch.float32), "FP32")
+        waveglow = (torch.qint8,) if waveglow_int8 else (None, torch.float32, *bf16)
+        return Precision(False, (*bf16, torch.float32, *int8), waveglow, label)
+    return Precision(False, (torch.float32,), (torch.qint8,) if waveglow_int8 else (None, torch.float32), "FP32")
 
 
 class Synthesizer:
@@ -327,11 +354,11 @@ def build_synthesizer(tacotron2: Tacotron2, waveglow: Optional[WaveGlow], device
                       sigma: float = SIGMA_INFER, denoising_strength: float = 0.01,
                       griffin_lim_iters: int = GRIFFIN_LIM_ITERS, griffin_lim_momentum: float = GRIFFIN_LIM_MOMENTUM,
                       batch_size: int = 1, cuda_graphs: bool = True, vocoder: Optional[str] = None,
-                      hifigan: str = "universal") -> Synthesizer:
+                      hifigan: str = "universal", waveglow_int8: bool = False) -> Synthesizer:
     """A Synthesizer under the device's precision policy with the vocoder `vocoder` (vocoders.VOCODERS; default:
     WaveGlow when `waveglow` is given, else Griffin-Lim), built for the Tacotron 2's audio settings (its card),
     or refused (vocoders.VocoderMismatch) where the vocoder's mels differ."""
-    precision = precision_policy(device, amp)
+    precision = precision_policy(device, amp, waveglow_int8)
     name = vocoder or ("waveglow" if waveglow is not None else "griffin-lim")
     chosen = build_vocoder(name, model_card(tacotron2), device, amp=amp, waveglow=waveglow,
                            waveglow_dtypes=precision.waveglow_dtypes, hifigan=hifigan, sigma=sigma,

@@ -25,8 +25,8 @@ from common.dllog import RunLogger
 from common.cpu.host_memory import keep_freed_memory
 from common.timing import first_item_seconds
 from hifigan.weights import VocoderUnavailable
-from synthesis import (InputError, Phrase, Synthesizer, add_inference_flags, build_synthesizer, check_audio_flags,
-                       read_phrases, run_figures, text_frontend)
+from synthesis import (InputError, Phrase, Synthesizer, add_inference_flags, check_audio_flags, check_precision_flags,
+                       read_phrases, run_figures, synthesizer_from_flags, text_frontend)
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError, TextFrontend
 from common.flag_types import COUNT, COUNT0, SEED
@@ -124,6 +124,7 @@ def load_models(args, device: torch.device) -> Tuple[Tacotron2, Optional[WaveGlo
         # random weights: a gate that never fires, so every run decodes exactly --max-decoder-steps frames
         t2 = models.get_model("Tacotron2", {"gate_threshold": 2.0, **overrides}, device).eval()
     check_audio_flags(args, t2)
+    check_precision_flags(args, device)
     wg = None
     if args.vocoder == "waveglow":
         if args.waveglow:
@@ -135,10 +136,7 @@ def load_models(args, device: torch.device) -> Tuple[Tacotron2, Optional[WaveGlo
 
 
 def build(args, t2: Tacotron2, wg: Optional[WaveGlow], device: torch.device, batch_size: int = 1) -> Synthesizer:
-    return build_synthesizer(t2, wg, device, amp=args.amp_run, sigma=args.sigma_infer,
-                             denoising_strength=args.denoising_strength, batch_size=batch_size,
-                             vocoder=args.vocoder, hifigan=args.hifigan, griffin_lim_iters=args.griffin_lim_iters,
-                             griffin_lim_momentum=args.griffin_lim_momentum)
+    return synthesizer_from_flags(args, t2, wg, device, batch_size)
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,7 @@ from hifigan.fast_inference import FastHiFiGAN
 from hifigan.weights import AUDIO as HIFIGAN_AUDIO
 from hifigan.weights import PUBLISHED, VocoderUnavailable, load_generator
 from waveglow.denoiser import Denoiser
-from waveglow.fast_inference import FastWaveGlow, WaveGlowEngine, tune_waveglow
+from waveglow.fast_inference import WaveGlowEngine, tune_waveglow
 from waveglow.model import WaveGlow
 
 VOCODERS: Dict[str, str] = {
@@ -149,11 +149,11 @@ class WaveGlowVocoder(Vocoder):
             waveglow.half()
         self.waveglow = waveglow
         self.engine: WaveGlowEngine
-        if len(dtypes) > 1:
+        if len(dtypes) > 1 or dtypes[0] is not None:  # one prepared dtype is timed too, so that reports name it
             self.engine, timings = tune_waveglow(waveglow, dtypes)
             self.fast_paths["waveglow_coupling_ms"] = {k: round(1e3 * v, 2) for k, v in timings.items()}
         else:
-            self.engine = waveglow if dtypes[0] is None else FastWaveGlow(waveglow, dtypes[0])
+            self.engine = waveglow
         self.denoiser = Denoiser(waveglow).to(device) if denoising_strength > 0 else None
 
     @torch.no_grad()

@@ -195,7 +195,7 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
         for variant, dtype in (("plain", None), ("fast fp32", torch.float32),
                                *[(f"fast {name}", dtype) for name, dtype in low], *int8, ("tuned", None)):
             chosen = ""
-            if variant == "tuned":  # as inference.py --amp-run does
+            if variant == "tuned":  # as inference.py --amp-run does (int8 only with --waveglow-int8)
                 engine, timings = tune_waveglow(model, precision_policy(device, True).waveglow_dtypes
                                                 if device.type == "cpu" else [None, torch.float32, torch.float16])
                 chosen = f"; kept {min(timings, key=timings.get)}"
@@ -282,12 +282,14 @@ def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = No
     rows = []
     audio_seconds = frames * 256 / 22050
     hifigan_group = f"end to end, {os.path.splitext(os.path.basename(phrase_file))[0]}, {frames} frames, HiFi-GAN"
-    for group_name, vocoder, variant, amp in ((group, "waveglow", "fp32", False), (group, "waveglow", "--amp-run", True),
-                                              (hifigan_group, "hifigan", "fp32", False),
-                                              (hifigan_group, "hifigan", "--amp-run", True)):
+    int8 = [(group, "waveglow", "--amp-run --waveglow-int8", True, True)] if device.type == "cpu" and int8_available() else []
+    for group_name, vocoder, variant, amp, wg_int8 in ((group, "waveglow", "fp32", False, False),
+                                                       (group, "waveglow", "--amp-run", True, False), *int8,
+                                                       (hifigan_group, "hifigan", "fp32", False, False),
+                                                       (hifigan_group, "hifigan", "--amp-run", True, False)):
         try:
             synth = build_synthesizer(copy.deepcopy(t2).to(device), copy.deepcopy(wg).to(device), device, amp=amp,
-                                      vocoder=vocoder)
+                                      vocoder=vocoder, waveglow_int8=wg_int8)
         except RuntimeError as e:  # HiFi-GAN's wheel is not installed
             print(f"end-to-end {vocoder} rows skipped: {e}")
             continue

@@ -64,7 +64,9 @@ def test_the_inference_policy_offers_bf16_only_where_the_cpu_has_it(monkeypatch)
     policy = synthesis.precision_policy(cpu, True)
     assert torch.bfloat16 not in policy.decoder_dtypes and torch.bfloat16 not in policy.waveglow_dtypes
     assert policy.label == ("INT8 where faster" if int8_available() else "FP32")
-    assert (torch.qint8 in policy.waveglow_dtypes) == (torch.qint8 in policy.decoder_dtypes) == int8_available()
+    assert (torch.qint8 in policy.decoder_dtypes) == int8_available() and torch.qint8 not in policy.waveglow_dtypes
+    for amp in (True, False):  # WaveGlow in int8 only when asked for, then nothing else
+        assert synthesis.precision_policy(cpu, amp, waveglow_int8=True).waveglow_dtypes == (torch.qint8,)
     monkeypatch.setattr(synthesis, "bf16_native", lambda: True)
     policy = synthesis.precision_policy(cpu, True)
     assert torch.bfloat16 in policy.decoder_dtypes and torch.bfloat16 in policy.waveglow_dtypes

@@ -10,6 +10,7 @@ import inference
 import models
 import synthesis
 from common.checkpoint import save_training_checkpoint
+from common.cpu.linear import int8_available
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import TextFrontend
 from vocoders import WaveGlowVocoder
@@ -59,6 +60,23 @@ def test_one_nonsilent_wav_per_nonempty_line(checkpoints, tmp_path, vocoder):
         data, sr = sf.read(os.path.join(out, name))
         assert sr == 22050 and data.ndim == 1 and data.size > 0
         assert abs(data).max() > 0.5  # peak-normalised, not silent
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no x86/fbgemm quantized engine")
+def test_waveglow_int8_runs_only_when_asked_and_only_with_waveglow(checkpoints, tmp_path, capsys):
+    """--waveglow-int8 vocodes with int8 coupling networks and says so; --amp-run alone never picks int8 for
+    WaveGlow (its audio was judged noisier); with another vocoder the flag is refused before any work."""
+    phrases = _phrases(tmp_path, ["Hello world."])
+    base = ["--tacotron2", checkpoints["Tacotron2"], "-i", phrases, "--waveglow", checkpoints["WaveGlow"]]
+    assert inference.main([*base, "-o", str(tmp_path / "int8"), "--waveglow-int8"]) == 0
+    assert "waveglow_coupling_ms {'qint8'" in capsys.readouterr().err
+    assert os.path.exists(tmp_path / "int8" / "audio_0.wav")
+    assert inference.main([*base, "-o", str(tmp_path / "amp"), "--amp-run"]) == 0
+    assert "qint8" not in capsys.readouterr().err.split("waveglow_coupling_ms")[1].splitlines()[0]
+    with pytest.raises(SystemExit) as err:
+        inference.main([*base, "-o", str(tmp_path / "gl"), "--waveglow-int8", "--vocoder", "griffin-lim"])
+    assert "--waveglow-int8 applies to WaveGlow; the vocoder is griffin-lim" in str(err.value)
+    assert not (tmp_path / "gl").exists()
 
 
 def test_output_order_and_batching_do_not_change_audio(checkpoints, tmp_path):
