@@ -262,7 +262,7 @@ def _parsers():
     modules = ["inference", "test_infer", "export", "serve", "preprocess_audio2mel", "scripts.evaluate_tacotron2",
                "scripts.make_corpus", "scripts.listen_curve", "scripts.check_dataset", "scripts.convert_checkpoint",
                "scripts.write_filelists", "scripts.phonemize", "scripts.export_samples", "scripts.load_test",
-               "scripts.parse_log", "scripts.average_checkpoints"]
+               "scripts.parse_log", "scripts.average_checkpoints", "scripts.waveglow_round_trip"]
     caught = {}
     real = argparse.ArgumentParser.parse_args
 
