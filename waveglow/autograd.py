@@ -23,9 +23,9 @@ def sigmoid_gate(input_a: torch.Tensor, input_b: torch.Tensor, n_channels: int) 
     """`gated_activation` for inputs whose tanh half comes doubled (weights and biases prepared so): with
     s = sigmoid(a + b), tanh(x) = 2 sigmoid(2x) - 1 gives (2 s[:n] - 1) * s[n:].
 
-    Why: aten's CPU tanh costs about six sigmoids (1.1 against 0.15 ms on 2560 x 256 float32, Zen 4), which was
-    a tenth of a float32 coupling network's time. Its absolute error (~1e-7) is float32 rounding; it is not used
-    in bfloat16, where 2 sigmoid - 1 near 0 would lose the relative precision that tanh keeps."""
+    Why: aten's CPU tanh costs several sigmoids, a tenth of a float32 coupling network's time (docs/performance.md).
+    Its absolute error is float32 rounding; it is not used in bfloat16, where 2 sigmoid - 1 near 0 would lose the
+    relative precision that tanh keeps."""
     s = torch.sigmoid(input_a.add_(input_b))  # input_a is a fresh convolution output: reused, not copied
     t_act, s_act = s.split(n_channels, dim=1)
     return t_act.mul_(2).sub_(1) * s_act  # a dense (B, n, ...) in the inputs' layout, as gated_activation's

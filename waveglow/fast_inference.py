@@ -3,9 +3,10 @@ networks' weights cast to one dtype and laid out for oneDNN, beside the plain mo
 
 `FastWaveGlow(model, dtype)` is a snapshot of a WaveGlow's weights prepared for inference; its
 `infer` and `infer_chunks` take the model's arguments and give the model's audio (float32 within
-rounding; bfloat16 or int8 coupling networks within ~30 dB SNR, see docs/performance.md). bfloat16 doubles the
+rounding; bfloat16 coupling networks within ~30 dB SNR, int8 ones within ~25). bfloat16 doubles the
 arithmetic rate on CPUs with AVX512-BF16; int8 (torch.qint8: fbgemm's dynamically quantized products, weights
-one scale per output channel, activations quantized per call) is the CPU's fastest product where it has no bf16.
+one scale per output channel, activations quantized per call) is the CPU's fastest product, with or without bf16,
+but audibly noisier on the WaveGlow judged so far, so it runs only when asked for (docs/performance.md).
 The inverse 1x1 convolutions and the affine coupling stay in float32. In float32 and int8 the gate's tanh half
 comes from the sigmoid (autograd.sigmoid_gate), its rows prepared doubled. A snapshot refuses to run once the
 model's weights have changed: build a new one.
