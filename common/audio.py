@@ -100,3 +100,10 @@ def save_wav(path: str, audio: torch.Tensor, sampling_rate: int) -> None:
     tmp = path + ".tmp.wav"
     sf.write(tmp, data, sampling_rate, subtype="PCM_16")
     os.replace(tmp, path)
+
+
+def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
+    """10 log10 of the reference's energy over the difference's, in float64: how far a fast path's output (a
+    waveform, usually) is from the path it stands in for."""
+    noise = (reference.double() - test.double()).pow(2).sum()
+    return float(10 * torch.log10(reference.double().pow(2).sum() / noise.clamp_min(1e-30)))

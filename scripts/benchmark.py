@@ -32,6 +32,7 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
+from common.audio import snr_db
 from common.precision import autocast
 from common.training.amp import amp_settings
 from common.cpu.cpu_features import bf16_native, describe as describe_cpu
@@ -100,11 +101,6 @@ def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048) -> floa
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     return 2 * n ** 3 / median_seconds(lambda: a @ b, device, repeats=5, warmup=3) / 1e9
-
-
-def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:
-    noise = (reference.double() - test.double()).pow(2).sum()
-    return float(10 * torch.log10(reference.double().pow(2).sum() / noise.clamp_min(1e-30)))
 
 
 def low_precision(device: torch.device) -> List[Tuple[str, torch.dtype]]:

@@ -24,11 +24,10 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.waveglow_round_trip ...")
 
 import models
-from common.audio import AudioConfig
+from common.audio import AudioConfig, snr_db
 from common.flag_types import COUNT
 from common.layers import TacotronSTFT
 from common.listeners import listen
-from scripts.benchmark import full_config, snr_db
 from waveglow.fast_inference import FastWaveGlow
 from waveglow.model import WaveGlow
 
@@ -38,7 +37,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.q
 def random_waveglow() -> WaveGlow:
     """The benchmark's WaveGlow: WN 256, seed 0, end layers std 0.02 (a new model's are zero: the identity)."""
     torch.manual_seed(0)
-    model = WaveGlow(**full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256}))
+    config = models.get_model_config("WaveGlow", models.default_flags("WaveGlow"))
+    model = WaveGlow(**{**config, "WN_config": {"n_layers": 8, "kernel_size": 3, "n_channels": 256}})
     for wn in model.WN:
         torch.nn.init.normal_(wn.end.weight, std=0.02)
     return model.eval()
