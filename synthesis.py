@@ -211,7 +211,7 @@ def load_models(args, device: torch.device, overrides: Optional[Dict[str, object
 
 def check_precision_flags(args, device: torch.device) -> None:
     """--waveglow-int8 needs WaveGlow as the vocoder, a CPU and fbgemm (InputError)."""
-    if not getattr(args, "waveglow_int8", False):
+    if not args.waveglow_int8:
         return
     if args.vocoder != "waveglow":
         raise InputError(f"--waveglow-int8 applies to WaveGlow; the vocoder is {args.vocoder}")
@@ -265,9 +265,10 @@ def precision_policy(device: torch.device, amp: bool, waveglow_int8: bool = Fals
         int8 = (torch.qint8,) if int8_available() else ()
         kinds = [name for name, dtypes in (("BF16", bf16), ("INT8", int8)) if dtypes]
         label = f"{'/'.join(kinds)} where faster" if kinds else "FP32"
-        waveglow = (torch.qint8,) if waveglow_int8 else (None, torch.float32, *bf16)
-        return Precision(False, (*bf16, torch.float32, *int8), waveglow, label)
-    return Precision(False, (torch.float32,), (torch.qint8,) if waveglow_int8 else (None, torch.float32), "FP32")
+        policy = Precision(False, (*bf16, torch.float32, *int8), (None, torch.float32, *bf16), label)
+    else:
+        policy = Precision(False, (torch.float32,), (None, torch.float32), "FP32")
+    return policy._replace(waveglow_dtypes=(torch.qint8,)) if waveglow_int8 else policy
 
 
 class Synthesizer:
