@@ -54,6 +54,20 @@ def get_model(model_name: str, model_config: Dict[str, Any], device: torch.devic
     return model.to(device)
 
 
+def random_waveglow(n_channels: int = 256, seed: int = 0, end_std: float = 0.02) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """An eval-mode WaveGlow (8 WN layers of kernel 3, `n_channels` wide) with seeded random weights, and its
+    config. A new WaveGlow's WN end layers are zero, which makes every affine coupling the identity: speed or
+    precision measured on it would miss the coupling's effect, so they are drawn too (std `end_std`). The model
+    the benchmark times and the round trip listens to, where no trained WaveGlow can be had."""
+    torch.manual_seed(seed)
+    config = {**get_model_config("WaveGlow", default_flags("WaveGlow")),
+              "WN_config": {"n_layers": 8, "kernel_size": 3, "n_channels": n_channels}}
+    model = get_model("WaveGlow", config).eval()
+    for wn in model.WN:
+        torch.nn.init.normal_(wn.end.weight, std=end_std)
+    return model, config
+
+
 def load_model(path: str, model_name: str, device: torch.device,
                overrides: Optional[Mapping[str, Any]] = None) -> Tuple[torch.nn.Module, Dict[str, Any]]:
     """An eval-mode model and its config from a checkpoint of this repository or NVIDIA's.

@@ -174,11 +174,8 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
                   reference: Reference = None) -> List[Dict[str, object]]:
     rows = []
     for c in channels:
-        torch.manual_seed(0)
-        config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": c})
-        model = WaveGlow(**config).to(device).eval()
-        for wn in model.WN:  # random end layers: a trained model's coupling is not the identity
-            torch.nn.init.normal_(wn.end.weight, std=0.02)
+        model, config = models.random_waveglow(c)
+        model = model.to(device)
         mel = (real_mel(wav, frames) if wav else torch.randn(1, 80, frames) - 5).to(device)
         group = f"WaveGlow WN {c} inference, batch 1, {frames} frames"
         ref_job = ("waveglow", config, {k: v.cpu() for k, v in model.state_dict().items()}, {"mel": mel.cpu()})
@@ -264,10 +261,8 @@ def end_to_end_rows(device, frames: int, repeats: int, reference: Reference = No
     from tacotron2.text.frontend import TextFrontend
     torch.manual_seed(0)
     t2_config = full_config("Tacotron2", max_decoder_steps=frames, gate_threshold=2.0)
-    wg_config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256})
-    t2, wg = Tacotron2(**t2_config).eval(), WaveGlow(**wg_config).eval()
-    for wn in wg.WN:  # random end layers: a trained model's coupling is not the identity
-        torch.nn.init.normal_(wn.end.weight, std=0.02)
+    t2 = Tacotron2(**t2_config).eval()
+    wg, wg_config = models.random_waveglow(256)
     phrase = read_phrases(phrase_file, TextFrontend("characters"))[0]
     group = f"end to end, {os.path.splitext(os.path.basename(phrase_file))[0]}, {frames} frames, WN 256"
     sequence = torch.tensor([phrase.sequence])

@@ -7,7 +7,7 @@ Each recording x of the corpus (an LJSpeech-format folder: metadata.csv, wavs/) 
 float64 (x -> z, exact), then back through FastWaveGlow in each dtype (z -> x'). float32 gives the recording back;
 what a dtype's products get wrong reaches the audio through every flow, as it does in synthesis. Prints, per dtype,
 the SNR against the recording and what pocketsphinx and DNSMOS make of x' beside the recording's own scores.
-Without --waveglow: the benchmark's random WN 256 WaveGlow (end layers std 0.02), whose coupling outputs are not
+Without --waveglow: the benchmark's random WN 256 WaveGlow (`models.random_waveglow`), whose coupling outputs are not
 predictions of the audio, so its figures are a harsh stand-in for a trained model's (docs/performance.md).
 """
 import argparse
@@ -34,16 +34,6 @@ from waveglow.model import WaveGlow
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
 
 
-def random_waveglow() -> WaveGlow:
-    """The benchmark's WaveGlow: WN 256, seed 0, end layers std 0.02 (a new model's are zero: the identity)."""
-    torch.manual_seed(0)
-    config = models.get_model_config("WaveGlow", models.default_flags("WaveGlow"))
-    model = WaveGlow(**{**config, "WN_config": {"n_layers": 8, "kernel_size": 3, "n_channels": 256}})
-    for wn in model.WN:
-        torch.nn.init.normal_(wn.end.weight, std=0.02)
-    return model.eval()
-
-
 def latent_as_noise(model: WaveGlow, z: torch.Tensor) -> List[torch.Tensor]:
     """forward's z (B, G, L/G), early outputs first, as `infer`'s draws (the last flow's channels first, then the
     early outputs from the latest flow back), so that infer(mel, sigma=1, noise) inverts forward."""
@@ -63,7 +53,7 @@ def main(argv=None) -> int:
     if args.waveglow:
         model = models.load_model(args.waveglow, "WaveGlow", torch.device("cpu"))[0].eval()
     else:
-        model = random_waveglow()
+        model, _ = models.random_waveglow()
     model.remove_weightnorm()
     model64 = copy.deepcopy(model).double()
     engines = {name: FastWaveGlow(model, DTYPES[name]) for name in args.dtypes}

@@ -129,6 +129,28 @@ def test_inverse_of_forward_returns_the_audio():
     assert torch.allclose(restored, audio, atol=1e-4)
 
 
+def test_random_waveglow_is_seeded_and_its_couplings_act():
+    """models.random_waveglow, the benchmark's and the round trip's model: the same weights on every call, and end
+    layers drawn so that its couplings change the audio (a new WaveGlow's are zero: every coupling the identity)."""
+    import copy
+    import models
+    model, config = models.random_waveglow(32)
+    again, _ = models.random_waveglow(32)
+    assert config["WN_config"]["n_channels"] == 32 and not model.training
+    for (name, x), y in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(x, y), name
+    identity = copy.deepcopy(model)
+    for wn in identity.WN:
+        torch.nn.init.zeros_(wn.end.weight)
+    mel, audio = torch.randn(1, 80, 4) - 5, torch.rand(1, 4 * 256) * 2 - 1
+    with torch.no_grad():
+        z, log_s, _ = model((mel, audio))
+        z_identity, log_s_identity, _ = identity((mel, audio))
+    assert all(float(s.abs().max()) == 0 for s in log_s_identity)
+    assert min(float(s.abs().max()) for s in log_s) > 1e-4
+    assert float((z - z_identity).abs().max()) > 1e-3
+
+
 def test_remove_weightnorm_keeps_outputs():
     model = _tiny()
     mel = torch.randn(1, 20, 5)
