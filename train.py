@@ -37,6 +37,7 @@ from common.dllog import RunLogger, log_path
 from common.cpu.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
 from common.training.preemption import Preemption
+from common.training.warm_start import adopt_checkpoint_shape
 from common.training.run_lock import OutputInUse, RunLock
 from common.training.sampler import BucketBatchSampler, ResumableBatchSampler
 from common.training.lr_schedule import LRSchedule, budget_progress
@@ -131,6 +132,13 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     seed_and_set_backends(args, info)
     model_name = args.model_name
     package = models.package(model_name)
+    warm_ckpt, adopted = None, []
+    if args.warm_start:  # the model to fine-tune is the checkpoint's: its shape flags replace this run's
+        try:
+            warm_ckpt = resume.load_on_every_rank(info, args.warm_start)
+        except CheckpointError as e:
+            raise SystemExit(f"error: {e}")
+        adopted = adopt_checkpoint_shape(package, args, warm_ckpt, args.warm_start, args.warm_start_ignore)
     model_config = package.config_from_args(args)
     model = models.get_model(model_name, model_config, device,
                              uniform_initialize_bn_weight=not args.disable_uniform_initialize_bn_weight)
@@ -146,7 +154,8 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
                                              models.SIGNATURE_KEYS)
     try:
         position, restored = checkpoints.restore(model, optimizer, scaler, args.checkpoint_path,
-                                                 args.resume_from_last, args.warm_start, args.warm_start_ignore)
+                                                 args.resume_from_last, args.warm_start, args.warm_start_ignore,
+                                                 warm_ckpt)
     except CheckpointError as e:
         raise SystemExit(f"error: {e}")
 
@@ -168,6 +177,8 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     logger.info(describe_amp(args.amp_run, device, amp_dtype))
     if restored:
         logger.info(restored)
+    if adopted:
+        logger.info(f"--warm-start {args.warm_start}: the model's shape from the checkpoint: {'; '.join(adopted)}")
     if frozen:
         logger.info(f"--freeze: {frozen:,} of {sum(p.numel() for p in model.parameters()):,} weights stay as loaded")
     if info.distributed:

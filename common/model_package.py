@@ -26,6 +26,7 @@ class ModelPackage:
     model_class: type  # built from its config dict: model_class(**config)
     add_flags: Flags  # parser -> the parser with the model's own flags added
     config_from_args: Callable[[argparse.Namespace], Dict[str, Any]]
+    flags_from_config: Callable[[Dict[str, Any]], Dict[str, Any]]  # a config -> the flags (dests) that build it
     config_from_weights: Callable[[Dict[str, torch.Tensor]], Dict[str, Any]]  # for checkpoints without a config
     signature_key: str  # a state-dict key that only this model's weights have
     loss: Callable[[argparse.Namespace], torch.nn.Module]  # from the training flags

@@ -12,7 +12,8 @@
 # --freeze for the fine-tunes, e.g. "embedding encoder"), AMP=1 (--amp-run, as the demo trains), AVERAGE=5 (each run
 # judged as the mean of its last AVERAGE epoch checkpoints, as the demo's model is; 1: the last checkpoint),
 # THREADS=nproc, NEW_N=300 (sentences of the new voice's corpus), EPOCH_CLIPS=200 (clips an epoch: the data size's
-# list repeated), HELD_N=48 (held-out sentences), CONFIG (the base model's config file).
+# list repeated), HELD_N=48 (held-out sentences), CONFIG (the training config file;
+# the fine-tunes take the base model's widths from its checkpoint, the runs from scratch this file's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE="${BASE:-demo_output}"

@@ -43,6 +43,11 @@ def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
                                                  for f in dataclasses.fields(Tacotron2Config)}))
 
 
+def flags_from_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The flags (dest -> value) that build `config`: config_from_args's inverse (the names are the same)."""
+    return {f.name: config[f.name] for f in dataclasses.fields(Tacotron2Config) if f.name in config}
+
+
 def parse_tacotron2_args(parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add Tacotron 2's flags to `parent` and return it."""
     d = Tacotron2Config()

@@ -40,7 +40,8 @@ def content_items(dataset: data_function.TextMelLoader, args: argparse.Namespace
 
 PACKAGE = ModelPackage(
     name="Tacotron2", model_class=Tacotron2, add_flags=arg_parser.parse_tacotron2_args,
-    config_from_args=arg_parser.config_from_args, config_from_weights=arg_parser.config_from_state_dict,
+    config_from_args=arg_parser.config_from_args, flags_from_config=arg_parser.flags_from_config,
+    config_from_weights=arg_parser.config_from_state_dict,
     signature_key="embedding.weight", loss=loss, dataset=data_function.get_data_loader,
     collate=data_function.get_collate_function, batch_to_device=data_function.batch_to_device,
     item_lengths=lambda dataset: dataset.lengths, loss_per_iteration=True, quality_metrics=metrics.score,

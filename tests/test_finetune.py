@@ -1,4 +1,5 @@
 """A new voice from a trained model: warm starts across voices, their warnings, and scripts/finetune_demo.sh."""
+import argparse
 import json
 import os
 import shutil
@@ -11,9 +12,11 @@ import torch
 import models
 import train
 from common.checkpoint import load_checkpoint_file, save_training_checkpoint
+from common.dllog import read_log
 from common.training.dist_utils import init_distributed
 from common.training.resume import audio_mismatches
 from common.training.run_lock import RunLock
+from common.training.warm_start import adopt_checkpoint_shape
 from corpora import voices
 
 from .conftest import REPO
@@ -27,16 +30,21 @@ def _checkpoint(corpus, tmp_path) -> str:
     return os.path.join(out, "checkpoint_Tacotron2_last.pt")
 
 
-def _warm_started(argv):
-    """The model's weights as build_run leaves them, before the first step."""
+def _built(argv):
+    """The run as build_run leaves it, before the first step."""
     args = train.parse_args(argv)
     lock = RunLock(args.output)
     try:
         run, _ = train.build_run(args, init_distributed(cpu=True), lock)
         run.logger.close()
-        return run.model.state_dict()
+        return run
     finally:
         lock.release()
+
+
+def _warm_started(argv):
+    """The model's weights as build_run leaves them, before the first step."""
+    return _built(argv).model.state_dict()
 
 
 def test_warm_start_keeps_every_weight_but_the_ignored_ones(corpus, tmp_path):
@@ -51,6 +59,55 @@ def test_warm_start_keeps_every_weight_but_the_ignored_ones(corpus, tmp_path):
         assert torch.equal(value, old[key]) != (key in ignored), key  # kept, or reset to a fresh model's values
     fresh = _warm_started(train_argv(corpus, "Tacotron2", str(tmp_path / "fresh"), epochs=1))
     assert all(torch.equal(new[k], fresh[k]) for k in ignored)  # the same seed: a fresh start's initial values
+
+
+def test_a_warm_start_takes_the_checkpoints_shape_and_the_runs_other_flags(corpus, tmp_path, capsys):
+    """A config written for another width (the demo's config file against an older demo model, NVIDIA's defaults
+    against the demo's) used to stop the fine-tune with "weights do not fit": the checkpoint's shape flags win, are
+    logged, and are what the new checkpoints record; flags that shape no weight (dropout) stay the run's, and so
+    does a flag whose weights are all under --warm-start-ignore (a new embedding for another symbol set)."""
+    ckpt = _checkpoint(corpus, tmp_path)
+    old = load_checkpoint_file(ckpt)
+    width, n_symbols = old["config"]["encoder_embedding_dim"], old["config"]["n_symbols"]
+    out = tmp_path / "new"
+    run = _built(train_argv(corpus, "Tacotron2", str(out), "--warm-start", ckpt, "--encoder-embedding-dim",
+                            str(2 * width), "--symbols-embedding-dim", str(2 * width), "--p-decoder-dropout", "0.3",
+                            "--n-symbols", str(n_symbols + 5), "--warm-start-ignore", "embedding", epochs=1))
+    assert run.args.encoder_embedding_dim == width and run.args.p_decoder_dropout == 0.3
+    assert run.args.n_symbols == n_symbols + 5
+    state = run.model.state_dict()
+    assert state["embedding.weight"].shape[0] == n_symbols + 5
+    for key, value in old["state_dict"].items():
+        if not key.startswith("embedding"):
+            assert torch.equal(state[key], value), key
+    assert (f"the model's shape from the checkpoint: --symbols-embedding-dim {width} (the flags said {2 * width}); "
+            f"--encoder-embedding-dim {width} (the flags said {2 * width})\n") in capsys.readouterr().out
+    parameters = {k: v for r in read_log(str(out / "nvlog.json")) if r.get("step") == "PARAMETER"
+                  for k, v in r["data"].items()}
+    assert parameters["encoder_embedding_dim"] == width  # the log's flags are the model's
+    # trained on: the checkpoints it writes carry the shape it has
+    assert train.main(train_argv(corpus, "Tacotron2", str(tmp_path / "trained"), "--warm-start", ckpt,
+                                 "--encoder-embedding-dim", str(2 * width), epochs=1)) == 0
+    config = load_checkpoint_file(str(tmp_path / "trained" / "checkpoint_Tacotron2_last.pt"))["config"]
+    assert config == old["config"]
+
+
+def test_a_published_waveglow_gives_its_width_to_a_warm_start():
+    """NVIDIA's published WaveGlow (weights only, 256 WN channels) warm-starts a run whose flags say 512: its
+    architecture is read off the weights; the flags round-trip through each package's config."""
+    package = models.package("WaveGlow")
+    args = models.default_flags("WaveGlow")
+    model, config = models.random_waveglow(n_channels=256)
+    assert args.wn_channels == 512
+    adopted = adopt_checkpoint_shape(package, args, {"state_dict": model.state_dict()}, "nvidia_waveglow256.pt")
+    assert adopted == ["--wn-channels 256 (the flags said 512)"] and args.wn_layers == 8
+    assert package.config_from_args(args) == config
+    assert adopt_checkpoint_shape(package, args, {"config": config}, "again.pt") == []
+    for name in models.MODELS:
+        flags = models.default_flags(name)
+        config = models.get_model_config(name, flags)
+        rebuilt = argparse.Namespace(**{**vars(flags), **models.package(name).flags_from_config(config)})
+        assert models.get_model_config(name, rebuilt) == config
 
 
 def test_frozen_weights_stay_as_loaded_and_the_rest_trains(corpus, tmp_path):

@@ -30,6 +30,14 @@ def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     return WaveGlowConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(WaveGlowConfig)}).model_config()
 
 
+def flags_from_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The flags (dest -> value) that build `config`: config_from_args's inverse. Raises KeyError."""
+    wn = config["WN_config"]
+    return {"n_mel_channels": config["n_mel_channels"], "flows": config["n_flows"], "groups": config["n_group"],
+            "early_every": config["n_early_every"], "early_size": config["n_early_size"],
+            "wn_layers": wn["n_layers"], "wn_kernel_size": wn["kernel_size"], "wn_channels": wn["n_channels"]}
+
+
 def parse_waveglow_args(parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add WaveGlow's flags to `parent` and return it."""
     d = WaveGlowConfig()

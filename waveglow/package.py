@@ -28,7 +28,8 @@ def content_items(dataset: data_function.MelAudioLoader, args: argparse.Namespac
 
 PACKAGE = ModelPackage(
     name="WaveGlow", model_class=WaveGlow, add_flags=arg_parser.parse_waveglow_args,
-    config_from_args=arg_parser.config_from_args, config_from_weights=arg_parser.config_from_state_dict,
+    config_from_args=arg_parser.config_from_args, flags_from_config=arg_parser.flags_from_config,
+    config_from_weights=arg_parser.config_from_state_dict,
     signature_key="upsample.weight", loss=loss, dataset=data_function.get_data_loader,
     collate=data_function.get_collate_function, batch_to_device=data_function.batch_to_device,
     dataset_per_epoch=True, content_items=content_items, quality_metrics=metrics.score,

@@ -9,7 +9,7 @@ import errno
 import os
 import shutil
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -122,9 +122,10 @@ class TrainingCheckpoints:
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 checkpoint_path: str, resume_from_last: bool, warm_start: str = "",
-                warm_start_ignore: Sequence[str] = ()) -> Tuple[Position, str]:
-        """Load a resume checkpoint (model, optimizer, scaler, RNG) or warm-start weights; (position, what
-        was done, '' for a fresh start). Raises CheckpointError."""
+                warm_start_ignore: Sequence[str] = (), warm_ckpt: Optional[Dict[str, Any]] = None
+                ) -> Tuple[Position, str]:
+        """Load a resume checkpoint (model, optimizer, scaler, RNG) or warm-start weights (`warm_ckpt`: the
+        `warm_start` file already loaded); (position, what was done, '' for a fresh start). Raises CheckpointError."""
         path = resume_path(self.info, checkpoint_path, self.last_path, resume_from_last)
         device = self.info.device
         if path:
@@ -144,7 +145,7 @@ class TrainingCheckpoints:
                 check_epoch_shape(ckpt, path, self.train_args, self.info.world_size, position)
             return position, f"resumed from {path}: epoch {position.epoch}, batch {position.batch}"
         if warm_start:
-            ckpt = load_on_every_rank(self.info, warm_start)
+            ckpt = warm_ckpt if warm_ckpt is not None else load_on_every_rank(self.info, warm_start)
             self._load_weights(model, ckpt, warm_start, ignore=warm_start_ignore)
             for message in audio_mismatches(ckpt, self.train_args, warm_start):
                 warnings.warn(message)
