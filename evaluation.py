@@ -11,6 +11,8 @@ WER/CER against the words spoken and DNSMOS (common/listeners.py).
 """
 import os
 import tempfile
+import zlib
+from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -23,7 +25,7 @@ from common.layers import TacotronSTFT
 from common.listeners import SCORE_COLUMNS
 from corpora.filelists import read_metadata
 from corpora.voices import speak
-from common.checkpoint import model_card
+from common.checkpoint import ModelCard, model_card
 from synthesis import text_frontend
 from tacotron2 import metrics
 from tacotron2.data_function import TextMelLoader
@@ -77,12 +79,13 @@ OTHER_VOICES = {"espeak": (("same_voice_150wpm", "espeak-150wpm", "the same voic
 HUM = "an averaged hum: the teacher's mel blurred over 9 bands x 15 frames, through Griffin-Lim"
 
 
-def signal_labels(vocoders: Sequence[str], voice: str, calibrate: bool) -> Dict[str, str]:
+def signal_labels(vocoders: Sequence[str], voice: str, calibrate: bool, floor: bool = True) -> Dict[str, str]:
     """key -> description of every signal judged against the teacher, in table order."""
     names = {"griffin_lim": "Griffin-Lim", "waveglow": "WaveGlow",
              "hifigan": "HiFi-GAN V1 (the published universal generator, not a WaveGlow)"}
     labels = {"teacher": "the teacher's recording"} if calibrate else {}
-    labels.update({f"teacher_{v}": f"the teacher's own mel through {names[v]}" for v in vocoders})
+    if floor:
+        labels.update({f"teacher_{v}": f"the teacher's own mel through {names[v]}" for v in vocoders})
     if calibrate:
         labels["hum"] = HUM
         labels.update({key: label for key, _, label in OTHER_VOICES.get(voice, ())})
@@ -103,41 +106,69 @@ class Judging(NamedTuple):
     denoising_strength: float = 0.01
     waveglow_dtype: Optional[torch.dtype] = None  # WaveGlow's coupling networks on a FastWaveGlow; None: the model
     hifigan: Optional[str] = None  # HiFi-GAN's weights (vocoders.py): a column of its own; None: none
+    jobs: int = 0  # processes judging the sentences side by side, each with its share of the threads; 0: auto_jobs
+    floor: bool = True  # the teacher's own mel through each vocoder as rows (False: a model's rows only)
+
+
+def auto_jobs(n_sentences: int, per_job: int = 8) -> int:
+    """One judging process a core, each with at least `per_job` sentences: a process costs a few seconds to start
+    (torch, the vocoders), which a handful of sentences does not repay."""
+    return max(1, min(len(os.sched_getaffinity(0)), n_sentences // per_job))
 
 
 def sentence_signals(row: Dict[str, object], teacher: Teacher, text: str, vocoders: Dict[str, Vocoder],
-                     judging: Judging, sampling_rate: int, tmp: str) -> Dict[str, torch.Tensor]:
+                     judging: Judging, sampling_rate: int, tmp: str, seed: int = 0) -> Dict[str, torch.Tensor]:
     """The wavs of one held-out sentence, keyed as `signal_labels` names them (each as written to a wav file:
-    clipped to [-1, 1])."""
-    def vocode(vocoder: Vocoder, mel: torch.Tensor) -> torch.Tensor:
-        return vocoder(mel[None], torch.tensor([mel.size(1)]))[0].float().clamp(-1, 1)
+    clipped to [-1, 1]). A vocoder's random draws (WaveGlow's noise) are seeded by `seed` and the signal's key:
+    a signal sounds the same whichever process judges it and whichever other rows are judged."""
+    def vocode(key: str, vocoder: Vocoder, mel: torch.Tensor) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 2 ** 32 + zlib.crc32(key.encode()))
+            return vocoder(mel[None], torch.tensor([mel.size(1)]))[0].float().clamp(-1, 1)
     wavs: Dict[str, torch.Tensor] = {"teacher": teacher.recording} if judging.calibrate else {}
-    for name, vocoder in vocoders.items():
-        wavs[f"teacher_{name}"] = vocode(vocoder, torch.from_numpy(teacher.mel))
+    for name, vocoder in vocoders.items() if judging.floor else ():
+        wavs[f"teacher_{name}"] = vocode(f"teacher_{name}", vocoder, torch.from_numpy(teacher.mel))
     if judging.calibrate:
         blurred = uniform_filter(teacher.mel, size=(9, 15), mode="nearest")
-        wavs["hum"] = vocode(vocoders["griffin_lim"], torch.from_numpy(blurred))
+        wavs["hum"] = vocode("hum", vocoders["griffin_lim"], torch.from_numpy(blurred))
         for key, other, _ in OTHER_VOICES.get(judging.voice, ()):
             path = os.path.join(tmp, f"{key}.wav")
             speak(other, [text], [path], sampling_rate, jobs=1)
             wavs[key] = load_wav(path, sampling_rate)
     for name, vocoder in vocoders.items():
-        wavs[f"model_{name}"] = vocode(vocoder, row["mel"])
+        wavs[f"model_{name}"] = vocode(f"model_{name}", vocoder, row["mel"])
     return wavs
+
+
+def judging_vocoders(card: ModelCard, judging: Judging, waveglow: Optional[WaveGlow] = None) -> Dict[str, Vocoder]:
+    """Griffin-Lim, and WaveGlow and HiFi-GAN where given, set as `judging` says, for a model with this card."""
+    cpu = torch.device("cpu")
+    vocoders: Dict[str, Vocoder] = {"griffin_lim": build_vocoder("griffin-lim", card, cpu,
+                                                                 griffin_lim_iters=judging.griffin_lim_iters,
+                                                                 griffin_lim_power=judging.griffin_lim_power,
+                                                                 griffin_lim_momentum=judging.griffin_lim_momentum)}
+    if waveglow is not None:
+        vocoders["waveglow"] = build_vocoder("waveglow", card, cpu, waveglow=waveglow, sigma=judging.sigma,
+                                             denoising_strength=judging.denoising_strength,
+                                             waveglow_dtypes=(judging.waveglow_dtype,))
+    if judging.hifigan:
+        vocoders["hifigan"] = build_vocoder("hifigan", card, cpu, hifigan=judging.hifigan)
+    return vocoders
 
 
 def judge_signals(rows: List[Dict[str, object]], teachers: List[Teacher], texts: List[str], said: List[str],
                   vocoders: Dict[str, Vocoder], judging: Judging, stft: TacotronSTFT,
-                  sampling_rate: int) -> Dict[str, List[Dict[str, object]]]:
+                  sampling_rate: int, first: int = 0) -> Dict[str, List[Dict[str, object]]]:
     """Every signal of every sentence scored against its teacher: MCD-DTW and contrast of its mel against the
     teacher's, and with `judging.listen` what the recogniser heard, its WER/CER against the words spoken and
     DNSMOS. The teacher's recording and the model's wavs go to judging.audio_dir as `<id>_teacher.wav`,
-    `<id>_<vocoder>.wav` when given."""
+    `<id>_<vocoder>.wav` when given. A sentence's index (`first` + its place in `rows`) seeds its vocoders'
+    random draws (sentence_signals)."""
     audio_dir = judging.audio_dir
     scores: Dict[str, List[Dict[str, object]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for row, teacher, text, words in zip(rows, teachers, texts, said):
-            wavs = sentence_signals(row, teacher, text, vocoders, judging, sampling_rate, tmp)
+        for i, (row, teacher, text, words) in enumerate(zip(rows, teachers, texts, said)):
+            wavs = sentence_signals(row, teacher, text, vocoders, judging, sampling_rate, tmp, seed=first + i)
             for key, wav in wavs.items():
                 got = wav_mel(wav, stft)
                 score: Dict[str, object] = {"mcd_dtw": metrics.mcd_dtw(got, teacher.mel),
@@ -150,6 +181,36 @@ def judge_signals(rows: List[Dict[str, object]], teachers: List[Teacher], texts:
                 for name in vocoders:
                     save_wav(os.path.join(audio_dir, f"{row['id']}_{name}.wav"), wavs[f"model_{name}"], sampling_rate)
     return scores
+
+
+def _judge_shard(rows: List[Dict[str, object]], teachers: List[Teacher], texts: List[str], said: List[str],
+                 card: ModelCard, judging: Judging, waveglow: Optional[WaveGlow], first: int,
+                 threads: int) -> Dict[str, List[Dict[str, object]]]:
+    """judge_signals in a judging process of its own: its vocoders built there, `threads` threads."""
+    torch.set_num_threads(threads)
+    return judge_signals(rows, teachers, texts, said, judging_vocoders(card, judging, waveglow), judging,
+                         TacotronSTFT(**card.audio.stft_kwargs()), card.audio.sampling_rate, first)
+
+
+def judge_sentences(rows: List[Dict[str, object]], teachers: List[Teacher], texts: List[str], said: List[str],
+                    card: ModelCard, judging: Judging,
+                    waveglow: Optional[WaveGlow] = None) -> Dict[str, List[Dict[str, object]]]:
+    """judge_signals over `judging.jobs` processes, each a contiguous share of the sentences and of this process's
+    threads: the recogniser runs on one core and holds the interpreter's lock (threads would wait for it), so a
+    second process is what keeps a second core busy while it listens. The scores are those of one process, sentence
+    for sentence."""
+    slim = [{"id": row["id"], "mel": row["mel"]} for row in rows]  # what the signals need of a row
+    jobs = max(1, min(judging.jobs or auto_jobs(len(rows)), len(rows)))
+    if jobs == 1:
+        return judge_signals(slim, teachers, texts, said, judging_vocoders(card, judging, waveglow), judging,
+                             TacotronSTFT(**card.audio.stft_kwargs()), card.audio.sampling_rate)
+    bounds = [round(k * len(rows) / jobs) for k in range(jobs + 1)]
+    threads = max(1, torch.get_num_threads() // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_judge_shard, slim[a:b], teachers[a:b], texts[a:b], said[a:b], card, judging,
+                               waveglow, a, threads) for a, b in zip(bounds, bounds[1:])]
+        parts = [future.result() for future in futures]
+    return {key: [score for part in parts for score in part[key]] for key in parts[0]}
 
 
 def mean_scores(scores: Dict[str, List[Dict[str, object]]], labels: Dict[str, str]) -> Dict[str, Dict[str, object]]:
@@ -195,27 +256,17 @@ def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: 
         "sentences": [{k: v for k, v in r.items() if k not in ("mel", "alignment")} for r in rows]}
     if not (judging.calibrate or judging.audio_dir or judging.listen):
         return result
-    cpu = torch.device("cpu")
-    vocoders: Dict[str, Vocoder] = {"griffin_lim": build_vocoder("griffin-lim", card, cpu,
-                                                                 griffin_lim_iters=judging.griffin_lim_iters,
-                                                                 griffin_lim_power=judging.griffin_lim_power,
-                                                                 griffin_lim_momentum=judging.griffin_lim_momentum)}
-    if waveglow is not None:
-        vocoders["waveglow"] = build_vocoder("waveglow", card, cpu, waveglow=waveglow, sigma=judging.sigma,
-                                             denoising_strength=judging.denoising_strength,
-                                             waveglow_dtypes=(judging.waveglow_dtype,))
-    if judging.hifigan:
-        vocoders["hifigan"] = build_vocoder("hifigan", card, cpu, hifigan=judging.hifigan)
     stft = TacotronSTFT(**audio.stft_kwargs())
     said = spoken_texts(dataset_path, column=2)
     for row, entry in zip(rows, dataset.entries):
         if "{" in row["sentence"] and (judging.calibrate or judging.listen):
             raise ValueError(f"{entry.filelist}:{entry.line}: the other voices and the recogniser need the "
                              f"sentence's words, and this filelist holds ARPAbet with no metadata.csv beside it")
-    labels = signal_labels(list(vocoders), judging.voice, judging.calibrate)
-    scores = judge_signals(rows, read_teachers(rows, dataset, stft, audio.sampling_rate),
-                           [r["sentence"] for r in rows], [said.get(r["id"], r["sentence"]) for r in rows],
-                           vocoders, judging, stft, audio.sampling_rate)
+    vocoders = ["griffin_lim"] + ["waveglow"] * (waveglow is not None) + ["hifigan"] * bool(judging.hifigan)
+    labels = signal_labels(vocoders, judging.voice, judging.calibrate, judging.floor)
+    scores = judge_sentences(rows, read_teachers(rows, dataset, stft, audio.sampling_rate),
+                             [r["sentence"] for r in rows], [said.get(r["id"], r["sentence"]) for r in rows],
+                             card, judging, waveglow)
     for i, row in enumerate(result["sentences"]):
         row["signals"] = {key: scores[key][i] for key in labels if key in scores}
     result["calibration"] = mean_scores(scores, labels)

@@ -102,11 +102,11 @@ if [ "$WG_MINUTES" != 0 ]; then
 fi
 
 # Held-out sentences of other vocabulary: metrics, calibration, both listeners, wavs and pictures
-stage 4 "the held-out sentences judged, with the listeners and the calibration rows" 20
+stage 4 "the held-out sentences judged, with the listeners and the calibration rows" 13
 python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" "${HIFIGAN_ARGS[@]}" -d "$OUT/heldout" \
     --filelist "$HELD_OUT" -o "$OUT/eval" --voice "$VOICE" --calibrate --listen --audio
 # ... and what the checkpoints sounded like every 5 minutes of training
-stage 5 "the listeners' curve over the checkpoints" 7
+stage 5 "the listeners' curve over the checkpoints" 4
 python -m scripts.listen_curve "$OUT/tacotron2" -d "$OUT/heldout" --filelist "$HELD_OUT" --voice "$VOICE" \
     --every 5 --limit 12 -o "$OUT/listen_curve.json"
 

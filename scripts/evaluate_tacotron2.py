@@ -29,7 +29,7 @@ from synthesis import add_griffin_lim_flags, text_frontend  # noqa: E402
 from vocoders import SIGMA_INFER  # noqa: E402
 from tacotron2.fast_inference import FastDecoder  # noqa: E402
 from tacotron2.text.frontend import FRONTENDS  # noqa: E402
-from common.flag_types import COUNT, SEED, POSITIVE, NONNEG, FRACTION  # noqa: E402
+from common.flag_types import COUNT, COUNT0, SEED, POSITIVE, NONNEG, FRACTION  # noqa: E402
 from common.output import check_outputs  # noqa: E402
 
 FAST_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "qint8": torch.qint8}
@@ -70,17 +70,20 @@ def main(argv=None) -> int:
     parser.add_argument("--waveglow-dtype", choices=["plain", *FAST_DTYPES], default="plain",
                         help="vocode with WaveGlow's coupling networks prepared in this precision (qint8: int8 "
                              "products) instead of the model itself; the listeners then judge that fast path")
+    parser.add_argument("--jobs", type=COUNT0, default=0,
+                        help="processes judging the sentences side by side (0: one a core, 8 sentences or more each)")
     args = parser.parse_args(argv)
     check_outputs(parser, folders=[("-o", args.output)])
     model, _ = models.load_model(args.tacotron2, "Tacotron2", torch.device("cpu"))
     waveglow = models.load_model(args.waveglow, "WaveGlow", torch.device("cpu"))[0] if args.waveglow else None
     decode = None if args.decoder == "plain" else FastDecoder(model.decoder, FAST_DTYPES[args.decoder]).infer
     os.makedirs(args.output, exist_ok=True)
-    judging = Judging(args.voice, args.calibrate, args.listen, args.output if args.audio else None,
+    judging = Judging(voice=args.voice, calibrate=args.calibrate, listen=args.listen,
+                      audio_dir=args.output if args.audio else None,
                       griffin_lim_iters=args.griffin_lim_iters, griffin_lim_power=args.griffin_lim_power,
                       griffin_lim_momentum=args.griffin_lim_momentum,
                       sigma=args.sigma_infer, denoising_strength=args.denoising_strength, hifigan=args.hifigan,
-                      waveglow_dtype=FAST_DTYPES.get(args.waveglow_dtype))
+                      waveglow_dtype=FAST_DTYPES.get(args.waveglow_dtype), jobs=args.jobs)
     try:
         result = evaluate_model(model, args.dataset_path, args.filelist, judging, waveglow, args.limit,
                                 None if args.no_plots else args.output, not args.deterministic, args.seed, decode,

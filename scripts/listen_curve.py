@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     points = []
     for minutes, epoch, path in checkpoints_by_minute(args.run_dir, "Tacotron2", args.every):
         model, _ = models.load_model(path, "Tacotron2", torch.device("cpu"))
-        result = evaluate_model(model, args.dataset_path, args.filelist, Judging(args.voice, listen=True),
+        result = evaluate_model(model, args.dataset_path, args.filelist, Judging(args.voice, listen=True, floor=False),
                                 limit=args.limit)
         heard = result["calibration"]["model_griffin_lim"]
         s = result["summary"]
