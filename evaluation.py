@@ -186,7 +186,7 @@ def judge_signals(rows: List[Dict[str, object]], teachers: List[Teacher], texts:
 def _judge_shard(rows: List[Dict[str, object]], teachers: List[Teacher], texts: List[str], said: List[str],
                  card: ModelCard, judging: Judging, waveglow: Optional[WaveGlow], first: int,
                  threads: int) -> Dict[str, List[Dict[str, object]]]:
-    """judge_signals in a judging process of its own: its vocoders built there, `threads` threads."""
+    """judge_signals with its vocoders built where it runs (in a judging process of its own: `threads` threads)."""
     torch.set_num_threads(threads)
     return judge_signals(rows, teachers, texts, said, judging_vocoders(card, judging, waveglow), judging,
                          TacotronSTFT(**card.audio.stft_kwargs()), card.audio.sampling_rate, first)
@@ -202,8 +202,7 @@ def judge_sentences(rows: List[Dict[str, object]], teachers: List[Teacher], text
     slim = [{"id": row["id"], "mel": row["mel"]} for row in rows]  # what the signals need of a row
     jobs = max(1, min(judging.jobs or auto_jobs(len(rows)), len(rows)))
     if jobs == 1:
-        return judge_signals(slim, teachers, texts, said, judging_vocoders(card, judging, waveglow), judging,
-                             TacotronSTFT(**card.audio.stft_kwargs()), card.audio.sampling_rate)
+        return _judge_shard(slim, teachers, texts, said, card, judging, waveglow, 0, torch.get_num_threads())
     bounds = [round(k * len(rows) / jobs) for k in range(jobs + 1)]
     threads = max(1, torch.get_num_threads() // jobs)
     with ProcessPoolExecutor(jobs, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
@@ -262,8 +261,8 @@ def evaluate_model(model: Tacotron2, dataset_path: str, filelist: str, judging: 
         if "{" in row["sentence"] and (judging.calibrate or judging.listen):
             raise ValueError(f"{entry.filelist}:{entry.line}: the other voices and the recogniser need the "
                              f"sentence's words, and this filelist holds ARPAbet with no metadata.csv beside it")
-    vocoders = ["griffin_lim"] + ["waveglow"] * (waveglow is not None) + ["hifigan"] * bool(judging.hifigan)
-    labels = signal_labels(vocoders, judging.voice, judging.calibrate, judging.floor)
+    # every row a judging can have, in table order: those of vocoders not judged have no scores and are skipped
+    labels = signal_labels(("griffin_lim", "waveglow", "hifigan"), judging.voice, judging.calibrate, judging.floor)
     scores = judge_sentences(rows, read_teachers(rows, dataset, stft, audio.sampling_rate),
                              [r["sentence"] for r in rows], [said.get(r["id"], r["sentence"]) for r in rows],
                              card, judging, waveglow)

@@ -124,8 +124,9 @@ class TrainingCheckpoints:
                 checkpoint_path: str, resume_from_last: bool, warm_start: str = "",
                 warm_start_ignore: Sequence[str] = (), warm_ckpt: Optional[Dict[str, Any]] = None
                 ) -> Tuple[Position, str]:
-        """Load a resume checkpoint (model, optimizer, scaler, RNG) or warm-start weights (`warm_ckpt`: the
-        `warm_start` file already loaded); (position, what was done, '' for a fresh start). Raises CheckpointError."""
+        """Load a resume checkpoint (model, optimizer, scaler, RNG) or warm-start weights (`warm_ckpt`: the file
+        `warm_start` as train.py loaded it to read its shape); (position, what was done, '' for a fresh start).
+        Raises CheckpointError."""
         path = resume_path(self.info, checkpoint_path, self.last_path, resume_from_last)
         device = self.info.device
         if path:
@@ -144,10 +145,9 @@ class TrainingCheckpoints:
             if position.batch > 0:
                 check_epoch_shape(ckpt, path, self.train_args, self.info.world_size, position)
             return position, f"resumed from {path}: epoch {position.epoch}, batch {position.batch}"
-        if warm_start:
-            ckpt = warm_ckpt if warm_ckpt is not None else load_on_every_rank(self.info, warm_start)
-            self._load_weights(model, ckpt, warm_start, ignore=warm_start_ignore)
-            for message in audio_mismatches(ckpt, self.train_args, warm_start):
+        if warm_ckpt is not None:
+            self._load_weights(model, warm_ckpt, warm_start, ignore=warm_start_ignore)
+            for message in audio_mismatches(warm_ckpt, self.train_args, warm_start):
                 warnings.warn(message)
             return Position(0, 0, 0), f"warm start from {warm_start}"
         return Position(0, 0, 0), ""
