@@ -3,7 +3,8 @@
 Writes OUT/wavs/<ID>.wav (16-bit mono), OUT/metadata.csv (`id|text|normalized text`: the sentence, then the words
 the voice spoke where it says, else the text cleaners' reading) and the filelists
 OUT/filelists/<prefix>_{audio,mel}_text_{train,val,test}_filelist.txt (paths relative to OUT). For the slt voice
-also <prefix>_{audio,mel}_phoneme_* (the phonemes festival spoke), and its text filelists hold the words it
+also <prefix>_{audio,mel}_phoneme_* (the phonemes festival spoke) and OUT/segments.csv (each segment's end time in
+the wav: tacotron2/alignment_targets.py), and its text filelists hold the words it
 spoke, so that characters and audio agree ("$5.50" is "five dollars fifty" there, not the cleaners' "five
 dollars, fifty cents"); flite's voices get the same from festival's front end, which flite was ported from. Given sentences (the demo phrases), one `<prefix>_audio_{text,phoneme}_all` list instead.
 """
@@ -13,6 +14,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 from corpora import voices
 from corpora.filelists import split_ids, write_lists
 from corpora.sentences import make_sentences
+from tacotron2.alignment_targets import SEGMENTS_FILE, write_segments
 
 ID_PREFIX = {"espeak": "ES", "slt": "SLT"}  # other voices: their name, upper-case
 
@@ -47,6 +49,8 @@ def build_corpus(out_dir: str, n: int, voice: str = "espeak", seed: int = 1, sam
     with open(os.path.join(out_dir, "metadata.csv"), "w", encoding="utf-8") as f:
         for i, s, said in zip(ids, sentences, spoken):
             f.write(f"{i}|{s}|{said.words or english_cleaners(s).strip()}\n")
+    if all(said.segments for said in spoken):  # the teacher's durations, for guided attention
+        write_segments(os.path.join(out_dir, SEGMENTS_FILE), {i: said.segments for i, said in zip(ids, spoken)})
     texts: Dict[str, Dict[str, str]] = {"text": {i: said.words or s for i, s, said in zip(ids, sentences, spoken)}}
     if all(said.arpabet for said in spoken):
         texts["phoneme"] = {i: said.arpabet for i, said in zip(ids, spoken)}

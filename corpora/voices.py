@@ -9,8 +9,8 @@
 Every voice writes 16-bit mono wavs at the requested rate, edge silence trimmed to 50 ms. `speak` returns, per
 sentence, its duration and, where the voice can say (festival), the words it spoke after its own text
 normalisation ("$5.50" -> "five dollars fifty") and their phonemes as `{...}` ARPAbet groups, with commas at the
-pauses it made: the very sounds of the recording, which a model can learn from as espeak-ng phonemes are learnt
-for the espeak corpus (tacotron2/text/phonemizers.py, which every voice reads its text through). `festival_phonemes` gives the same for text not spoken (test and
+pauses it made, and when each segment it spoke ended (the teacher's durations, for guided attention): the very
+sounds of the recording, which a model can learn from as espeak-ng phonemes are learnt for the espeak corpus (tacotron2/text/phonemizers.py, which every voice reads its text through). `festival_phonemes` gives the same for text not spoken (test and
 demo phrases).
 """
 import os
@@ -32,20 +32,25 @@ class Spoken(NamedTuple):
     seconds: float
     words: Optional[str] = None  # what the voice said, as words (None: the voice does not say)
     arpabet: Optional[str] = None  # its phonemes, `{...}` per word, commas at its pauses
+    # the segments it spoke (festival's phone names and "pau") with their end times in the written wav, seconds
+    segments: Optional[Tuple[Tuple[str, float], ...]] = None
 
 
-def save_trimmed(audio: np.ndarray, source_rate: int, path: str, sampling_rate: int) -> float:
-    """Resample to sampling_rate, trim edge silence to 50 ms, write 16-bit PCM; returns seconds."""
+def save_trimmed(audio: np.ndarray, source_rate: int, path: str, sampling_rate: int) -> Tuple[float, float]:
+    """Resample to sampling_rate, trim edge silence to 50 ms, write 16-bit PCM; returns the seconds written and
+    the seconds trimmed from the start (to move the voice's own times onto the wav's)."""
     audio = np.asarray(audio, dtype=np.float64)
     if source_rate != sampling_rate:
         g = np.gcd(source_rate, sampling_rate)
         audio = resample_poly(audio, sampling_rate // g, source_rate // g)
     voiced = np.nonzero(np.abs(audio) > 0.01)[0]
+    start = 0
     if voiced.size:
         pad = int(0.05 * sampling_rate)
-        audio = audio[max(voiced[0] - pad, 0):voiced[-1] + pad]
+        start = max(voiced[0] - pad, 0)
+        audio = audio[start:voiced[-1] + pad]
     sf.write(path, np.clip(audio, -1, 1).astype(np.float32), sampling_rate, subtype="PCM_16")
-    return len(audio) / sampling_rate
+    return len(audio) / sampling_rate, start / sampling_rate
 
 
 def _read(path: str) -> Tuple[np.ndarray, int]:
@@ -63,7 +68,7 @@ def espeak_say(text: str, path: str, sampling_rate: int, rate: int = 175, voice:
         tmp.write(raw)
         tmp.flush()
         audio, source_rate = _read(tmp.name)
-    return save_trimmed(audio, source_rate, path, sampling_rate)
+    return save_trimmed(audio, source_rate, path, sampling_rate)[0]
 
 
 # --- flite ----------------------------------------------------------------------------------------------------
@@ -73,7 +78,7 @@ def flite_say(text: str, path: str, sampling_rate: int, voice: str) -> float:
         subprocess.run([require("flite"), "-voice", voice, "-t", prepare_text(text), "-o", tmp.name], check=True,
                        capture_output=True)
         audio, source_rate = _read(tmp.name)
-    return save_trimmed(audio, source_rate, path, sampling_rate)
+    return save_trimmed(audio, source_rate, path, sampling_rate)[0]
 
 
 # --- festival (slt) ---------------------------------------------------------------------------------------------
@@ -86,10 +91,12 @@ def festival_phonemes(texts: Sequence[str], jobs: int = 2) -> List[Tuple[str, st
 def slt_speak(texts: Sequence[str], paths: Sequence[str], sampling_rate: int, jobs: int) -> List[Spoken]:
     raw = [path + ".32k.wav" for path in paths]
     spoken = []
-    for path, r, (words, arpabet) in zip(paths, raw, festival_read(texts, raw, jobs)):
+    for path, r, reading in zip(paths, raw, festival_read(texts, raw, jobs)):
         audio, source_rate = _read(r)
         os.remove(r)
-        spoken.append(Spoken(save_trimmed(audio, source_rate, path, sampling_rate), words, arpabet))
+        seconds, start = save_trimmed(audio, source_rate, path, sampling_rate)
+        segments = tuple((name, round(float(min(max(end - start, 0.0), seconds)), 4)) for name, end in reading.segments)
+        spoken.append(Spoken(seconds, reading.words, reading.arpabet, segments))
     return spoken
 
 

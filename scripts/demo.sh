@@ -54,7 +54,11 @@ echo "demo: $(python -c 'from common.cpu.cpu_features import describe; print("CP
 # corpus carries the phonemes festival spoke)
 corpus() {
     local dir=$1; shift
-    [ -f "$dir/metadata.csv" ] || python -m scripts.make_corpus -o "$dir" --voice "$VOICE" "$@"
+    # spoken once and kept; an slt corpus from before it carried festival's segment times (the guided attention's
+    # path) is spoken again
+    if [ ! -f "$dir/metadata.csv" ] || { [ "$VOICE" = slt ] && [ ! -f "$dir/segments.csv" ]; }; then
+        python -m scripts.make_corpus -o "$dir" --voice "$VOICE" "$@"
+    fi
     if [ "$VOICE" = espeak ] && [ "$KIND" = phoneme ]; then
         for list in "$dir"/filelists/espeak_audio_text_*_filelist.txt; do
             local target=${list/_text_/_phoneme_}

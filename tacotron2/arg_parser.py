@@ -104,6 +104,10 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser) -> argparse.ArgumentPa
     g.add_argument("--guided-attention-sigma", default=0.2, type=POSITIVE, help="width of the guided-attention band")
     g.add_argument("--guided-attention-half-life", default=1000.0, type=POSITIVE,
                    help="iterations after which the guided-attention weight has halved")
+    g.add_argument("--guided-attention-durations", action=argparse.BooleanOptionalAction, default=False,
+                   help="guide the attention along the teacher's own segment times (the corpus's segments.csv, "
+                        "written for the slt voice) instead of the diagonal; a corpus without one is guided along "
+                        "the diagonal, with a warning")
     g.add_argument("--mel-loss", default="mse", choices=["mse", "l1"],
                    help="distance of the mel outputs to the teacher's (mse: the reference; l1 blurs less on small data)")
     g.add_argument("--mel-loss-real-frames", action="store_true",

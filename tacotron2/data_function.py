@@ -1,8 +1,10 @@
 """Tacotron 2 data: (text ids, mel) pairs from a filelist, and the padding collate."""
 import argparse
 import os
-from typing import List, Optional, Sequence, Tuple
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -10,22 +12,25 @@ from common.audio import AudioConfig, AudioError, check_wav_header, load_wav
 from common.filelist import FilelistError, load_filelist
 from common.layers import TacotronSTFT
 from common.model_package import Batch
+from .alignment_targets import SEGMENTS_FILE, Segments, SegmentsError, frame_positions, read_segments, symbol_spans
 from .text import EmptyTextError, text_to_sequence
 from .text.frontend import TextFrontend, is_phonemes
+from .text.symbols import symbols as SYMBOLS
 
 
 class TextMelLoader(torch.utils.data.Dataset):
-    """Items (text ids (T_in,), mel (n_mel, T_out), T_in) from `path|text` lines.
+    """Items (text ids (T_in,), mel (n_mel, T_out), T_in) from `path|text` lines; given the corpus's `segments`
+    (alignment_targets.py), a fourth: each frame's position in the symbols (T_out,), the guided attention's path.
 
     Every line is checked when the dataset is built, so that bad data stops training before the
     first step with the file and line named: the wav header (exists, mono, sample rate, bit depth)
-    or, with load_mel_from_disk, the mel tensor's shape and dtype; and the text (not empty after
-    cleaning).
+    or, with load_mel_from_disk, the mel tensor's shape and dtype; the text (not empty after
+    cleaning); and its segments (there, and the same phones as the text).
     """
 
     def __init__(self, dataset_path: str, filelist: str, audio: AudioConfig, text_cleaners: List[str],
                  load_mel_from_disk: bool = False, check: bool = True, cache_mels: bool = False,
-                 frontend: Optional[TextFrontend] = None) -> None:
+                 frontend: Optional[TextFrontend] = None, segments: Optional[Dict[str, Segments]] = None) -> None:
         self.entries = load_filelist(filelist, dataset_path)
         self.audio = audio
         self.text_cleaners = text_cleaners
@@ -38,6 +43,9 @@ class TextMelLoader(torch.utils.data.Dataset):
         # mels kept in memory after their first computation (per worker process); ~2 MB per 10 s clip
         self.cache = {} if cache_mels else None
         self.texts = [self._text(e) for e in self.entries]
+        # each symbol's (start, end) in seconds, read once: the guided attention's path
+        self.spans = None if segments is None else [self._spans(e, t, segments)
+                                                     for e, t in zip(self.entries, self.texts)]
         # a length per item for bucketing: audio frames from the wav headers, else the text length
         self.lengths = [len(t) for t in self.texts]
         if check:
@@ -52,6 +60,21 @@ class TextMelLoader(torch.utils.data.Dataset):
             return torch.IntTensor(text_to_sequence(entry.fields[0], self.text_cleaners))
         except EmptyTextError as e:
             raise FilelistError(f"{entry.where}: {e}") from e
+
+    def _spans(self, entry, text: torch.Tensor, segments: Dict[str, Segments]) -> np.ndarray:
+        utt_id = os.path.splitext(os.path.basename(entry.path))[0]
+        if utt_id not in segments:
+            raise FilelistError(f"{entry.where}: {utt_id} has no line in the corpus's {SEGMENTS_FILE}")
+        try:  # the phones must match: a mismatch would guide the attention to the wrong symbols
+            return symbol_spans([SYMBOLS[int(i)] for i in text], segments[utt_id], 0.0)
+        except (SegmentsError, ValueError) as e:
+            raise FilelistError(f"{entry.where}: {e}") from e
+
+    def _positions(self, index: int, n_frames: int) -> torch.Tensor:
+        hop_seconds = self.audio.hop_length / self.audio.sampling_rate
+        spans = self.spans[index].copy()
+        spans[-1, 1] = max(spans[-1, 1], n_frames * hop_seconds)  # the last symbol lasts to the last frame
+        return frame_positions(spans, n_frames, hop_seconds)
 
     def _check_audio(self, entry) -> int:
         """Validate an entry's audio or mel; returns its number of samples (0 for mels)."""
@@ -88,18 +111,21 @@ class TextMelLoader(torch.utils.data.Dataset):
         audio = load_wav(entry.path, self.audio.sampling_rate, self.audio.max_wav_value)
         return self.stft.mel_spectrogram(audio.unsqueeze(0)).squeeze(0)
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, index: int) -> Tuple:
         entry = self.entries[index]
         if self.cache is not None and index in self.cache:
-            return self.texts[index], self.cache[index], len(self.texts[index])
-        try:
-            mel = self.get_mel(entry)
-        except (AudioError, FilelistError) as e:
-            raise FilelistError(f"{entry.where}: {e}") from e
-        if self.cache is not None:
-            self.cache[index] = mel
+            mel = self.cache[index]
+        else:
+            try:
+                mel = self.get_mel(entry)
+            except (AudioError, FilelistError) as e:
+                raise FilelistError(f"{entry.where}: {e}") from e
+            if self.cache is not None:
+                self.cache[index] = mel
         text = self.texts[index]
-        return text, mel, len(text)
+        if self.spans is None:
+            return text, mel, len(text)
+        return text, mel, len(text), self._positions(index, mel.size(1))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -111,9 +137,10 @@ class TextMelCollate:
     def __init__(self, n_frames_per_step: int = 1) -> None:
         self.n_frames_per_step = n_frames_per_step
 
-    def __call__(self, batch: Sequence[Tuple[torch.Tensor, torch.Tensor, int]]):
+    def __call__(self, batch: Sequence[Tuple]):
         """Returns text_padded (B, T_in), input_lengths (B,), mel_padded (B, n_mel, T_out),
-        gate_padded (B, T_out), output_lengths (B,)."""
+        gate_padded (B, T_out), output_lengths (B,), and where the items have them, their frame positions
+        positions_padded (B, T_out) (padding: each item's last position)."""
         input_lengths, order = torch.sort(torch.LongTensor([len(x[0]) for x in batch]), dim=0, descending=True)
         text_padded = torch.zeros(len(batch), int(input_lengths[0]), dtype=torch.long)
         num_mels = batch[0][1].size(0)
@@ -128,7 +155,14 @@ class TextMelCollate:
             mel_padded[i, :, :mel.size(1)] = mel
             gate_padded[i, mel.size(1) - 1:] = 1
             output_lengths[i] = mel.size(1)
-        return text_padded, input_lengths, mel_padded, gate_padded, output_lengths
+        if len(batch[0]) < 4:
+            return text_padded, input_lengths, mel_padded, gate_padded, output_lengths
+        positions_padded = torch.zeros(len(batch), max_target_len)
+        for i, j in enumerate(order.tolist()):
+            positions = batch[j][3]
+            positions_padded[i, :positions.size(0)] = positions
+            positions_padded[i, positions.size(0):] = positions[-1]
+        return text_padded, input_lengths, mel_padded, gate_padded, output_lengths, positions_padded
 
 
 def pad_ids(sequences: Sequence[Sequence[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -142,7 +176,7 @@ def pad_ids(sequences: Sequence[Sequence[int]]) -> Tuple[torch.Tensor, torch.Ten
 
 def batch_to_device(batch, device: torch.device) -> Batch:
     """Collated tuple -> Batch(x, y, n_items) on `device` (n_items = real mel frames)."""
-    text_padded, input_lengths, mel_padded, gate_padded, output_lengths = batch
+    text_padded, input_lengths, mel_padded, gate_padded, output_lengths = batch[:5]
     nb = device.type == "cuda"
     text_padded = text_padded.to(device, non_blocking=nb)
     input_lengths = input_lengths.to(device, non_blocking=nb)
@@ -150,12 +184,25 @@ def batch_to_device(batch, device: torch.device) -> Batch:
     gate_padded = gate_padded.to(device, non_blocking=nb)
     output_lengths = output_lengths.to(device, non_blocking=nb)
     x = (text_padded, input_lengths, mel_padded, int(text_padded.size(1)), output_lengths)
-    return Batch(x, (mel_padded, gate_padded, input_lengths, output_lengths), output_lengths.sum())
+    y = (mel_padded, gate_padded, input_lengths, output_lengths) + tuple(t.to(device, non_blocking=nb)
+                                                                         for t in batch[5:])
+    return Batch(x, y, output_lengths.sum())
 
 
 def get_data_loader(dataset_path: str, filelist: str, args: argparse.Namespace) -> TextMelLoader:
+    segments = None
+    if getattr(args, "guided_attention_durations", False):
+        path = os.path.join(dataset_path, SEGMENTS_FILE)
+        if os.path.isfile(path):
+            try:
+                segments = read_segments(path)
+            except SegmentsError as e:
+                raise FilelistError(str(e)) from e
+        else:  # LJSpeech, flite's voices, an slt corpus built before 2026-12-07: training goes on, as it did
+            warnings.warn(f"--guided-attention-durations: {path} not found, so the guided attention follows the "
+                          f"diagonal (scripts/make_corpus.py writes one for the slt voice)")
     return TextMelLoader(dataset_path, filelist, AudioConfig.from_args(args), args.text_cleaners,
-                         args.load_mel_from_disk, cache_mels=getattr(args, "cache_mels", False))
+                         args.load_mel_from_disk, cache_mels=getattr(args, "cache_mels", False), segments=segments)
 
 
 def get_collate_function(args: argparse.Namespace) -> TextMelCollate:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.utils import mask_from_lengths
+from .alignment_targets import step_positions
 
 
 def gate_targets_per_step(gate_target: torch.Tensor, n_steps: int) -> torch.Tensor:
@@ -21,21 +22,27 @@ def gate_targets_per_step(gate_target: torch.Tensor, n_steps: int) -> torch.Tens
 
 
 def guided_attention_loss(alignments: torch.Tensor, input_lengths: torch.Tensor, output_steps: torch.Tensor,
-                          sigma: float = 0.2) -> torch.Tensor:
-    """Mean attention mass off the diagonal, weighted by 1 - exp(-(n/N - t/T)^2 / (2 sigma^2)).
+                          sigma: float = 0.2, positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean attention mass off the expected path, weighted by 1 - exp(-(n/N - p_t/N)^2 / (2 sigma^2)), where the
+    path p_t is the diagonal t N / T or, given `positions`, the symbol each step speaks (alignment_targets.py).
 
     Args:
         alignments: (B, T_dec, T_in) attention weights.
         input_lengths: (B,) text lengths N; output_steps: (B,) decoder steps T of each item.
+        positions: (B, T_dec) position in the symbols of each step (symbol k spans [k, k + 1)), or None.
     Returns:
-        a scalar: 0 for attention exactly on the diagonal, larger the further off it lies.
+        a scalar: 0 for attention exactly on the path, larger the further off it lies.
     """
     B, T_dec, T_in = alignments.shape
-    t = torch.arange(T_dec, device=alignments.device, dtype=torch.float32)[None, :, None]
     n = torch.arange(T_in, device=alignments.device, dtype=torch.float32)[None, None, :]
-    T = output_steps.float().clamp_min(1)[:, None, None]
     N = input_lengths.float().clamp_min(1)[:, None, None]
-    weight = 1.0 - torch.exp(-((n / N - t / T) ** 2) / (2 * sigma ** 2))  # (B, T_dec, T_in)
+    if positions is None:
+        t = torch.arange(T_dec, device=alignments.device, dtype=torch.float32)[None, :, None]
+        path = t / output_steps.float().clamp_min(1)[:, None, None] * N  # (B, T_dec, 1)
+    else:
+        n = n + 0.5  # a symbol's centre
+        path = positions.float()[:, :T_dec, None]
+    weight = 1.0 - torch.exp(-(((n - path) / N) ** 2) / (2 * sigma ** 2))  # (B, T_dec, T_in)
     valid = mask_from_lengths(output_steps, T_dec)[:, :, None] & mask_from_lengths(input_lengths, T_in)[:, None, :]
     return (alignments.float() * weight * valid).sum() / valid[:, :, 0].sum().clamp_min(1)
 
@@ -57,7 +64,9 @@ class Tacotron2Loss(nn.Module):
             padded outputs are 0 like their targets). The reference's mean counts the padding too, so a batch's
             weight depends on how much of it is padding: length-bucketed batches (little padding) would step
             harder than mixed ones.
-    The guided term and real_frames need the lengths: targets = (mel, gate, input_lengths, output_lengths).
+    The guided term and real_frames need the lengths: targets = (mel, gate, input_lengths, output_lengths), and a
+    fifth target, per-frame positions (B, T_out) from the teacher's segment times, moves the guided term's path
+    off the diagonal onto them.
     """
 
     def __init__(self, gate_pos_weight: Optional[float] = None, guided_attention_weight: float = 0.0,
@@ -97,6 +106,7 @@ class Tacotron2Loss(nn.Module):
             alignments, (input_lengths, output_lengths) = model_output[3], targets[2:4]
             r = mel_target.size(2) // gate_out.size(1)
             steps = (output_lengths + r - 1) // r
+            positions = step_positions(targets[4] if len(targets) > 4 else None, gate_out.size(1))
             loss = loss + weight * guided_attention_loss(alignments, input_lengths, steps,
-                                                         self.guided_attention_sigma)
+                                                         self.guided_attention_sigma, positions)
         return loss

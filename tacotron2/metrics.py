@@ -110,7 +110,7 @@ def evaluate(model: torch.nn.Module, dataset, limit: Optional[int] = None, plot_
             model.using(prenet_dropout=prenet_dropout):
         torch.manual_seed(seed)
         for i in range(n):
-            text, teacher, _ = dataset[i]
+            text, teacher = dataset[i][:2]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 out = model.generate(text[None].long().to(device), torch.tensor([len(text)], device=device),

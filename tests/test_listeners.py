@@ -12,6 +12,9 @@ from common import listeners
 from common.layers import TacotronSTFT
 from corpora import voices
 from common.audio import AudioConfig
+from tacotron2.alignment_targets import symbol_spans
+from tacotron2.text import text_to_sequence
+from tacotron2.text.symbols import symbols as SYMBOLS
 from vocoders import GriffinLimVocoder
 
 SENTENCE = "The museum closes at six, so we should hurry along before the guards lock the doors."
@@ -37,7 +40,29 @@ def test_slt_speaks_22khz_wavs_with_the_words_and_phonemes_it_spoke(slt):
     assert spoken[0].arpabet.startswith("{DH AH0} {M Y UW0 Z IY1 AH0 M} {K L OW1 Z IH0 Z} {AE1 T} {S IH1 K S}, {S OW1}")
     # festival's own reading of numbers and money, which a transcript must follow
     assert spoken[1].words == "mrs whitfield paid five dollars fifty, on the third of june."
-    assert voices.festival_phonemes([SENTENCE])[0] == (spoken[0].words, spoken[0].arpabet)
+    assert voices.festival_phonemes([SENTENCE])[0][:2] == (spoken[0].words, spoken[0].arpabet)
+
+
+@needs_festival
+def test_slt_says_when_it_spoke_each_phone_on_the_wavs_clock(slt):
+    """The segment times festival chose, moved onto the trimmed wav, match the phonemes symbol for symbol and
+    put the comma's pause where the recording is quiet."""
+    path, spoken = slt
+    said = spoken[0]
+    symbols = [SYMBOLS[i] for i in text_to_sequence(said.arpabet, ["english_cleaners"])]
+    spans = symbol_spans(symbols, said.segments, said.seconds)
+    durations = spans[:, 1] - spans[:, 0]
+    phones = np.array([s.startswith("@") for s in symbols])
+    assert spans[0, 0] == 0 and abs(spans[-1, 1] - said.seconds) < 1e-4 and np.all(np.diff(spans[:, 0]) >= 0)
+    assert 0.02 <= durations[phones].min() and durations[phones].max() <= 0.4  # a phone: 20-400 ms
+    assert durations[np.array([s == " " for s in symbols])].max() == 0  # a word boundary takes no time
+    wav, rate = sf.read(path, dtype="float32")
+    comma = symbols.index(",")
+    assert durations[comma] > 0.05
+    a, b = (int(t * rate) for t in spans[comma])
+    vowel = int(np.argmax(durations * phones))
+    c, d = (int(t * rate) for t in spans[vowel])
+    assert np.sqrt(np.mean(wav[a:b] ** 2)) < 0.1 * np.sqrt(np.mean(wav[c:d] ** 2))
 
 
 @needs_festival

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .transliteration import transliterate
 
@@ -58,7 +58,8 @@ def final_mark(text: str) -> str:
 
 # Scheme run by one festival process for many sentences: `say` synthesises and saves a wav, `front` runs only
 # the text front end; `report` prints each word, "," where a pause follows it, and its segments with their
-# syllable's stress, one tab-separated line per word between @U and @E lines.
+# syllable's stress, one tab-separated line per word between @U and @E lines; `say` first prints every segment
+# it spoke (pauses too) with its end time in seconds, one @S line each (the durations the HTS voice chose).
 FESTIVAL_LIB = r"""
 (voice_cmu_us_slt_arctic_hts)
 (define (seg_list w)
@@ -81,6 +82,7 @@ FESTIVAL_LIB = r"""
 (define (say text path)
   (let ((u (SynthText text)))
     (utt.save.wave u path 'riff)
+    (mapcar (lambda (s) (format t "@S\t%s\t%f\n" (item.name s) (item.feat s "end"))) (utt.relation.items u 'Segment))
     u))
 """
 # festival's US phone set (radio) -> ARPAbet; vowels take the syllable's stress digit
@@ -95,27 +97,49 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _festival_phone(token: str) -> str:
-    phone, stress = token[:-1], token[-1]
+def festival_to_arpabet(phone: str) -> str:
+    """A festival phone's ARPAbet name without stress ("ax" -> "AH")."""
     if phone in _FESTIVAL_VOWELS:
-        return _FESTIVAL_VOWELS[phone] + ("0" if phone in ("ax", "axr") else stress)
+        return _FESTIVAL_VOWELS[phone]
     if phone in _FESTIVAL_CONSONANTS:
         return _FESTIVAL_CONSONANTS[phone]
     raise ValueError(f"unknown festival phone {phone!r}")
 
 
-def _parse_reports(out: str, n: int) -> List[Tuple[str, str]]:
-    """festival's printout -> (words, arpabet) per sentence, without the sentence's final mark."""
+def _festival_phone(token: str) -> str:
+    phone, stress = token[:-1], token[-1]
+    arpabet = festival_to_arpabet(phone)
+    if phone in _FESTIVAL_VOWELS:
+        return arpabet + ("0" if phone in ("ax", "axr") else stress)
+    return arpabet
+
+
+class FestivalReading(NamedTuple):
+    """What festival made of a sentence: the words it spoke, their ARPAbet (`{...}` per word, commas at its
+    pauses, the final mark) and, where it spoke them, its segments (festival's phone name or "pau", end time in
+    seconds from the start of its wav)."""
+    words: str
+    arpabet: str
+    segments: Tuple[Tuple[str, float], ...] = ()
+
+
+def _parse_reports(out: str, n: int) -> List[FestivalReading]:
+    """festival's printout -> a reading per sentence, without the sentence's final mark."""
     utterances: List[List[List[str]]] = []
+    segments: List[List[Tuple[str, float]]] = []
     for line in out.splitlines():
         if line.startswith("@U"):
             utterances.append([])
+            segments.append([])
         elif line.startswith("@W") and utterances:
             utterances[-1].append(line.split("\t")[1:])
+        elif line.startswith("@S") and utterances:
+            _, name, end = line.split("\t")
+            segments[-1].append((name, float(end)))
     if len(utterances) != n:
         raise RuntimeError(f"festival reported {len(utterances)} of {n} sentences:\n{out[-2000:]}")
     result = []
-    for words in utterances:
+    for words, spoken_segments in zip(utterances, segments):
         spoken, groups = [], []
         for i, (word, pause, *phones) in enumerate(words):
             comma = "," if pause == "," and i < len(words) - 1 else ""
@@ -125,11 +149,11 @@ def _parse_reports(out: str, n: int) -> List[Tuple[str, str]]:
                 spoken.append(word.lower() + comma)
             if phones:  # a word festival gave no segments of its own (it is spoken with its neighbour)
                 groups.append("{" + " ".join(_festival_phone(p) for p in phones) + "}" + comma)
-        result.append((" ".join(spoken), " ".join(groups)))
+        result.append(FestivalReading(" ".join(spoken), " ".join(groups), tuple(spoken_segments)))
     return result
 
 
-def _festival_batch(texts: Sequence[str], wav_paths: Optional[Sequence[str]]) -> List[Tuple[str, str]]:
+def _festival_batch(texts: Sequence[str], wav_paths: Optional[Sequence[str]]) -> List[FestivalReading]:
     """One festival process over prepared texts (synthesising into wav_paths, or the front end only)."""
     exe = require("festival")
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,15 +183,16 @@ def in_parallel(n: int, jobs: int, run: Callable[[List[int]], List]) -> List:
 
 
 def festival_read(texts: Sequence[str], wav_paths: Optional[Sequence[str]] = None,
-                  jobs: int = 2) -> List[Tuple[str, str]]:
-    """(words spoken, ARPAbet) of each text as festival's slt voice reads it, each with the text's final mark;
-    with `wav_paths` it also speaks each text into the wav at the same index (32 kHz)."""
+                  jobs: int = 2) -> List[FestivalReading]:
+    """How festival's slt voice reads each text (words and ARPAbet each with the text's final mark); with
+    `wav_paths` it also speaks each text into the wav at the same index (32 kHz), and says its segments."""
     prepared = [prepare_text(t) for t in texts]
 
-    def run(share: List[int]) -> List[Tuple[str, str]]:
+    def run(share: List[int]) -> List[FestivalReading]:
         return _festival_batch([prepared[i] for i in share], [wav_paths[i] for i in share] if wav_paths else None)
     reports = in_parallel(len(texts), jobs, run) if texts else []
-    return [(words + final_mark(t), arpabet + final_mark(t)) for t, (words, arpabet) in zip(prepared, reports)]
+    return [r._replace(words=r.words + final_mark(t), arpabet=r.arpabet + final_mark(t))
+            for t, r in zip(prepared, reports)]
 
 
 # --- espeak-ng -------------------------------------------------------------------------------------------------
