@@ -44,8 +44,8 @@ def build_corpus(out_dir: str, n: int, voice: str = "espeak", seed: int = 1, sam
                           sampling_rate, jobs)
     if voice.startswith("flite-"):  # flite is festival ported to C, lexicon and letter-to-sound rules included:
         # its words and phonemes as festival's front end reads the sentences (pauses may differ)
-        spoken = [said._replace(words=words, arpabet=arpabet)
-                  for said, (words, arpabet) in zip(spoken, voices.festival_phonemes(sentences, jobs))]
+        spoken = [said._replace(words=reading.words, arpabet=reading.arpabet)
+                  for said, reading in zip(spoken, voices.festival_phonemes(sentences, jobs))]
     with open(os.path.join(out_dir, "metadata.csv"), "w", encoding="utf-8") as f:
         for i, s, said in zip(ids, sentences, spoken):
             f.write(f"{i}|{s}|{said.words or english_cleaners(s).strip()}\n")

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from tacotron2.text.phonemizers import SLT_VOICE_DIR, festival_read, prepare_text, require
+from tacotron2.text.phonemizers import SLT_VOICE_DIR, FestivalReading, festival_read, prepare_text, require
 
 __all__ = ["SLT_VOICE_DIR", "Spoken", "VOICES", "festival_phonemes", "require", "speak"]
 
@@ -83,8 +83,8 @@ def flite_say(text: str, path: str, sampling_rate: int, voice: str) -> float:
 
 # --- festival (slt) ---------------------------------------------------------------------------------------------
 
-def festival_phonemes(texts: Sequence[str], jobs: int = 2) -> List[Tuple[str, str]]:
-    """(words, arpabet) of each text as festival's slt voice would speak it, without synthesising."""
+def festival_phonemes(texts: Sequence[str], jobs: int = 2) -> List[FestivalReading]:
+    """The words and ARPAbet of each text as festival's slt voice would speak it, without synthesising."""
     return festival_read(texts, None, jobs)
 
 

@@ -83,6 +83,8 @@ for m in $DATA_MINUTES; do
     : > "$repeated"
     while [ "$(wc -l < "$repeated")" -lt "$EPOCH_CLIPS" ]; do cat "$list" >> "$repeated"; done
     pids=()
+    # flite's voices say no segment times: the diagonal guide, as wide as the recipe measured with it
+    GUIDE=(--no-guided-attention-durations --guided-attention-sigma 0.1)
     for start in finetuned scratch; do
         run="$OUT/${start}_${m}min"
         if [ "$start" = scratch ]; then FROM=(-lr 2e-3); else
@@ -93,7 +95,7 @@ for m in $DATA_MINUTES; do
             -bs 8 --config-file "$CONFIG" --max-minutes "$MINUTES" --training-files "$repeated" --text-frontend festival \
             --validation-files "$FL/${PREFIX}_audio_phoneme_val_filelist.txt" --val-metrics 4 \
             --epochs-per-val-metrics 5 --epochs-per-checkpoint 1 --warmup-steps "$WARMUP" "${PRECISION[@]}" \
-            > "$run.log" 2>&1 &
+            "${GUIDE[@]}" > "$run.log" 2>&1 &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid" || { tail -20 "$OUT"/*_"${m}"min.log; exit 1; }; done
