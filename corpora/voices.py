@@ -10,8 +10,9 @@ Every voice writes 16-bit mono wavs at the requested rate, edge silence trimmed 
 sentence, its duration and, where the voice can say (festival), the words it spoke after its own text
 normalisation ("$5.50" -> "five dollars fifty") and their phonemes as `{...}` ARPAbet groups, with commas at the
 pauses it made, and when each segment it spoke ended (the teacher's durations, for guided attention): the very
-sounds of the recording, which a model can learn from as espeak-ng phonemes are learnt for the espeak corpus (tacotron2/text/phonemizers.py, which every voice reads its text through). `festival_phonemes` gives the same for text not spoken (test and
-demo phrases).
+sounds of the recording, which a model can learn from as espeak-ng phonemes are learnt for the espeak corpus
+(tacotron2/text/phonemizers.py, which every voice reads its text through). `festival_phonemes` gives the same for
+text not spoken (test and demo phrases).
 """
 import os
 import subprocess
@@ -23,7 +24,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from tacotron2.text.phonemizers import SLT_VOICE_DIR, FestivalReading, festival_read, prepare_text, require
+from tacotron2.text.phonemizers import SLT_VOICE_DIR, FestivalReading, Segments, festival_read, prepare_text, require
 
 __all__ = ["SLT_VOICE_DIR", "Spoken", "VOICES", "festival_phonemes", "require", "speak"]
 
@@ -33,7 +34,7 @@ class Spoken(NamedTuple):
     words: Optional[str] = None  # what the voice said, as words (None: the voice does not say)
     arpabet: Optional[str] = None  # its phonemes, `{...}` per word, commas at its pauses
     # the segments it spoke (festival's phone names and "pau") with their end times in the written wav, seconds
-    segments: Optional[Tuple[Tuple[str, float], ...]] = None
+    segments: Optional[Segments] = None
 
 
 def save_trimmed(audio: np.ndarray, source_rate: int, path: str, sampling_rate: int) -> Tuple[float, float]:

@@ -13,16 +13,15 @@ agree, or the corpus's phonemes and segments disagree and the line is named), a 
 pause that follows it, a space between words takes no time; a pause before a phone (the wav's leading silence)
 goes to that phone, and whatever remains at the end to the last symbol.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .text.phonemizers import festival_to_arpabet
+from .text.phonemizers import Segments, festival_to_arpabet
 
 SEGMENTS_FILE = "segments.csv"
 PAUSE = "pau"
-Segments = Tuple[Tuple[str, float], ...]  # (festival phone or "pau", end in seconds), in time order
 
 
 class SegmentsError(ValueError):

@@ -67,7 +67,7 @@ class TextMelLoader(torch.utils.data.Dataset):
             raise FilelistError(f"{entry.where}: {utt_id} has no line in the corpus's {SEGMENTS_FILE}")
         try:  # the phones must match: a mismatch would guide the attention to the wrong symbols
             return symbol_spans([SYMBOLS[int(i)] for i in text], segments[utt_id], 0.0)
-        except (SegmentsError, ValueError) as e:
+        except ValueError as e:  # SegmentsError, or a phone festival's table does not know
             raise FilelistError(f"{entry.where}: {e}") from e
 
     def _positions(self, index: int, n_frames: int) -> torch.Tensor:
@@ -149,19 +149,18 @@ class TextMelCollate:
         mel_padded = torch.zeros(len(batch), num_mels, max_target_len)
         gate_padded = torch.zeros(len(batch), max_target_len)
         output_lengths = torch.zeros(len(batch), dtype=torch.long)
+        positions_padded = torch.zeros(len(batch), max_target_len) if len(batch[0]) > 3 else None
         for i, j in enumerate(order.tolist()):
             text, mel = batch[j][0], batch[j][1]
             text_padded[i, :text.size(0)] = text
             mel_padded[i, :, :mel.size(1)] = mel
             gate_padded[i, mel.size(1) - 1:] = 1
             output_lengths[i] = mel.size(1)
-        if len(batch[0]) < 4:
+            if positions_padded is not None:
+                positions_padded[i, :mel.size(1)] = batch[j][3]
+                positions_padded[i, mel.size(1):] = batch[j][3][-1]
+        if positions_padded is None:
             return text_padded, input_lengths, mel_padded, gate_padded, output_lengths
-        positions_padded = torch.zeros(len(batch), max_target_len)
-        for i, j in enumerate(order.tolist()):
-            positions = batch[j][3]
-            positions_padded[i, :positions.size(0)] = positions
-            positions_padded[i, positions.size(0):] = positions[-1]
         return text_padded, input_lengths, mel_padded, gate_padded, output_lengths, positions_padded
 
 

@@ -114,13 +114,16 @@ def _festival_phone(token: str) -> str:
     return arpabet
 
 
+Segments = Tuple[Tuple[str, float], ...]  # (festival phone or "pau", end in seconds), in time order
+
+
 class FestivalReading(NamedTuple):
     """What festival made of a sentence: the words it spoke, their ARPAbet (`{...}` per word, commas at its
     pauses, the final mark) and, where it spoke them, its segments (festival's phone name or "pau", end time in
     seconds from the start of its wav)."""
     words: str
     arpabet: str
-    segments: Tuple[Tuple[str, float], ...] = ()
+    segments: Segments = ()
 
 
 def _parse_reports(out: str, n: int) -> List[FestivalReading]:
