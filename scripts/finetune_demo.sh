@@ -83,8 +83,8 @@ for m in $DATA_MINUTES; do
     : > "$repeated"
     while [ "$(wc -l < "$repeated")" -lt "$EPOCH_CLIPS" ]; do cat "$list" >> "$repeated"; done
     pids=()
-    # flite's voices say no segment times: the diagonal guide, as wide as the recipe measured with it
-    GUIDE=(--no-guided-attention-durations --guided-attention-sigma 0.1)
+    # flite's voices say no segment times: the diagonal guide (the config's width), without the fallback's warning
+    GUIDE=(--no-guided-attention-durations)
     for start in finetuned scratch; do
         run="$OUT/${start}_${m}min"
         if [ "$start" = scratch ]; then FROM=(-lr 2e-3); else

@@ -101,13 +101,17 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser) -> argparse.ArgumentPa
                    help="weight of stop frames in the gate loss (none as in the reference; 5-10 on small data)")
     g.add_argument("--guided-attention-weight", default=0.0, type=NONNEG,
                    help="weight of a guided-attention loss at the start (0: off, as the reference; 1-10 on small data)")
-    g.add_argument("--guided-attention-sigma", default=0.2, type=POSITIVE, help="width of the guided-attention band")
+    g.add_argument("--guided-attention-sigma", default=0.2, type=POSITIVE,
+                   help="width of the guided-attention band along the diagonal, a fraction of the text's length")
     g.add_argument("--guided-attention-half-life", default=1000.0, type=POSITIVE,
                    help="iterations after which the guided-attention weight has halved")
     g.add_argument("--guided-attention-durations", action=argparse.BooleanOptionalAction, default=False,
                    help="guide the attention along the teacher's own segment times (the corpus's segments.csv, "
                         "written for the slt voice) instead of the diagonal; a corpus without one is guided along "
                         "the diagonal, with a warning")
+    g.add_argument("--guided-attention-durations-sigma", default=0.03, type=POSITIVE,
+                   help="width of the band along the teacher's segment times: narrower than the diagonal's, whose "
+                        "path is a guess")
     g.add_argument("--mel-loss", default="mse", choices=["mse", "l1"],
                    help="distance of the mel outputs to the teacher's (mse: the reference; l1 blurs less on small data)")
     g.add_argument("--mel-loss-real-frames", action="store_true",

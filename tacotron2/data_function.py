@@ -199,8 +199,8 @@ def get_data_loader(dataset_path: str, filelist: str, args: argparse.Namespace) 
                 raise FilelistError(str(e)) from e
         else:  # LJSpeech, flite's voices, an slt corpus built before 2026-12-07: training goes on, as it did
             warnings.warn(f"--guided-attention-durations: {path} not found, so the guided attention follows the "
-                          f"diagonal, {args.guided_attention_sigma} wide (made for the durations' path: the "
-                          f"diagonal's recipes use 0.1-0.2); scripts/make_corpus.py writes one for the slt voice")
+                          f"diagonal, {args.guided_attention_sigma} wide (--guided-attention-sigma); "
+                          f"scripts/make_corpus.py writes one for the slt voice")
     return TextMelLoader(dataset_path, filelist, AudioConfig.from_args(args), args.text_cleaners,
                          args.load_mel_from_disk, cache_mels=getattr(args, "cache_mels", False), segments=segments)
 

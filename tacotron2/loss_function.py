@@ -57,7 +57,9 @@ class Tacotron2Loss(nn.Module):
         gate_pos_weight: weight of the positive (stop) frames in the BCE; None as in the reference.
             Values around 5-10 help the gate fire on small data.
         guided_attention_weight: weight of the guided-attention term at iteration 0 (0: off, the reference).
-        guided_attention_sigma: width of the diagonal band.
+        guided_attention_sigma: width of the band along the diagonal.
+        guided_attention_durations_sigma: width of the band along the teacher's segment times, narrower: that path
+            is known where the diagonal is a guess, and a batch without them falls back to the diagonal's width.
         guided_attention_half_life: iterations after which the term's weight has halved.
         mel_loss: "mse" (the reference) or "l1", the distance of both mel outputs to the target.
         real_frames: average the mel distances over the real frames only (with the model's mask_padding, whose
@@ -71,11 +73,13 @@ class Tacotron2Loss(nn.Module):
 
     def __init__(self, gate_pos_weight: Optional[float] = None, guided_attention_weight: float = 0.0,
                  guided_attention_sigma: float = 0.2, guided_attention_half_life: float = 1000.0,
-                 mel_loss: str = "mse", real_frames: bool = False) -> None:
+                 mel_loss: str = "mse", real_frames: bool = False,
+                 guided_attention_durations_sigma: float = 0.03) -> None:
         super().__init__()
         self.gate_pos_weight = gate_pos_weight
         self.guided_attention_weight = guided_attention_weight
         self.guided_attention_sigma = guided_attention_sigma
+        self.guided_attention_durations_sigma = guided_attention_durations_sigma
         self.guided_attention_half_life = guided_attention_half_life
         self.iteration = 0
         if mel_loss not in MEL_DISTANCES:
@@ -107,6 +111,6 @@ class Tacotron2Loss(nn.Module):
             r = mel_target.size(2) // gate_out.size(1)
             steps = (output_lengths + r - 1) // r
             positions = step_positions(targets[4] if len(targets) > 4 else None, gate_out.size(1))
-            loss = loss + weight * guided_attention_loss(alignments, input_lengths, steps,
-                                                         self.guided_attention_sigma, positions)
+            sigma = self.guided_attention_sigma if positions is None else self.guided_attention_durations_sigma
+            loss = loss + weight * guided_attention_loss(alignments, input_lengths, steps, sigma, positions)
         return loss

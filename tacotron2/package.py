@@ -14,7 +14,8 @@ def loss(args: argparse.Namespace) -> Tacotron2Loss:
     return Tacotron2Loss(gate_pos_weight=args.gate_pos_weight, guided_attention_weight=args.guided_attention_weight,
                          guided_attention_sigma=args.guided_attention_sigma,
                          guided_attention_half_life=args.guided_attention_half_life,
-                         mel_loss=args.mel_loss, real_frames=args.mel_loss_real_frames)
+                         mel_loss=args.mel_loss, real_frames=args.mel_loss_real_frames,
+                         guided_attention_durations_sigma=args.guided_attention_durations_sigma)
 
 
 def prepare_training(model: Tacotron2, args: argparse.Namespace) -> None:

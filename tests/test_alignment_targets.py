@@ -115,6 +115,24 @@ def test_items_carry_frame_positions_into_the_loss(tmp_path):
     assert attention.grad[0, 0, 0] < attention.grad[0, 0, 5]
 
 
+def test_the_durations_path_and_the_diagonal_have_their_own_widths():
+    """A corpus without segment times falls back to the diagonal, a guess: it keeps the diagonal's width, not
+    the narrow band that the known path is given (the fallback once trained LJSpeech along a 0.03-wide diagonal)."""
+    steps, symbols = 12, 10
+    attention = torch.softmax(torch.randn(1, steps, symbols, generator=torch.Generator().manual_seed(0)), -1)
+    lengths, frames = torch.tensor([symbols]), torch.tensor([steps * 5])
+    outputs = (torch.zeros(1, 80, steps * 5),) * 2 + (torch.zeros(1, steps), attention)
+    positions = torch.linspace(0, symbols - 0.01, steps * 5)[None]
+    y = (torch.zeros(1, 80, steps * 5), torch.zeros(1, steps * 5), lengths, frames)
+    loss = Tacotron2Loss(guided_attention_weight=1.0, guided_attention_sigma=0.2, guided_attention_durations_sigma=0.03)
+    base = Tacotron2Loss()(outputs, y).item()
+    step_path = step_positions(positions, steps)
+    assert loss(outputs, y).item() - base == pytest.approx(
+        guided_attention_loss(attention, lengths, torch.tensor([steps]), 0.2).item(), rel=1e-5)
+    assert loss(outputs, y + (positions,)).item() - base == pytest.approx(
+        guided_attention_loss(attention, lengths, torch.tensor([steps]), 0.03, step_path).item(), rel=1e-5)
+
+
 def test_missing_or_mismatched_segments_name_the_filelist_line(tmp_path):
     filelist = write_corpus(str(tmp_path), {"A": LINE, "B": "{K AE1 T}."}, {"A": SEGMENTS})
     with pytest.raises(FilelistError, match=r"list.txt:2: B has no line in the corpus's segments.csv"):
@@ -160,4 +178,4 @@ def test_training_with_durations_runs_and_falls_back_to_the_diagonal_without_the
     os.remove(tmp_path / "segments.csv")
     diagonal = run_python(argv[:4] + [str(tmp_path / "out2")] + argv[5:])
     assert diagonal.returncode == 0, diagonal.stderr[-3000:]
-    assert "segments.csv not found, so the guided attention follows the diagonal" in diagonal.stderr
+    assert "segments.csv not found, so the guided attention follows the diagonal, 0.2 wide" in diagonal.stderr
