@@ -84,6 +84,7 @@ class TrainState:
     clock: float = 0.0  # training seconds so far, agreed by the ranks after the last step (the schedule's clock)
     nonfinite_streak: int = 0
     last_epoch: Dict[str, float] = field(default_factory=dict)  # the last finished epoch's log fields
+    health_warned: bool = False  # the model's health warning was printed (not again in this run)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -377,6 +378,12 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
             print(f"\n{'!' * 78}\nWARNING: epoch {epoch}: the validation loss is {summary['val_loss']}: the model "
                   f"produces non-finite outputs on {args.validation_files}.\nTraining goes on, but check the data "
                   f"(python -m scripts.check_dataset) and the learning rate.\n{'!' * 78}", file=sys.stderr, flush=True)
+        if run.package.health is not None and run.info.is_main:
+            values, problems = run.package.health(unwrap_model(run.model), run.valset)
+            summary.update(values)
+            for problem in problems if not state.health_warned else ():  # once a run: the log keeps the figure
+                print(f"\n{'!' * 78}\nWARNING: epoch {epoch}: {problem}\n{'!' * 78}", file=sys.stderr, flush=True)
+            state.health_warned = state.health_warned or bool(problems)
         scorer = run.package.quality_metrics
         if args.val_metrics and scorer is not None and run.info.is_main and epoch % args.epochs_per_val_metrics == 0:
             values, figures = scorer(unwrap_model(run.model), run.valset, args.val_metrics)

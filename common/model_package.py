@@ -38,6 +38,8 @@ class ModelPackage:
     dataset_per_epoch: bool = False  # the dataset draws per epoch: call dataset.set_epoch(epoch)
     loss_per_iteration: bool = False  # the loss has a schedule: call loss.set_iteration(iteration)
     quality_metrics: Optional[Callable] = None  # (model, dataset, n) -> ({name: value}, {name: figure})
+    # a cheap check of the model after each epoch: (model, validation set) -> ({name: value}, [warnings])
+    health: Optional[Callable[[torch.nn.Module, torch.utils.data.Dataset], Any]] = None
     # training-only settings of the model from the flags, applied before training: (model, flags) -> None
     prepare_training: Optional[Callable[[torch.nn.Module, argparse.Namespace], None]] = None
     # flag values that depend on the training data, resolved once before the first step and stored with the

@@ -113,7 +113,8 @@ def parse_tacotron2_args(parent: argparse.ArgumentParser) -> argparse.ArgumentPa
                    help="width of the band along the teacher's segment times: narrower than the diagonal's, whose "
                         "path is a guess")
     g.add_argument("--mel-loss", default="mse", choices=["mse", "l1"],
-                   help="distance of the mel outputs to the teacher's (mse: the reference; l1 blurs less on small data)")
+                   help="distance of the mel outputs to the teacher's (mse: the reference; l1 blurs less on small "
+                        "data)")
     g.add_argument("--mel-loss-real-frames", action="store_true",
                    help="average the mel loss over real frames, not padding (with --mask-padding; the reference "
                         "averages over both, which weighs length-bucketed batches more)")

@@ -12,7 +12,7 @@ a character-level alignment moves a symbol or two at a time, a word-level stairc
 """
 import os
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -75,6 +75,41 @@ def text_only_error(model: torch.nn.Module, text: torch.Tensor, mel: torch.Tenso
     frame, the cause of an averaged hum when it runs free, scores about each band's mean error here (~4.5 on the
     espeak corpora) however good its ordinary teacher-forced error."""
     return teacher_forced_error(model, text, mel, mel.mean(dim=1, keepdim=True).expand_as(mel))
+
+
+@torch.no_grad()
+def prenet_alive(model: torch.nn.Module, mels: Sequence[torch.Tensor]) -> List[float]:
+    """Per prenet layer, the share of its ReLU units that fire on at least one of the teacher's decoder steps
+    (`mels`: (n_mel, T) each, grouped r frames a step as the decoder reads them). A unit that fires on no frame
+    gets no gradient and never fires again: a prenet with none left passes the decoder nothing of its previous
+    frame, which then says only what the text allows (its teacher-forced and text-only errors become equal)."""
+    device = next(model.parameters()).device
+    r = model.n_frames_per_step
+    steps = [m[:, :m.size(1) // r * r].T.reshape(-1, r * m.size(0)) for m in mels]  # (T / r, r n_mel) each
+    x = torch.cat(steps).float().to(device)
+    shares = []
+    for layer in model.decoder.prenet.layers:
+        x = torch.relu(layer(x))
+        shares.append(float((x > 0).any(dim=0).float().mean()))
+    return shares
+
+
+def health(model: torch.nn.Module, dataset, n: int = 8, dying: float = 1 / 8) -> Tuple[Dict[str, float], List[str]]:
+    """After an epoch: the share of live prenet units in its emptiest layer on n validation sentences, and a
+    warning when it falls below `dying` (the demo's recipe on seed 2 lost all 32 of its first layer's units in
+    its first epochs, and trained 30 minutes without learning to speak; its good runs keep a quarter or more)."""
+    shares = prenet_alive(model, [dataset[i][1] for i in range(min(n, len(dataset)))])
+    weakest = min(shares)
+    problems = []
+    if weakest < dying:
+        layer = shares.index(weakest)
+        width = model.decoder.prenet.layers[layer].linear_layer.out_features
+        problems.append(f"the decoder's prenet is dying: {round(weakest * width)} of the {width} units of its layer "
+                        f"{layer + 1} fire on any frame of {min(n, len(dataset))} validation sentences. A unit that "
+                        "never fires never learns again, and a prenet without any passes the decoder nothing of "
+                        "its previous frame: the model will not learn to speak. Restart with a learning-rate "
+                        "warm-up (--warmup-steps 200), a lower -lr, or another --seed.")
+    return {"val_prenet_alive": weakest}, problems
 
 
 def summarize(rows: Sequence[Dict[str, float]], stop_tolerance: float = 0.10) -> Dict[str, float]:

@@ -155,7 +155,9 @@ class Encoder(nn.Module):
 
     def convolve(self, x: torch.Tensor, input_lengths: torch.Tensor) -> torch.Tensor:
         """(B, E, T) embedded text -> (B, T, E): the convolutions, before the LSTM."""
-        valid = mask_from_lengths(input_lengths.to(x.device), x.size(2))[:, None, :] if self.mask_padding_in_convs else None
+        valid = None
+        if self.mask_padding_in_convs:
+            valid = mask_from_lengths(input_lengths.to(x.device), x.size(2))[:, None, :]
         for conv in self.convolutions:
             if valid is not None:
                 x = x * valid

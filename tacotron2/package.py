@@ -46,4 +46,5 @@ PACKAGE = ModelPackage(
     signature_key="embedding.weight", loss=loss, dataset=data_function.get_data_loader,
     collate=data_function.get_collate_function, batch_to_device=data_function.batch_to_device,
     item_lengths=lambda dataset: dataset.lengths, loss_per_iteration=True, quality_metrics=metrics.score,
+    health=metrics.health,
     content_items=content_items, prepare_training=prepare_training, resolve_flags=resolve_flags)

@@ -115,6 +115,25 @@ def test_the_text_only_error_fails_a_decoder_that_copies_its_previous_frame():
     assert text_only == pytest.approx(band_mean_error, rel=1e-5)  # ... and says nothing from the text
 
 
+def test_a_dead_prenet_is_reported_and_a_fresh_one_is_not():
+    """The demo's recipe on seed 2 killed every unit of the prenet's first layer in its first epochs; the decoder
+    then hears nothing of its previous frame (its teacher-forced error is its text-only error)."""
+    from tacotron2.model import Tacotron2
+    from .conftest import TINY_TACOTRON2
+    torch.manual_seed(0)
+    model = Tacotron2(**{**TINY_TACOTRON2, "n_mel_channels": 80}).eval()
+    sentences = [(torch.arange(12), torch.from_numpy(_mel(seed, T=60))) for seed in range(3)]  # log-mels < 0
+    values, problems = metrics.health(model, sentences)
+    assert values["val_prenet_alive"] > 0.25 and problems == []
+    with torch.no_grad():  # every weight positive, every input frame negative: no unit ever fires
+        model.decoder.prenet.layers[0].linear_layer.weight.abs_()
+    values, problems = metrics.health(model, sentences)
+    assert values["val_prenet_alive"] == 0
+    assert len(problems) == 1 and "0 of the 16 units of its layer 1" in problems[0] and "--warmup-steps" in problems[0]
+    text, mel = sentences[0]
+    assert metrics.teacher_forced_error(model, text, mel) == metrics.text_only_error(model, text, mel)
+
+
 def _same_scores(one: dict, two: dict) -> bool:
     """The same transcript and the same figures (to float rounding: DNSMOS's threads differ between processes)."""
     return one.keys() == two.keys() and all(one[k] == two[k] if isinstance(one[k], str)

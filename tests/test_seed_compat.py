@@ -103,6 +103,8 @@ def test_seed_training_commands_run_and_log_as_dllogger(seed_runs):
         assert iters and all({"train_loss", "train_items_per_sec", "train_iter_time"} <= set(r["data"]) for r in iters)
         assert len(epochs) == 1 and {"train_loss", "train_items_per_sec", "train_epoch_time", "val_loss",
                                      "val_items_per_sec"} <= set(epochs[0]["data"])
+        if model == "Tacotron2":  # the health check's figure: a share of the prenet's units
+            assert 0 < epochs[0]["data"]["val_prenet_alive"] <= 1
         # as NVIDIA's validate(): items/s of every validation batch at (epoch, iteration, batch), their mean per epoch
         val_batches = [r for r in records if r["type"] == "LOG" and isinstance(r["step"], list) and len(r["step"]) == 3]
         rates = [r["data"]["val_items_per_sec"] for r in val_batches]
