@@ -369,20 +369,25 @@ def set_lr(run: Run, state: TrainState, epoch: int, batches_per_epoch: int) -> f
     return lr
 
 
+def warn_loudly(epoch: int, message: str) -> None:
+    """A warning between rows of '!' on stderr, where the progress bars do not bury it; training goes on."""
+    print(f"\n{'!' * 78}\nWARNING: epoch {epoch}: {message}\n{'!' * 78}", file=sys.stderr, flush=True)
+
+
 def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None:
     """Validation (loss, and with --val-metrics the model's quality metrics), the epoch's log line, checkpoints."""
     args, epoch = run.args, state.epoch
     if run.valset is not None:
         summary["val_loss"], summary["val_items_per_sec"] = validate(run, epoch, state.iteration)
         if not math.isfinite(summary["val_loss"]) and run.info.is_main:
-            print(f"\n{'!' * 78}\nWARNING: epoch {epoch}: the validation loss is {summary['val_loss']}: the model "
-                  f"produces non-finite outputs on {args.validation_files}.\nTraining goes on, but check the data "
-                  f"(python -m scripts.check_dataset) and the learning rate.\n{'!' * 78}", file=sys.stderr, flush=True)
+            warn_loudly(epoch, f"the validation loss is {summary['val_loss']}: the model produces non-finite "
+                               f"outputs on {args.validation_files}.\nTraining goes on, but check the data "
+                               f"(python -m scripts.check_dataset) and the learning rate.")
         if run.package.health is not None and run.info.is_main:
             values, problems = run.package.health(unwrap_model(run.model), run.valset)
             summary.update(values)
             for problem in problems if not state.health_warned else ():  # once a run: the log keeps the figure
-                print(f"\n{'!' * 78}\nWARNING: epoch {epoch}: {problem}\n{'!' * 78}", file=sys.stderr, flush=True)
+                warn_loudly(epoch, problem)
             state.health_warned = state.health_warned or bool(problems)
         scorer = run.package.quality_metrics
         if args.val_metrics and scorer is not None and run.info.is_main and epoch % args.epochs_per_val_metrics == 0:

@@ -6,7 +6,7 @@ models.py registers them.
 """
 import argparse
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -39,7 +39,7 @@ class ModelPackage:
     loss_per_iteration: bool = False  # the loss has a schedule: call loss.set_iteration(iteration)
     quality_metrics: Optional[Callable] = None  # (model, dataset, n) -> ({name: value}, {name: figure})
     # a cheap check of the model after each epoch: (model, validation set) -> ({name: value}, [warnings])
-    health: Optional[Callable[[torch.nn.Module, torch.utils.data.Dataset], Any]] = None
+    health: Optional[Callable[[torch.nn.Module, torch.utils.data.Dataset], Tuple[Dict[str, float], List[str]]]] = None
     # training-only settings of the model from the flags, applied before training: (model, flags) -> None
     prepare_training: Optional[Callable[[torch.nn.Module, argparse.Namespace], None]] = None
     # flag values that depend on the training data, resolved once before the first step and stored with the
