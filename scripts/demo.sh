@@ -9,10 +9,11 @@
 # off unless asked for), INPUT=phonemes (the phonemes the teacher voice spoke, as ARPAbet) or characters,
 # OUT=demo_output, DATA=data/${VOICE}_pw, PROCS=min(nproc, 2) Tacotron 2 training processes (data parallel over
 # gloo, batch 8 each), THREADS=nproc, SCHEDULE=anneal (Tacotron 2's learning-rate schedule: anneal, NVIDIA's,
-# x0.3 from epoch ANNEAL=50; cosine or linear: down to 1 % of the peak at MINUTES), LR=2e-3 (the peak), WARMUP=0
-# (steps of linear warm-up), AVERAGE=5 (the model judged and spoken is the mean of the last AVERAGE epoch
-# checkpoints; 1: the last checkpoint alone), AMP=1 (Tacotron 2 trains with --amp-run: bf16 products where the CPU
-# has native bf16, float32 elsewhere; 0: float32), T2_FLAGS (more train.py flags, e.g. "--bucket-batches"): the A/B
+# x0.3 from epoch ANNEAL=50; cosine or linear: down to 1 % of the peak at MINUTES), LR=2e-3 (the peak), WARMUP=200
+# (steps of linear warm-up: Adam's first full-rate steps can silence the decoder prenet for good), AVERAGE=5
+# (the model judged and spoken is the mean of the last AVERAGE epoch checkpoints; 1: the last checkpoint alone),
+# AMP=1 (Tacotron 2 trains with --amp-run: bf16 products where the CPU has native bf16, float32 elsewhere; 0:
+# float32), T2_FLAGS (more train.py flags, e.g. "--bucket-batches"): the A/B
 # rounds of docs/demo.md, whose defaults are those the listeners preferred.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ THREADS="${THREADS:-$(nproc)}"
 PROCS="${PROCS:-$(( THREADS < 2 ? 1 : 2 ))}"
 ANNEAL="${ANNEAL:-50}"
 SCHEDULE="${SCHEDULE:-anneal}"
-WARMUP="${WARMUP:-0}"
+WARMUP="${WARMUP:-200}"
 LR="${LR:-2e-3}"
 AVERAGE="${AVERAGE:-5}"
 AMP="${AMP:-1}"
