@@ -31,12 +31,13 @@ from common.training import data_checks, dist_utils, resume
 from common.training.dist_utils import check_replicas_in_sync
 from common.precision import autocast
 from common.training.amp import amp_settings, describe_amp
-from common.checkpoint import CheckpointError, remove_partial_writes, unwrap_model
+from common.checkpoint import CheckpointError, remove_partial_writes, state_dict_from_checkpoint, unwrap_model
 from common.training.flags import parse_args
 from common.dllog import RunLogger, log_path
 from common.cpu.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
 from common.training.preemption import Preemption
+from common.training.anchor import WarmStartAnchor
 from common.training.warm_start import adopt_checkpoint_shape
 from common.training.run_lock import OutputInUse, RunLock
 from common.training.sampler import BucketBatchSampler, ResumableBatchSampler
@@ -66,6 +67,7 @@ class Run(NamedTuple):
     preemption: Preemption
     start_time: float
     schedule: LRSchedule
+    anchor: Optional[WarmStartAnchor]  # --warm-start-pull: the weights' pull towards the warm start's
 
 
 def lr_schedule(args: argparse.Namespace) -> LRSchedule:
@@ -159,6 +161,11 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
                                                  warm_ckpt)
     except CheckpointError as e:
         raise SystemExit(f"error: {e}")
+    anchor = None
+    if args.warm_start_pull:  # towards the checkpoint's own weights, also when this run resumes the fine-tune
+        start = {k: v for k, v in state_dict_from_checkpoint(warm_ckpt, args.warm_start).items()
+                 if not k.startswith(tuple(args.warm_start_ignore))}
+        anchor = WarmStartAnchor(model, start, args.warm_start_pull)
 
     try:
         trainset = package.dataset(args.dataset_path, args.training_files, args)
@@ -180,13 +187,16 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
         logger.info(restored)
     if adopted:
         logger.info(f"--warm-start {args.warm_start}: the model's shape from the checkpoint: {'; '.join(adopted)}")
+    if anchor is not None:
+        logger.info(f"--warm-start-pull {args.warm_start_pull:g}: {sum(p.numel() for p, _ in anchor.pairs):,} weights "
+                    f"pulled towards {args.warm_start}'s after every step")
     if frozen:
         logger.info(f"--freeze: {frozen:,} of {sum(p.numel() for p in model.parameters()):,} weights stay as loaded")
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
               package.loss(args), trainset, valset, collate_fn, package.batch_to_device, sampler, loader, logger,
-              checkpoints, Preemption(), time.perf_counter(), lr_schedule(args))
+              checkpoints, Preemption(), time.perf_counter(), lr_schedule(args), anchor)
     return run, TrainState(position.epoch, position.batch, position.iteration, seconds_before=position.seconds,
                            clock=position.seconds)
 
@@ -270,6 +280,8 @@ def train_step(run: Run, batch, iteration: int) -> Tuple[torch.Tensor, torch.Ten
     bad = run.info.all_reduce_max((~(torch.isfinite(grad_norm) & torch.isfinite(loss.detach())))
                                   .float().reshape(1))[0]
     optimizer_step(run.optimizer, run.scaler, bad, run.device_skip)
+    if run.anchor is not None:
+        run.anchor.pull(run.optimizer.param_groups[0]["lr"], bad)
     return loss, grad_norm, bad
 
 
@@ -395,6 +407,8 @@ def finish_epoch(run: Run, state: TrainState, summary: Dict[str, float]) -> None
             summary.update(values)
             run.logger.figures(figures)
             run.model.train()
+    if run.anchor is not None:
+        summary["warm_start_distance"] = run.anchor.distance()
     run.logger.log((epoch,), summary, echo=True)
     state.last_epoch = summary
     state.batch = 0

@@ -8,9 +8,11 @@
 # Settings (environment): BASE=demo_output (a demo run: its tacotron2_averaged.pt, else its last checkpoint, and
 # heldout/), NEW_VOICE=flite-kal16, DATA_MINUTES="2 5 10", MINUTES=10 (training per run: the two runs of a data size
 # share the machine, one core each on 2 cores), OUT=finetune_output, DATA=data/${NEW_VOICE}, LR=1e-3 (fine-tuning;
-# from scratch the demo's 2e-3), WARMUP=0 (steps of linear warm-up of each run's fresh optimizer), FREEZE (train.py's
-# --freeze for the fine-tunes, e.g. "embedding encoder"), AMP=1 (--amp-run, as the demo trains), AVERAGE=5 (each run
-# judged as the mean of its last AVERAGE epoch checkpoints, as the demo's model is; 1: the last checkpoint),
+# from scratch the demo's 2e-3), WARMUP=200 (steps of linear warm-up of each run's fresh optimizer), FREEZE (train.py's
+# --freeze for the fine-tunes, e.g. "embedding encoder"), PULL=20 (train.py's --warm-start-pull for the fine-tunes:
+# each step pulls the weights back towards the base model's; 0: off), AMP=1 (--amp-run, as the demo trains),
+# AVERAGE=5 (each run judged as the mean of its last AVERAGE epoch checkpoints, as the demo's model is; 1: the last
+# checkpoint),
 # THREADS=nproc, NEW_N=300 (sentences of the new voice's corpus), EPOCH_CLIPS=200 (clips an epoch: the data size's
 # list repeated), HELD_N=48 (held-out sentences), CONFIG (the training config file;
 # the fine-tunes take the base model's widths from its checkpoint, the runs from scratch this file's).
@@ -27,7 +29,8 @@ THREADS="${THREADS:-$(nproc)}"
 NEW_N="${NEW_N:-300}"
 HELD_N="${HELD_N:-48}"
 EPOCH_CLIPS="${EPOCH_CLIPS:-200}"
-WARMUP="${WARMUP:-0}"
+WARMUP="${WARMUP:-200}"
+PULL="${PULL:-20}"
 AMP="${AMP:-1}"
 AVERAGE="${AVERAGE:-5}"
 read -r -a FREEZE <<< "${FREEZE:-}"
@@ -88,7 +91,7 @@ for m in $DATA_MINUTES; do
     for start in finetuned scratch; do
         run="$OUT/${start}_${m}min"
         if [ "$start" = scratch ]; then FROM=(-lr 2e-3); else
-            FROM=(--warm-start "$BASE_T2" -lr "$LR")
+            FROM=(--warm-start "$BASE_T2" -lr "$LR" --warm-start-pull "$PULL")
             if [ ${#FREEZE[@]} -gt 0 ]; then FROM+=(--freeze "${FREEZE[@]}"); fi
         fi
         OMP_NUM_THREADS=$RUN_THREADS python train.py -m Tacotron2 -o "$run" -d "$DATA" "${FROM[@]}" --epochs 1000 \

@@ -13,6 +13,7 @@ import models
 import train
 from common.checkpoint import load_checkpoint_file, save_training_checkpoint
 from common.dllog import read_log
+from common.training.anchor import WarmStartAnchor
 from common.training.dist_utils import init_distributed
 from common.training.resume import audio_mismatches
 from common.training.run_lock import RunLock
@@ -132,6 +133,50 @@ def test_frozen_weights_stay_as_loaded_and_the_rest_trains(corpus, tmp_path):
     assert not os.path.exists(tmp_path / "bad")
 
 
+def test_the_pull_towards_the_warm_start_moves_each_weight_its_share_of_the_way_back():
+    """w <- w + rate * lr * (w0 - w) after a step; nothing after a skipped one; frozen weights, and those that the
+    warm start did not give (absent, or another shape), are not pulled."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    start["1.weight"] = torch.zeros(5, 5)  # another shape: a layer the fine-tune replaced
+    model[0].bias.requires_grad_(False)
+    anchor = WarmStartAnchor(model, start, rate=2.0)
+    assert [p for p, _ in anchor.pairs] == [model[0].weight, model[1].bias]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert anchor.distance() == pytest.approx(1.0)
+    anchor.pull(0.1, torch.tensor(1.0))  # a skipped step
+    assert torch.allclose(model[0].weight, start["0.weight"] + 1.0)
+    anchor.pull(0.1, torch.tensor(0.0))
+    assert torch.allclose(model[0].weight, start["0.weight"] + 0.8)  # a fifth of the way back
+    assert torch.allclose(model[1].bias, start["1.bias"] + 0.8)
+    assert torch.allclose(model[0].bias, start["0.bias"] + 1.0)  # frozen
+    assert anchor.distance() == pytest.approx(0.8)
+
+
+def test_a_fine_tune_pulled_all_the_way_back_keeps_the_base_weights(corpus, tmp_path):
+    """--warm-start-pull with rate x lr >= 1 undoes every step: the fine-tune ends with the base model's weights
+    (its log says it is 0 away), except the layers the warm start left fresh, which are not pulled; without the pull
+    every weight moves. The pull needs --warm-start."""
+    ckpt = _checkpoint(corpus, tmp_path)
+    old = load_checkpoint_file(ckpt)["state_dict"]
+    weights = [k for k in old if "running_" not in k and "num_batches" not in k]
+    for rate, out in (("1e9", tmp_path / "pulled"), ("0", tmp_path / "free")):
+        assert train.main(train_argv(corpus, "Tacotron2", str(out), "--warm-start", ckpt, "--warm-start-pull", rate,
+                                     "--warm-start-ignore", "decoder.gate_layer", epochs=1)) == 0
+    pulled = load_checkpoint_file(str(tmp_path / "pulled" / "checkpoint_Tacotron2_last.pt"))["state_dict"]
+    free = load_checkpoint_file(str(tmp_path / "free" / "checkpoint_Tacotron2_last.pt"))["state_dict"]
+    for key in weights:
+        assert torch.equal(pulled[key], old[key]) != key.startswith("decoder.gate_layer"), key
+        assert not torch.equal(free[key], old[key]), key
+    epochs = [r["data"] for r in read_log(str(tmp_path / "pulled" / "nvlog.json")) if "warm_start_distance"
+              in r.get("data", {})]
+    assert [e["warm_start_distance"] for e in epochs] == [0.0]
+    with pytest.raises(SystemExit):
+        train.parse_args(train_argv(corpus, "Tacotron2", str(tmp_path / "bad"), "--warm-start-pull", "1", epochs=1))
+
+
 def test_a_warm_start_with_other_mel_settings_warns(corpus, tmp_path):
     ckpt = _checkpoint(corpus, tmp_path)
     with pytest.warns(UserWarning, match=r"trained with mel_fmax 8000.0, this run has 7000.0: the model will have "
@@ -184,4 +229,7 @@ def test_the_finetune_recipe_runs_on_a_tiny_corpus(tmp_path):
     assert (out / "finetuned_0.1min_averaged.pt").is_file() and (out / "scratch_0.1min_averaged.pt").is_file()
     for run in ("finetuned_0.1min", "scratch_0.1min"):
         assert "--amp-run: " in (out / f"{run}.log").read_text()
+    # the fine-tune is pulled towards the base (PULL=20); the run from scratch has nothing to be pulled to
+    assert "--warm-start-pull 20: " in (out / "finetuned_0.1min.log").read_text()
+    assert "--warm-start-pull" not in (out / "scratch_0.1min.log").read_text()
     assert any(name.endswith("_griffin_lim.wav") for name in os.listdir(out / "eval" / "finetuned_0.1min"))

@@ -72,6 +72,11 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                                "fresh optimizer, epoch 0")
     training.add_argument("--warm-start-ignore", nargs="*", default=[],
                           help="state-dict key prefixes to leave at their initial values with --warm-start")
+    training.add_argument("--warm-start-pull", type=NONNEG, default=0.0, metavar="RATE",
+                          help="with --warm-start: after every step each weight moves RATE x the learning rate of "
+                               "its distance back towards the checkpoint's (L2-SP, decoupled as AdamW's decay): a "
+                               "fine-tune on a few minutes of a new voice keeps more of what the base model said "
+                               "well. 0: off")
     training.add_argument("--freeze", nargs="*", default=[], metavar="PREFIX",
                           help="state-dict key prefixes whose weights stay as loaded (e.g. embedding encoder: a "
                                "fine-tune that keeps the base model's reading of text); batch-norm statistics "
@@ -176,6 +181,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             importlib.import_module("torch.utils.tensorboard")
         except ImportError:
             parser.error("--tensorboard needs the tensorboard package, which is not installed: pip install tensorboard")
+    if args.warm_start_pull and not args.warm_start:
+        parser.error("--warm-start-pull pulls the weights towards the --warm-start checkpoint: give that too "
+                     "(also when resuming the fine-tune)")
     if args.lr_decay_minutes is None:
         args.lr_decay_minutes = args.max_minutes
     for flag in DEPRECATED_FLAGS:
