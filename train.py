@@ -188,7 +188,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     if adopted:
         logger.info(f"--warm-start {args.warm_start}: the model's shape from the checkpoint: {'; '.join(adopted)}")
     if anchor is not None:
-        logger.info(f"--warm-start-pull {args.warm_start_pull:g}: {sum(p.numel() for p, _ in anchor.pairs):,} weights "
+        logger.info(f"--warm-start-pull {args.warm_start_pull:g}: {anchor.n_weights:,} weights "
                     f"pulled towards {args.warm_start}'s after every step")
     if frozen:
         logger.info(f"--freeze: {frozen:,} of {sum(p.numel() for p in model.parameters()):,} weights stay as loaded")

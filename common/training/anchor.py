@@ -24,6 +24,7 @@ class WarmStartAnchor:
             (p, start[name].detach().to(p.device, p.dtype).clone())
             for name, p in model.named_parameters()
             if p.requires_grad and name in start and tuple(start[name].shape) == tuple(p.shape)]
+        self.n_weights = sum(p.numel() for p, _ in self.pairs)
 
     @torch.no_grad()
     def pull(self, lr: float, skipped: torch.Tensor) -> None:
@@ -40,5 +41,4 @@ class WarmStartAnchor:
     def distance(self) -> float:
         """The root-mean-square distance of the weights from their start (for the log)."""
         total = sum(float((p.detach().float() - p0.float()).pow(2).sum()) for p, p0 in self.pairs)
-        count = sum(p.numel() for p, _ in self.pairs)
-        return (total / max(count, 1)) ** 0.5
+        return (total / max(self.n_weights, 1)) ** 0.5
