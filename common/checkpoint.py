@@ -127,6 +127,27 @@ def atomic_save_or_exit(obj: Any, path: str) -> None:
         raise SystemExit(f"error: cannot write {path} ({e.strerror or e}); nothing was half-written") from e
 
 
+def atomic_link(source: str, path: str) -> bool:
+    """Make `path` a second name of the finished file `source` (a hard link, renamed into place atomically, as
+    `atomic_write` does): the same bytes at no cost in disk or time. Every writer here replaces a file by renaming
+    a new one over it, never by writing into it, so neither name can change what the other reads. False, with
+    nothing changed, where the file system has no hard links: the caller writes the file itself."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f"{os.path.basename(path)}.{os.getpid()}{PARTIAL_SUFFIX}")
+    try:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.link(source, tmp)
+    except OSError:
+        return False
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return True
+
+
 def atomic_save_bytes(save: Callable[[BinaryIO], None], path: str) -> None:
     """A writer that cannot be trusted with a file (TorchScript's and ONNX's end the process with `terminate
     called` when a write comes up short) writes into memory; the bytes go to `path` atomically."""

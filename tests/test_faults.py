@@ -80,8 +80,8 @@ def _can_mount() -> bool:
 
 
 def test_a_disk_that_fills_mid_checkpoint_on_a_real_tmpfs(corpus, tmp_path):
-    """The same fault on a real file system: a tmpfs with room for three and a half checkpoints. Epoch 0 writes
-    two (numbered, last), epoch 1 its numbered one, and its last one runs out of space part-way."""
+    """The same fault on a real file system: a tmpfs with room for two and a half checkpoints. Epochs 0 and 1
+    write one each (the last checkpoint is a second name of the numbered one), epoch 2's runs out part-way."""
     if not _can_mount():
         pytest.skip("needs a private mount namespace (unshare -m), which this machine does not allow")
     probe = str(tmp_path / "probe")
@@ -91,11 +91,37 @@ def test_a_disk_that_fills_mid_checkpoint_on_a_real_tmpfs(corpus, tmp_path):
     out.mkdir()
     argv = " ".join(shlex.quote(a) for a in train_argv(corpus, "Tacotron2", str(out), "--log-file",
                                                         str(tmp_path / "log.json"), epochs=3))
-    script = f"mount -t tmpfs -o size={(7 * size // 2) // 1024}k tmpfs {out} && {sys.executable} train.py {argv}"
+    script = f"mount -t tmpfs -o size={(5 * size // 2) // 1024}k tmpfs {out} && {sys.executable} train.py {argv}"
     res = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO, capture_output=True, text=True,
                          timeout=300)
     _clean_refusal(res, "the disk is full", "checkpoint_Tacotron2_last.pt, is intact")
     assert "inline_container" not in res.stderr
+
+
+def test_the_last_checkpoint_is_the_numbered_one_under_a_second_name(corpus, tmp_path, monkeypatch):
+    """One epoch's checkpoint is written once (a hard link, as NVIDIA's `_last` is a symlink), and the next
+    epoch's `_last` replaces the name only: the numbered file it pointed at keeps its bytes. Where the file system
+    has no hard links, `_last` is written out in full."""
+    out = str(tmp_path / "run")
+    assert train.main(train_argv(corpus, "Tacotron2", out, epochs=1)) == 0
+    last, first = os.path.join(out, "checkpoint_Tacotron2_last.pt"), os.path.join(out, "checkpoint_Tacotron2_0.pt")
+    assert os.path.samefile(last, first)
+    with open(first, "rb") as f:
+        first_bytes = f.read()
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--resume-from-last", epochs=2)) == 0
+    assert os.path.samefile(last, os.path.join(out, "checkpoint_Tacotron2_1.pt"))
+    with open(first, "rb") as f:
+        assert f.read() == first_bytes
+    assert load_checkpoint_file(first)["epoch"] == 0 and load_checkpoint_file(last)["epoch"] == 1
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "link", no_links)
+    assert train.main(train_argv(corpus, "Tacotron2", out, "--resume-from-last", epochs=3)) == 0
+    assert not os.path.samefile(last, os.path.join(out, "checkpoint_Tacotron2_2.pt"))
+    assert load_checkpoint_file(last)["epoch"] == 2
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
 
 
 def test_an_unfinished_write_left_by_a_killed_run_is_removed_on_resume(corpus, tmp_path):

@@ -14,8 +14,8 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 import torch
 
 from common.audio import AudioConfig
-from common.checkpoint import (CheckpointError, check_model_kind, load_checkpoint_file, load_model_weights,
-                               save_training_checkpoint, state_dict_from_checkpoint)
+from common.checkpoint import (CheckpointError, atomic_link, check_model_kind, load_checkpoint_file,
+                               load_model_weights, save_training_checkpoint, state_dict_from_checkpoint)
 from common.output import OutputError, writable_file, writable_folder
 from common.training.dist_utils import DistInfo
 from common.training.rng import checkpoint_rng_states, restore_rng_states, rng_states
@@ -168,13 +168,18 @@ class TrainingCheckpoints:
         kwargs = dict(model=model, model_name=self.model_name, config=self.config, epoch=completed_epoch,
                       iteration=resume_at.iteration, optimizer=optimizer, scaler=scaler, rng_states=states,
                       train_args=self.train_args)
-        paths = ([os.path.join(self.output, f"checkpoint_{self.model_name}_{completed_epoch}.pt")] if numbered
-                 else []) + [self.last_path]
-        for path in paths:
-            try:
-                save_training_checkpoint(path, **kwargs)
-            except OSError as e:
-                raise SystemExit(write_failure(path, e, self.last_path)) from e
+        numbered_path = os.path.join(self.output, f"checkpoint_{self.model_name}_{completed_epoch}.pt")
+        if numbered:
+            self._write(numbered_path, lambda: save_training_checkpoint(numbered_path, **kwargs))
+        # the last checkpoint is then the numbered one's second name (NVIDIA's is a symlink to it)
+        if not (numbered and self._write(self.last_path, lambda: atomic_link(numbered_path, self.last_path))):
+            self._write(self.last_path, lambda: save_training_checkpoint(self.last_path, **kwargs))
+
+    def _write(self, path: str, write: Callable[[], Any]) -> Any:
+        try:
+            return write()
+        except OSError as e:
+            raise SystemExit(write_failure(path, e, self.last_path)) from e
 
 
 WRITE_FAILURES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
@@ -200,8 +205,8 @@ def check_output_dir(output: str, model: torch.nn.Module, log_file: str = "") ->
             writable_file(log_file, "--log-file")
     except OutputError as e:
         raise SystemExit(f"error: {e}")
-    # model + Adam moments, twice (numbered and last checkpoints), plus a temporary copy
-    need = 3 * 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    # model + Adam moments, for a numbered checkpoint and the temporary copy of the next one
+    need = 2 * 3 * sum(p.numel() * p.element_size() for p in model.parameters())
     free = shutil.disk_usage(output).free
     if free < need:
         raise SystemExit(f"error: {output!r} has {free / 2**20:.0f} MiB free; checkpoints need about "
