@@ -77,6 +77,16 @@ class _RecordingWriter:
         self.f.flush()
 
 
+def _rename_into_place(tmp: str, path: str) -> None:
+    """Rename the finished `tmp` over `path`, then fsync their folder so that the new name survives a crash."""
+    os.replace(tmp, path)
+    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """`write(f)` into a temporary file beside `path`, fsync, then rename over it.
 
@@ -92,12 +102,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _rename_into_place(tmp, path)
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -141,9 +146,10 @@ def atomic_link(source: str, path: str) -> bool:
     except OSError:
         return False
     try:
-        os.replace(tmp, path)
+        _rename_into_place(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
         raise
     return True
 

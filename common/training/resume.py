@@ -168,12 +168,12 @@ class TrainingCheckpoints:
         kwargs = dict(model=model, model_name=self.model_name, config=self.config, epoch=completed_epoch,
                       iteration=resume_at.iteration, optimizer=optimizer, scaler=scaler, rng_states=states,
                       train_args=self.train_args)
-        numbered_path = os.path.join(self.output, f"checkpoint_{self.model_name}_{completed_epoch}.pt")
         if numbered:
+            numbered_path = os.path.join(self.output, f"checkpoint_{self.model_name}_{completed_epoch}.pt")
             self._write(numbered_path, lambda: save_training_checkpoint(numbered_path, **kwargs))
-        # the last checkpoint is then the numbered one's second name (NVIDIA's is a symlink to it)
-        if not (numbered and self._write(self.last_path, lambda: atomic_link(numbered_path, self.last_path))):
-            self._write(self.last_path, lambda: save_training_checkpoint(self.last_path, **kwargs))
+            if self._write(self.last_path, lambda: atomic_link(numbered_path, self.last_path)):
+                return  # the last checkpoint is the numbered one's second name (NVIDIA's is a symlink to it)
+        self._write(self.last_path, lambda: save_training_checkpoint(self.last_path, **kwargs))
 
     def _write(self, path: str, write: Callable[[], Any]) -> Any:
         try:
