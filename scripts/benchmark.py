@@ -210,10 +210,12 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
 
 def vocoder_rows(device, frames: int, repeats: int, wav: str = None) -> List[Dict[str, object]]:
     """The vocoders that need no trained WaveGlow, on one mel (a real one with --wav): HiFi-GAN V1 (the published
-    universal generator) as the plain generator (the group's baseline), on prepared weights in float32 and in bf16
+    universal generator) as the plain generator (the group's baseline), on prepared weights in float32 (direct
+    convolutions, then the vocoder's: Winograd's where timed faster) and in bf16
     where the hardware has it (float16 on CUDA), and Griffin-Lim: the classic 60 iterations and the fast variant
     the vocoder runs by default; samples/s, real-time factor and SNR against float32 in the note."""
     from common.audio import AudioConfig
+    from hifigan.fast_inference import FastHiFiGAN
     from vocoders import GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM, GriffinLimVocoder, HiFiGANVocoder
     mel = (real_mel(wav, frames) if wav else torch.randn(1, 80, frames) - 5).to(device)
     lengths = torch.tensor([frames])
@@ -237,10 +239,18 @@ def vocoder_rows(device, frames: int, repeats: int, wav: str = None) -> List[Dic
             t = median_seconds(lambda: generator(mel), device, repeats)
             reference = generator(mel)[0, 0]
         rows.append(row("HiFi-GAN plain", t, reference.numel(), "; the generator as written, float32"))
+        if device.type == "cpu":
+            direct = FastHiFiGAN(generator, torch.float32)
+            t = median_seconds(lambda: direct(mel), device, repeats)
+            snr = snr_db(reference, direct(mel)[0])
+            rows.append(row("HiFi-GAN fp32 direct", t, reference.numel(),
+                            f"; prepared weights, direct convolutions; SNR vs plain {snr:.1f} dB"))
     for variant, vocoder in vocoders:
         t = median_seconds(lambda: vocoder(mel, lengths), device, repeats)
         audio = vocoder(mel, lengths)[0]
-        rows.append(row(variant, t, audio.numel(), f"; SNR vs plain {snr_db(reference, audio):.1f} dB"))
+        swapped = getattr(vocoder.engine, "winograd_layers", 0)
+        winograd = f"; Winograd in {swapped} convolutions" if swapped else ""
+        rows.append(row(variant, t, audio.numel(), f"; SNR vs plain {snr_db(reference, audio):.1f} dB{winograd}"))
     for iters, momentum in ((60, 0.0), (GRIFFIN_LIM_ITERS, GRIFFIN_LIM_MOMENTUM)):
         griffin_lim = GriffinLimVocoder(AudioConfig(), device, n_iters=iters, momentum=momentum)
         t = median_seconds(lambda: griffin_lim(mel, lengths), device, repeats)

@@ -12,7 +12,7 @@ import torch
 import inference
 import models
 import test_infer
-from common.audio import AudioConfig
+from common.audio import AudioConfig, snr_db
 from common.checkpoint import save_training_checkpoint
 from tacotron2.model import Tacotron2
 from tacotron2.text.frontend import FrontendError, TextFrontend, frontend_for, training_frontend
@@ -280,7 +280,13 @@ def test_hifigan_on_prepared_weights_equals_the_generator_and_the_vocoder_times_
     vocoder = HiFiGANVocoder(torch.device("cpu"), "universal", (torch.float32, torch.bfloat16))
     timings = vocoder.fast_paths["hifigan_ms_32_frames"]
     assert set(timings) == {"float32", "bfloat16"} and str(vocoder.dtype) == f"torch.{min(timings, key=timings.get)}"
-    assert (vocoder(mel, torch.tensor([32]))[0] - (fast if vocoder.dtype == torch.float32 else bf16)).abs().max() < 1e-6
+    # float32 with Winograd's convolutions where timed faster (tests/test_winograd.py): within float32 rounding
+    assert set(vocoder.fast_paths["hifigan_convs_ms_32_frames"]) == {"direct", "winograd where faster"}
+    audio = vocoder(mel, torch.tensor([32]))[0]
+    if vocoder.dtype == torch.float32:
+        assert (audio - fast).abs().max() < 1e-4 and snr_db(plain, audio) > 80
+    else:
+        assert (audio - bf16).abs().max() < 1e-6
 
 
 def test_without_the_wheel_hifigan_says_what_to_install(monkeypatch, tmp_path):

@@ -1,10 +1,12 @@
 """CPU kernels and what the CPU can run: feature probes, small-batch and int8 products, the fused LSTM step, LSTM
-weight gradients once per sequence, dropout's mask, the allocator setting that keeps freed memory.
+weight gradients once per sequence, dropout's mask, the allocator setting that keeps freed memory, 1-D
+convolutions by Winograd's algorithm.
 
 Where a new kernel goes: one that more than one model uses (a product, a recurrence, dropout) here, one that only
 a model uses in that model's package (WaveGlow's layouts: waveglow/cpu_layout.py; Tacotron 2's fused decoder:
 tacotron2/fast_inference.py). Neither imports training: what autocast computes in is common.precision's.
 Where it is chosen: at one named point per model, from what `cpu_features` says the CPU has (`cpu_layout.choose`
-for WaveGlow, `FastDecoder`'s dtype for Tacotron 2's decoder, `vocoders.vocoder_dtypes` for HiFi-GAN), never by
+for WaveGlow, `FastDecoder`'s dtype for Tacotron 2's decoder, `vocoders.vocoder_dtypes` and, layer by layer,
+`hifigan.fast_inference.adopt_winograd` for HiFi-GAN), never by
 a test of the CPU inside the kernel, so that tests can emulate the other CPU kinds.
 """

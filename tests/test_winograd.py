@@ -1,0 +1,89 @@
+"""Winograd's 1-D convolutions (common/cpu/winograd.py) against direct ones, and where the vocoders adopt them."""
+import pytest
+import torch
+
+from common.audio import snr_db
+from common.cpu.winograd import WinogradConv, tile, winograd_matrices
+
+
+@pytest.mark.parametrize("m, r", [(2, 3), (tile(3), 3), (4, 7), (tile(7), 7), (2, 11), (tile(11), 11), (tile(5), 5)])
+def test_the_transforms_compute_the_correlation_exactly_in_float64(m, r):
+    G, BT, AT = winograd_matrices(m, r)
+    n = m + r - 1
+    assert G.shape == (n, r) and BT.shape == (n, n) and AT.shape == (m, n)
+    generator = torch.Generator().manual_seed(m * 100 + r)
+    g = torch.randn(r, dtype=torch.float64, generator=generator)
+    d = torch.randn(n, dtype=torch.float64, generator=generator)
+    direct = torch.stack([(g * d[i:i + r]).sum() for i in range(m)])
+    assert torch.allclose(AT @ ((G @ g) * (BT @ d)), direct, rtol=0, atol=1e-9)
+
+
+def test_a_tile_that_needs_more_points_than_defined_is_refused():
+    with pytest.raises(ValueError, match=r"F\(8, 11\) needs 17 interpolation points"):
+        winograd_matrices(8, 11)
+
+
+@pytest.mark.parametrize("batch, c_in, c_out, length, r, dilation, padding, m", [
+    (1, 16, 24, 101, 3, 1, 1, None),  # the default tile  # "same" padding, one phase
+    (2, 16, 8, 97, 7, 3, 9, 8),  # a batch, three phases, a length no tile divides
+    (3, 8, 8, 60, 11, 5, 25, 6),  # five phases, each shorter than a tile
+    (1, 8, 8, 60, 11, 5, 3, 6),  # padding that shortens the output
+    (2, 16, 16, 33, 3, 2, 0, 4),  # no padding
+])
+def test_winograd_conv_equals_conv1d_within_float32_rounding(batch, c_in, c_out, length, r, dilation, padding, m):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(c_in, c_out, r, padding=padding, dilation=dilation)
+    x = torch.randn(batch, c_in, length)
+    with torch.no_grad():
+        direct = conv(x)
+        y = WinogradConv.from_conv(conv, m)(x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
+    assert y.shape == (batch, c_out, 1, direct.size(2)) and y.is_contiguous(memory_format=torch.channels_last)
+    tolerance = 1e-4 if r == 11 else 2e-5  # the transforms' constants grow with n = m + r - 1
+    assert ((y[:, :, 0] - direct).norm() / direct.norm()).item() < tolerance
+
+
+def test_strided_or_grouped_convolutions_are_refused():
+    with pytest.raises(ValueError, match="stride-1"):
+        WinogradConv.from_conv(torch.nn.Conv1d(4, 4, 3, stride=2))
+    with pytest.raises(ValueError, match="ungrouped"):
+        WinogradConv.from_conv(torch.nn.Conv1d(4, 4, 3, groups=2))
+
+
+def small_generator():
+    from hifigan.model import Generator, HiFiGANConfig
+    torch.manual_seed(0)
+    return Generator(HiFiGANConfig(upsample_initial_channel=32)).eval()
+
+
+@pytest.mark.parametrize("winograd_wins", [True, False])
+def test_hifigan_adopts_winograd_exactly_where_it_is_timed_faster(monkeypatch, winograd_wins):
+    """Every stride-1 multi-tap float32 convolution is timed once per shape, swapped when Winograd's is faster,
+    left when not; the audio stays within float32 rounding of the generator's either way."""
+    import hifigan.fast_inference as fast_inference
+    from common.cpu.winograd import WinogradConv
+    timed = []
+
+    def fake_fastest(candidates, device, repeats):
+        timed.append(sorted(candidates))
+        seconds = {"direct": 2.0, "winograd": 1.0} if winograd_wins else {"direct": 1.0, "winograd": 2.0}
+        return min(seconds, key=seconds.get), seconds
+    monkeypatch.setattr(fast_inference, "fastest", fake_fastest)
+    generator = small_generator()
+    eligible = [m for m in generator.modules() if isinstance(m, torch.nn.Conv1d) and m.kernel_size[0] > 1]
+    fast = fast_inference.FastHiFiGAN(generator, torch.float32, winograd=True)
+    shapes = {(m.in_channels, m.out_channels, m.kernel_size, m.dilation) for m in eligible}
+    assert len(timed) == len(shapes) and all(t == ["direct", "winograd"] for t in timed)
+    assert fast.winograd_layers == (len(eligible) if winograd_wins else 0)
+    assert fast.convolution_ms == {"direct": 1e3 * 2 * len(eligible) if winograd_wins else 1e3 * len(eligible),
+                                   "winograd where faster": 1e3 * len(eligible)}
+    mel = torch.randn(2, 80, 20) - 5
+    with torch.no_grad():
+        reference = generator(mel)[:, 0]
+    assert snr_db(reference, fast(mel)) > 80
+    assert not any(isinstance(m, WinogradConv) for m in fast_inference.FastHiFiGAN(generator).generator.modules())
+
+
+def test_winograd_is_float32_only():
+    from hifigan.fast_inference import FastHiFiGAN
+    with pytest.raises(ValueError, match="float32 only"):
+        FastHiFiGAN(small_generator(), torch.bfloat16, winograd=True)
