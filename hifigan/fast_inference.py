@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.cpu.winograd import WinogradConv
-from common.timing import dtype_name, fastest
+from common.cpu.winograd import WinogradConv, winograd_is_faster
+from common.timing import dtype_name
 from hifigan.model import Generator
 
 
@@ -76,8 +76,7 @@ def adopt_winograd(fast: Generator, probe: torch.Tensor, repeats: int = 3) -> Di
         winograd = WinogradConv(conv.weight[:, :, 0], conv.bias, conv.padding[1], conv.dilation[1])
         shape = (tuple(conv.weight.shape), conv.padding, conv.dilation, tuple(x.shape))
         if shape not in verdicts:
-            best, seconds = fastest({"direct": lambda: conv(x), "winograd": lambda: winograd(x)}, x.device, repeats)
-            verdicts[shape] = best == "winograd", seconds
+            verdicts[shape] = winograd_is_faster(conv, winograd, x, repeats)
         faster, seconds = verdicts[shape]
         total["direct"] += 1e3 * seconds["direct"]
         total["winograd where faster"] += 1e3 * min(seconds.values())

@@ -185,7 +185,8 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
         ref = None
         low = low_precision(device)
         int8 = [("fast int8", torch.qint8)] if device.type == "cpu" and int8_available() else []
-        for variant, dtype in (("plain", None), ("fast fp32", torch.float32),
+        winograd = [("fast fp32 Winograd", torch.float32)] if device.type == "cpu" else []
+        for variant, dtype in (("plain", None), ("fast fp32", torch.float32), *winograd,
                                *[(f"fast {name}", dtype) for name, dtype in low], *int8, ("tuned", None)):
             chosen = ""
             if variant == "tuned":  # as inference.py --amp-run does (int8 only with --waveglow-int8)
@@ -193,7 +194,7 @@ def waveglow_rows(device, frames: int, repeats: int, channels: List[int], wav: s
                                                 if device.type == "cpu" else [None, torch.float32, torch.float16])
                 chosen = f"; kept {min(timings, key=timings.get)}"
             else:
-                engine = model if dtype is None else FastWaveGlow(model, dtype)
+                engine = model if dtype is None else FastWaveGlow(model, dtype, winograd=variant.endswith("Winograd"))
             with torch.no_grad():
                 t = median_seconds(lambda: engine.infer(mel, sigma=SIGMA_INFER, noise=noise), device, repeats)
                 audio = engine.infer(mel, sigma=SIGMA_INFER, noise=noise)

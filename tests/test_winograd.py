@@ -60,14 +60,7 @@ def test_hifigan_adopts_winograd_exactly_where_it_is_timed_faster(monkeypatch, w
     """Every stride-1 multi-tap float32 convolution is timed once per shape, swapped when Winograd's is faster,
     left when not; the audio stays within float32 rounding of the generator's either way."""
     import hifigan.fast_inference as fast_inference
-    from common.cpu.winograd import WinogradConv
-    timed = []
-
-    def fake_fastest(candidates, device, repeats):
-        timed.append(sorted(candidates))
-        seconds = {"direct": 2.0, "winograd": 1.0} if winograd_wins else {"direct": 1.0, "winograd": 2.0}
-        return min(seconds, key=seconds.get), seconds
-    monkeypatch.setattr(fast_inference, "fastest", fake_fastest)
+    timed = fake_timing(monkeypatch, winograd_wins)
     generator = small_generator()
     eligible = [m for m in generator.modules() if isinstance(m, torch.nn.Conv1d) and m.kernel_size[0] > 1]
     fast = fast_inference.FastHiFiGAN(generator, torch.float32, winograd=True)
@@ -87,3 +80,41 @@ def test_winograd_is_float32_only():
     from hifigan.fast_inference import FastHiFiGAN
     with pytest.raises(ValueError, match="float32 only"):
         FastHiFiGAN(small_generator(), torch.bfloat16, winograd=True)
+
+
+def fake_timing(monkeypatch, winograd_wins: bool) -> list:
+    """common.cpu.winograd's timing replaced by a verdict; returns the list of timed candidate names."""
+    import common.cpu.winograd as winograd
+    timed = []
+
+    def fake_fastest(candidates, device, repeats):
+        timed.append(sorted(candidates))
+        seconds = {"direct": 2.0, "winograd": 1.0} if winograd_wins else {"direct": 1.0, "winograd": 2.0}
+        return min(seconds, key=seconds.get), seconds
+    monkeypatch.setattr(winograd, "fastest", fake_fastest)
+    return timed
+
+
+@pytest.mark.parametrize("winograd_wins", [True, False])
+def test_waveglow_adopts_winograd_at_the_dilations_where_it_is_timed_faster(monkeypatch, winograd_wins):
+    """Each dilation of the coupling networks' dilated convolutions is timed once for all flows; where Winograd's
+    wins every flow's layer at that dilation is a WinogradConv, and the audio stays within float32 rounding."""
+    import models
+    from waveglow.fast_inference import FastWaveGlow
+    timed = fake_timing(monkeypatch, winograd_wins)
+    torch.manual_seed(0)
+    model, _ = models.random_waveglow(16)
+    model.remove_weightnorm()
+    mel = torch.randn(1, 80, 6) - 5
+    noise = [torch.randn(s) for s in model.noise_shapes(1, 6 * 256 // 8)]
+    fast = FastWaveGlow(model, torch.float32, winograd=True)
+    dilations = {layer.dilation[0] for layer in model.WN[0].in_layers}
+    assert len(timed) == len(dilations) > 1
+    swapped = sum(isinstance(layer, WinogradConv) for flow in fast.flows for layer in flow.in_layers)
+    assert swapped == (model.n_flows * len(model.WN[0].in_layers) if winograd_wins else 0)
+    with torch.no_grad():
+        plain = model.infer(mel, 0.6, noise=noise)
+        audio = fast.infer(mel, 0.6, noise=noise)
+    assert snr_db(plain, audio) > 80
+    with pytest.raises(ValueError, match="float32 only"):
+        FastWaveGlow(model, torch.bfloat16, winograd=True)

@@ -13,14 +13,16 @@ rows (B, L, C):
     V[p]  = sum_j BT[p, j] frame[t m + j]     input transform: one batched product with k = n, per tile t
     M[p]  = V[p] @ U[p]                        n products of (tiles * dilation, C_in) by (C_in, C_out): the work
     y[t m + a] = sum_p AT[a, p] M[p, t]        output transform, the bias added on the way
-U = G w (the filter's transform) is computed once, in float64, when the layer is prepared.
+U = G w (the filter's transform) is computed once, when the layer is prepared.
 """
 import functools
 from fractions import Fraction
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
+
+from common.timing import fastest
 
 # Interpolation points, the first n - 1 of them (and infinity) for F(m, r): small powers of two and their ratios
 # keep the transforms' rounding ~4x below the integers 0, +-1, +-2, +-3, ... beyond n = 12 (measured in float32).
@@ -90,8 +92,9 @@ class WinogradConv(nn.Module):
         BTq[:, :n] = BT  # (n, q m): the window's frames beyond n weigh nothing
         self.register_buffer("BT", BTq.float())
         self.register_buffer("AT", AT.float())
-        U = torch.einsum("pk,oik->pio", G, weight.detach().double())  # (n, C_in, C_out)
-        self.register_buffer("U", U.float().contiguous())
+        taps = weight.detach().float().permute(2, 1, 0).reshape(r, in_channels * out_channels)  # (r, C_in C_out)
+        U = (G.float() @ taps).view(n, in_channels, out_channels)  # in float32 the rounding of U's own storage
+        self.register_buffer("U", U)
         self.register_buffer("bias", torch.zeros(out_channels) if bias is None else bias.detach().float().clone())
 
     @classmethod
@@ -117,15 +120,20 @@ class WinogradConv(nn.Module):
         padded[:, self.padding + L:] = 0
         padded[:, self.padding:self.padding + L] = x.permute(0, 2, 3, 1)[:, 0]  # channels-last memory is (B, L, C)
         window = padded.as_strided((B, tiles, q * m, d * C), (rows * C, m * d * C, d * C, 1))
-        V = torch.matmul(self.BT, window).view(B * tiles, n, d, C)  # input transform, (B tiles, n, d, C)
-        y = x.new_empty(B * tiles, m, d, Co)
-        bias = self.bias.expand(B * tiles, m, Co)
-        AT = self.AT.expand(B * tiles, m, n)
-        for phase in range(d):
-            M = torch.bmm(V[:, :, phase].transpose(0, 1), self.U)  # (n, B tiles, C_out)
-            if d == 1:
-                torch.baddbmm(bias, AT, M.transpose(0, 1), out=y[:, :, 0])
-            else:
-                y[:, :, phase] = torch.baddbmm(bias, AT, M.transpose(0, 1))  # output transform, (B tiles, m, C_out)
+        V = torch.matmul(self.BT, window).view(B * tiles, n, d * C)  # input transform, (B tiles, n, d C)
+        # the n products over rows (tile, phase): a strided view of V for one phase, one copy for several (faster
+        # than a product per phase for every dilation measured, 2 to 128)
+        V = V.transpose(0, 1) if d == 1 else V.transpose(0, 1).reshape(n, B * tiles * d, C)
+        M = torch.bmm(V, self.U).view(n, B * tiles, d * Co)  # (n, B tiles, d C_out)
+        bias = self.bias.repeat(d).expand(B * tiles, m, d * Co)
+        y = torch.baddbmm(bias, self.AT.expand(B * tiles, m, n), M.transpose(0, 1))  # (B tiles, m, d C_out)
         out = y.view(B, tiles * m * d, Co)[:, :L_out]  # (B, L', C_out)
         return out.permute(0, 2, 1).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def winograd_is_faster(direct: Callable[[torch.Tensor], torch.Tensor], winograd: WinogradConv, x: torch.Tensor,
+                       repeats: int = 3) -> Tuple[bool, Dict[str, float]]:
+    """Whether `winograd` computes direct(x) faster on this machine, and each one's median seconds: which wins
+    depends on the channels, the length and the CPU's multiply rate against its memory's (docs/performance.md)."""
+    best, seconds = fastest({"direct": lambda: direct(x), "winograd": lambda: winograd(x)}, x.device, repeats)
+    return best == "winograd", seconds
