@@ -219,8 +219,21 @@ class HiFiGANVocoder(Vocoder):
                 return self.generator(mel.float())[:, 0].float()
         return autocast
 
+    # Streaming: pieces of 64 frames (0.74 s of audio), each vocoded with 13 frames of context on either side, the
+    # generator's whole receptive field (+-12.7 frames, measured by perturbing one frame), so that the joined pieces
+    # equal the one-shot audio within rounding. The context costs 40 %: a vocoder at 2x real time streams at 1.4x,
+    # each piece ready before the one before it has played (pieces that grow would stall where it is slower).
+    STREAM_FRAMES, STREAM_CONTEXT_FRAMES = 64, 13
+
     def __call__(self, mel: torch.Tensor, lengths: torch.Tensor) -> List[torch.Tensor]:
         return [self.engine(m[None, :, :n])[0] for m, n in zip(mel, lengths.tolist())]
+
+    def stream(self, mel: torch.Tensor, n_frames: int) -> Iterator[torch.Tensor]:
+        hop, context = self.hop_length, self.STREAM_CONTEXT_FRAMES
+        for start in range(0, n_frames, self.STREAM_FRAMES):
+            stop = min(start + self.STREAM_FRAMES, n_frames)
+            lo, hi = max(0, start - context), min(n_frames, stop + context)
+            yield self.engine(mel[:1, :, lo:hi])[0, (start - lo) * hop:(stop - lo) * hop]
 
 
 def hifigan_source(weights: str) -> str:

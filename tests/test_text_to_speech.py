@@ -289,6 +289,21 @@ def test_hifigan_on_prepared_weights_equals_the_generator_and_the_vocoder_times_
         assert (audio - bf16).abs().max() < 1e-6
 
 
+@needs_hifigan
+def test_hifigan_streams_pieces_that_join_into_the_one_shot_audio(monkeypatch):
+    """Pieces of 64 frames, each vocoded with the receptive field's context on both sides: joined, within rounding
+    of the whole mel vocoded at once; with too little context the seams show."""
+    from vocoders import HiFiGANVocoder
+    vocoder = HiFiGANVocoder(torch.device("cpu"), "universal")
+    mel = golden()["mel"].repeat(1, 1, 10)[:, :, :300]  # (1, 80, 300): several pieces
+    whole = vocoder(mel, torch.tensor([300]))[0]
+    pieces = list(vocoder.stream(mel, 300))
+    assert [p.numel() // 256 for p in pieces] == [64, 64, 64, 64, 44]
+    assert (torch.cat(pieces) - whole).abs().max() < 1e-4
+    monkeypatch.setattr(HiFiGANVocoder, "STREAM_CONTEXT_FRAMES", 2)
+    assert (torch.cat(list(vocoder.stream(mel, 300))) - whole).abs().max() > 1e-3
+
+
 def test_without_the_wheel_hifigan_says_what_to_install(monkeypatch, tmp_path):
     import importlib.util
     from hifigan.weights import VocoderUnavailable, load_generator
