@@ -38,7 +38,7 @@ def test_winograd_conv_equals_conv1d_within_float32_rounding(batch, c_in, c_out,
         direct = conv(x)
         y = WinogradConv.from_conv(conv, m)(x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
     assert y.shape == (batch, c_out, 1, direct.size(2)) and y.is_contiguous(memory_format=torch.channels_last)
-    tolerance = 1e-4 if r == 11 else 2e-5  # the transforms' constants grow with n = m + r - 1
+    tolerance = 1e-4 if r == 11 else 5e-5  # the transforms' constants grow with n = m + r - 1 (tile()'s figures)
     assert ((y[:, :, 0] - direct).norm() / direct.norm()).item() < tolerance
 
 

@@ -10,7 +10,7 @@ but audibly noisier on the WaveGlow judged so far, so it runs only when asked fo
 The inverse 1x1 convolutions and the affine coupling stay in float32. In float32 and int8 the gate's tanh half
 comes from the sigmoid (autograd.sigmoid_gate), its rows prepared doubled. In float32 on a CPU the dilated
 convolutions can run by Winograd's algorithm (common/cpu/winograd.py), where each dilation's is timed faster: 10
-products for 8 outputs of a 3-tap filter instead of 24, at the price of ~4 weights' memory instead of one. A
+products for 8 outputs of a 3-tap filter instead of 24, at the price of 3.3 times those layers' weight memory. A
 snapshot refuses to run once the model's weights have changed: build a new one.
 `tune_waveglow` times the plain model against prepared dtypes on this machine and keeps the fastest.
 """
