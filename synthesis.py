@@ -323,10 +323,9 @@ class Synthesizer:
 
     def stream(self, phrase: Phrase) -> Iterator[torch.Tensor]:
         """One phrase's audio piece by piece as the vocoder produces it (WaveGlow: chunk_frames * hop samples a
-        piece; HiFi-GAN: 64 frames' worth; Griffin-Lim: one piece), so that a caller can start
-        playing before the phrase is done. Not
-        peak-normalised: joined, the pieces equal `self([phrase], normalize=False)["audio"][0]` with the same
-        random draws."""
+        piece; HiFi-GAN: 64 frames' worth; Griffin-Lim: one piece), so that a caller can start playing before the
+        phrase is done. Not peak-normalised: joined, the pieces equal `self([phrase], normalize=False)["audio"][0]`
+        with the same random draws."""
         text, lengths = pad_batch([phrase], self.device)
         out = self.mels(text, lengths)
         n_frames = int(out.mel_lengths.long().clamp(min=1)[0])

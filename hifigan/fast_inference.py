@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.cpu.winograd import WinogradConv, winograd_is_faster
+from common.cpu.winograd import WinogradChoice, WinogradConv
 from common.timing import dtype_name
 from hifigan.model import Generator
 
@@ -69,18 +69,16 @@ def adopt_winograd(fast: Generator, probe: torch.Tensor, repeats: int = 3) -> Di
     finally:
         for hook in hooks:
             hook.remove()
+    choice = WinogradChoice(repeats)  # layers of one shape on inputs of one shape: timed once
     total = {"direct": 0.0, "winograd where faster": 0.0}
-    verdicts: Dict[tuple, Tuple[bool, Dict[str, float]]] = {}  # layers of one shape on inputs of one shape: timed once
     for module, name, conv in layers:
         x = inputs[id(conv)]
-        winograd = WinogradConv(conv.weight[:, :, 0], conv.bias, conv.padding[1], conv.dilation[1])
-        shape = (tuple(conv.weight.shape), conv.padding, conv.dilation, tuple(x.shape))
-        if shape not in verdicts:
-            verdicts[shape] = winograd_is_faster(conv, winograd, x, repeats)
-        faster, seconds = verdicts[shape]
-        total["direct"] += 1e3 * seconds["direct"]
-        total["winograd where faster"] += 1e3 * min(seconds.values())
-        if faster:
+        key = (tuple(conv.weight.shape), conv.padding, conv.dilation, tuple(x.shape))
+        winograd = choice.choose(key, conv, lambda: WinogradConv(conv.weight[:, :, 0], conv.bias, conv.padding[1],
+                                                                 conv.dilation[1]), lambda: x)
+        total["direct"] += 1e3 * choice.seconds[key]["direct"]
+        total["winograd where faster"] += 1e3 * min(choice.seconds[key].values())
+        if winograd is not None:
             setattr(module, name, winograd)
     return total
 

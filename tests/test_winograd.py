@@ -24,7 +24,7 @@ def test_a_tile_that_needs_more_points_than_defined_is_refused():
 
 
 @pytest.mark.parametrize("batch, c_in, c_out, length, r, dilation, padding, m", [
-    (1, 16, 24, 101, 3, 1, 1, None),  # the default tile  # "same" padding, one phase
+    (1, 16, 24, 101, 3, 1, 1, None),  # the default tile, "same" padding, one phase
     (2, 16, 8, 97, 7, 3, 9, 8),  # a batch, three phases, a length no tile divides
     (3, 8, 8, 60, 11, 5, 25, 6),  # five phases, each shorter than a tile
     (1, 8, 8, 60, 11, 5, 3, 6),  # padding that shortens the output

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.cpu.linear import Int8Weight, int8_weight, linear
-from common.cpu.winograd import WinogradConv, winograd_is_faster
+from common.cpu.winograd import WinogradChoice, WinogradConv
 from common.timing import dtype_name, fastest
 from common.utils import ParameterVersions
 from waveglow.autograd import gated_activation, sigmoid_gate
@@ -152,21 +152,20 @@ class FastWaveGlow:
         """Each flow's in_layers as WinogradConv at the dilations where it is timed faster on (1, C, 1, n_groups)
         rows (every flow has the same shapes: each dilation is timed once); the summed milliseconds of one flow's
         in_layers, direct and with the faster of each."""
-        total = {"direct": 0.0, "winograd where faster": 0.0}
-        verdicts: Dict[int, bool] = {}
+        choice = WinogradChoice()
         generator = torch.Generator().manual_seed(0)
         for flow in self.flows:
             for i, layer in enumerate(flow.in_layers):
-                winograd = WinogradConv(layer.weight[:, :, 0], layer.bias, layer.padding, layer.dilation)
-                if layer.dilation not in verdicts:
-                    x = CHANNELS_LAST.enter(torch.randn(1, layer.weight.size(1), n_groups, generator=generator).to(
-                        layer.weight.device))
-                    verdicts[layer.dilation], seconds = winograd_is_faster(lambda x: _conv(layer, x), winograd, x)
-                    total["direct"] += 1e3 * seconds["direct"]
-                    total["winograd where faster"] += 1e3 * min(seconds.values())
-                if verdicts[layer.dilation]:
+                # (the lambdas run inside choose, before the loop moves on)
+                winograd = choice.choose(
+                    layer.dilation, lambda x: _conv(layer, x),
+                    lambda: WinogradConv(layer.weight[:, :, 0], layer.bias, layer.padding, layer.dilation),
+                    lambda: CHANNELS_LAST.enter(torch.randn(1, layer.weight.size(1), n_groups, generator=generator)
+                                                .to(layer.weight.device)))
+                if winograd is not None:
                     flow.in_layers[i] = winograd
-        return total
+        return {"direct": 1e3 * sum(s["direct"] for s in choice.seconds.values()),
+                "winograd where faster": 1e3 * sum(min(s.values()) for s in choice.seconds.values())}
 
     @property
     def name(self) -> str:

@@ -17,7 +17,7 @@ U = G w (the filter's transform) is computed once, when the layer is prepared.
 """
 import functools
 from fractions import Fraction
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Hashable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -138,3 +138,26 @@ def winograd_is_faster(direct: Callable[[torch.Tensor], torch.Tensor], winograd:
     depends on the channels, the length and the CPU's multiply rate against its memory's (docs/performance.md)."""
     best, seconds = fastest({"direct": lambda: direct(x), "winograd": lambda: winograd(x)}, x.device, repeats)
     return best == "winograd", seconds
+
+
+class WinogradChoice:
+    """Direct or Winograd, for the layers of an engine that share a key (a shape): the first layer of each key is
+    timed on its input, every later one takes that verdict, and a WinogradConv is built only for a layer that takes
+    it (a WaveGlow's 96 dilated layers make 8 keys). `seconds[key]`: the timings of each key."""
+
+    def __init__(self, repeats: int = 3) -> None:
+        self.repeats = repeats
+        self.seconds: Dict[Hashable, Dict[str, float]] = {}
+
+    def choose(self, key: Hashable, direct: Callable[[torch.Tensor], torch.Tensor],
+               make: Callable[[], WinogradConv], probe: Callable[[], torch.Tensor]) -> Optional[WinogradConv]:
+        """The layer's WinogradConv (`make()`) where Winograd's is faster for `key`, else None; `direct` and
+        `probe()` (its input) are called only when `key` is timed."""
+        timed = None
+        if key not in self.seconds:
+            timed = make()
+            _, self.seconds[key] = winograd_is_faster(direct, timed, probe(), self.repeats)
+        seconds = self.seconds[key]
+        if seconds["winograd"] >= seconds["direct"]:  # a tie keeps direct, as `fastest` does
+            return None
+        return timed if timed is not None else make()
