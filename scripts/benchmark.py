@@ -35,7 +35,7 @@ import models
 from common.audio import snr_db
 from common.precision import autocast
 from common.training.amp import amp_settings
-from common.cpu.cpu_features import bf16_native, describe as describe_cpu
+from common.cpu.cpu_features import bf16_native, describe as describe_cpu, winograd_trains_faster
 from common.cpu.host_memory import keep_freed_memory
 from common.cpu.linear import int8_available
 from common.timing import dtype_name, median_seconds
@@ -368,12 +368,21 @@ def training_rows(device, repeats: int, reference: Reference = None, warmup: int
     ref_job = ("waveglow_train", wg_config, {k: v.cpu().clone() for k, v in wg.state_dict().items()},
                {"batch": (wmel.cpu(), audio.cpu()), "target": audio.cpu()})
     ref_before = reference(*ref_job, warmup=warmup) if reference else None
-    for variant, fused, amp in (("plain fp32", False, False), ("fast fp32", True, False), ("fast amp", True, True)):
+    # winograd: None is the CPU kind's choice (what train.py runs); the other choice is timed too, on a CPU
+    by_kind = device.type == "cpu" and winograd_trains_faster()
+    other = ([("fast fp32 " + ("direct" if by_kind else "Winograd"), True, False, not by_kind)]
+             if device.type == "cpu" else [])
+    for variant, fused, amp, winograd in (("plain fp32", False, False, False), ("fast fp32", True, False, None), *other,
+                                          ("fast amp", True, True, None)):
+        for wn in wg.WN:
+            wn.winograd = winograd
+        uses = (by_kind if winograd is None else winograd) and amp_settings(amp, device)[0] is None  # float32 only
         t = median_seconds(_train_step_fn(wg, wcrit, (wmel, audio), audio, device, amp, fused), device, repeats,
                            warmup)
         rows.append({"group": group, "variant": variant,
                      "value": audio.numel() / t, "unit": "samples/s", "lower_is_better": False,
-                     "note": "fused Adam" if fused else ""})
+                     "note": ", ".join((["fused Adam"] if fused else [])
+                                       + (["Winograd's dilated convolutions"] if uses else []))})
     if reference:
         rows.append(reference_row(group, "samples/s", False, min(ref_before, reference(*ref_job, warmup=warmup)),
                                   audio.numel()))

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from common.audio import snr_db
-from common.cpu.winograd import WinogradConv, tile, winograd_matrices
+from common.cpu.winograd import WinogradConv, tile, winograd_conv, winograd_matrices
 
 
 @pytest.mark.parametrize("m, r", [(2, 3), (tile(3), 3), (4, 7), (tile(7), 7), (2, 11), (tile(11), 11), (tile(5), 5)])
@@ -40,6 +40,47 @@ def test_winograd_conv_equals_conv1d_within_float32_rounding(batch, c_in, c_out,
     assert y.shape == (batch, c_out, 1, direct.size(2)) and y.is_contiguous(memory_format=torch.channels_last)
     tolerance = 1e-4 if r == 11 else 5e-5  # the transforms' constants grow with n = m + r - 1 (tile()'s figures)
     assert ((y[:, :, 0] - direct).norm() / direct.norm()).item() < tolerance
+
+
+def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return ((ours - theirs).norm() / theirs.norm()).item()
+
+
+@pytest.mark.parametrize("batch, c_in, c_out, length, r, dilation, padding", [
+    (2, 16, 32, 101, 3, 1, 1),  # WaveGlow's in_layers: "same" padding
+    (2, 16, 32, 100, 3, 8, 8),  # eight phases, a length no tile divides
+    (1, 8, 16, 30, 3, 16, 16),  # a dilation longer than a tile: most of each tile is padding
+    (2, 8, 8, 97, 7, 3, 5),  # seven taps, padding that shortens the output
+])
+def test_winograd_trains_with_the_direct_convolutions_values_and_gradients(batch, c_in, c_out, length, r, dilation,
+                                                                           padding):
+    """winograd_conv's forward and its backward (input, weight and bias gradients through the same transforms) are
+    a direct convolution's within float32 rounding; the input's gradient comes channels-last, as the input."""
+    torch.manual_seed(0)
+    weight = (torch.randn(c_out, c_in, r) / (c_in * r) ** 0.5).requires_grad_()
+    bias = torch.randn(c_out, requires_grad=True)
+    x = torch.randn(batch, c_in, 1, length).contiguous(memory_format=torch.channels_last).requires_grad_()
+    direct = torch.nn.functional.conv2d(x, weight.unsqueeze(2), bias, padding=(0, padding), dilation=(1, dilation))
+    ours = winograd_conv(x, weight, bias, padding, dilation)
+    assert ours.shape == direct.shape and ours.is_contiguous(memory_format=torch.channels_last)
+    assert relative_error(ours, direct) < 5e-5
+    up = torch.randn_like(direct)
+    theirs = torch.autograd.grad(direct, (x, weight, bias), up)
+    grads = torch.autograd.grad(ours, (x, weight, bias), up)
+    assert grads[0].is_contiguous(memory_format=torch.channels_last)
+    for name, a, b in zip(("input", "weight", "bias"), grads, theirs):
+        assert a.shape == b.shape and relative_error(a, b) < 5e-5, name
+
+
+def test_winograd_training_without_a_bias_or_an_input_gradient():
+    torch.manual_seed(0)
+    weight = torch.randn(8, 4, 3, requires_grad=True)
+    x = torch.randn(1, 4, 1, 40).contiguous(memory_format=torch.channels_last)
+    ours = winograd_conv(x, weight, None, 2, 2)
+    direct = torch.nn.functional.conv2d(x, weight.unsqueeze(2), padding=(0, 2), dilation=(1, 2))
+    up = torch.randn_like(direct)
+    (grad,) = torch.autograd.grad(ours, weight, up)
+    assert relative_error(grad, torch.autograd.grad(direct, weight, up)[0]) < 5e-5
 
 
 def test_strided_or_grouped_convolutions_are_refused():
@@ -118,3 +159,57 @@ def test_waveglow_adopts_winograd_at_the_dilations_where_it_is_timed_faster(monk
     assert snr_db(plain, audio) > 80
     with pytest.raises(ValueError, match="float32 only"):
         FastWaveGlow(model, torch.bfloat16, winograd=True)
+
+
+@pytest.mark.parametrize("capability, expected", [("AVX2", True), ("AVX512", False), ("DEFAULT", False)])
+def test_waveglow_trains_by_winograd_on_the_cpu_kinds_where_it_was_measured_faster(monkeypatch, capability, expected):
+    """A rule, not a timing: a training step's kernels must be the same in every process of a run (exact resume).
+    A WN's `winograd` overrides it; only float32 steps with a backward pass on a CPU use it."""
+    from common.cpu import cpu_features
+    from waveglow import cpu_layout
+    from waveglow.model import WaveGlow
+    from tests.conftest import TINY_WAVEGLOW
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert cpu_features.winograd_trains_faster() is expected
+    wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
+    x = torch.randn(1, 2, 8)
+    assert cpu_layout.choose(x, wn).winograd is expected
+    with torch.no_grad():
+        assert cpu_layout.choose(x, wn).winograd is False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cpu_layout.choose(x, wn).winograd is False
+    assert cpu_layout.choose(torch.randn(1, 2, 8, device="meta"), wn).winograd is False
+    wn.winograd = not expected
+    assert cpu_layout.choose(x, wn).winograd is (not expected)
+
+
+def test_a_waveglow_training_step_by_winograd_is_the_direct_ones_within_rounding():
+    """The loss and every parameter's gradient (through weight norm) of one WaveGlow step, Winograd's dilated
+    convolutions against direct ones."""
+    import copy
+    from loss_functions import get_loss_function
+    from waveglow.model import WaveGlow
+    from tests.conftest import TINY_WAVEGLOW
+    torch.manual_seed(0)
+    model = WaveGlow(**TINY_WAVEGLOW)
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)  # the end layers start at zero, which would hide the layers before them
+    audio = torch.rand(2, 640) * 0.2 - 0.1
+    mel = torch.randn(2, TINY_WAVEGLOW["n_mel_channels"], 640 // 256 + 1) - 5
+    loss_fn = get_loss_function("WaveGlow")
+    results = []
+    for winograd in (False, True):
+        m = copy.deepcopy(model)
+        for wn in m.WN:
+            wn.winograd = winograd
+        loss = loss_fn(m((mel, audio)), audio)
+        loss.backward()
+        results.append((loss.item(), {n: p.grad for n, p in m.named_parameters()}))
+    (direct_loss, direct), (ours_loss, ours) = results
+    assert ours_loss == pytest.approx(direct_loss, rel=1e-5)
+    assert set(ours) == set(direct)
+    in_layer_grads = [n for n in ours if ".in_layers." in n and direct[n].norm() > 0]
+    assert in_layer_grads
+    for name in ours:
+        if direct[name].norm() > 0:
+            assert relative_error(ours[name], direct[name]) < 1e-4, name

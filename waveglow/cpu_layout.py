@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.cpu.cpu_features import winograd_trains_faster
+from common.cpu.winograd import winograd_conv
 from common.precision import active_autocast_dtype
 from waveglow.autograd import GatedActivation, gated_activation, pointwise_conv_channels_last
 
@@ -23,6 +25,7 @@ class Layout:
     channels_last: bool = False  # (B, C, 1, L) channels-last rather than (B, C, L)
     backward: bool = False  # a backward pass follows (and no trace is recorded, which a Python autograd function breaks)
     autocast: Optional[torch.dtype] = None  # the dtype autocast computes in, None where it is off
+    winograd: bool = False  # float32 dilated convolutions by F(m, r), forward and backward (backward only)
 
     def enter(self, x: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """(B, C, L) into this layout (cast to `dtype` first, where given). Channels are split, never sliced, in
@@ -43,6 +46,8 @@ class Layout:
             return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
         if self.backward and self.autocast is not None and weight.dim() == 3 and weight.size(2) == 1:
             return pointwise_conv_channels_last(x, weight.squeeze(2), bias, self.autocast)
+        if self.backward and self.winograd and weight.dim() == 3 and weight.size(2) > 1 and x.dtype == torch.float32:
+            return winograd_conv(x, weight, bias, padding, dilation)
         kernel = weight if weight.dim() == 4 else weight.unsqueeze(2)
         return F.conv2d(x, kernel, bias, padding=(0, padding), dilation=(1, dilation))
 
@@ -58,7 +63,11 @@ CHANNELS_LAST = Layout(channels_last=True)  # no backward pass: FastWaveGlow's
 
 
 def choose(x: torch.Tensor, module: nn.Module) -> Layout:
-    """The layout for `module` (a WN) run on input x here and now."""
+    """The layout for `module` (a WN) run on input x here and now. Its `winograd` attribute, where not None, says
+    whether float32 training on a CPU uses Winograd's algorithm; None leaves it to the CPU kind."""
     backward = torch.is_grad_enabled() and not torch.jit.is_tracing() and (
         x.requires_grad or any(p.requires_grad for p in module.parameters()))
-    return Layout(channels_last=x.device.type == "cpu", backward=backward, autocast=active_autocast_dtype(x.device.type))
+    cpu, autocast = x.device.type == "cpu", active_autocast_dtype(x.device.type)
+    winograd = getattr(module, "winograd", None)
+    winograd = cpu and backward and autocast is None and (winograd_trains_faster() if winograd is None else winograd)
+    return Layout(channels_last=cpu, backward=backward, autocast=autocast, winograd=winograd)

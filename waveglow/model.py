@@ -158,6 +158,7 @@ class WN(nn.Module):
             raise ValueError(f"WN n_channels must be even, got {n_channels}")
         self.n_layers = n_layers
         self.n_channels = n_channels
+        self.winograd: Optional[bool] = None  # float32 CPU training by Winograd's algorithm; None: by CPU kind
         self.in_layers = nn.ModuleList()
         self.res_skip_layers = nn.ModuleList()
         self.cond_layers = nn.ModuleList()

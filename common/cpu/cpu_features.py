@@ -1,4 +1,6 @@
-"""What this CPU can compute, asked once per process: native bfloat16, oneDNN's small-batch linear, int8 products.
+"""What this CPU can compute, asked once per process: native bfloat16, oneDNN's small-batch linear, int8 products,
+and which kernel wins where that was measured rather than timed (a training step's choices must not change between
+two processes, or a resumed run would not be the uninterrupted one).
 
 x86-64 CPUs differ in what a fast path may use. bfloat16 needs AVX512-BF16 or AMX to be fast: without them
 oneDNN and aten emulate it (an AVX2 Zen 3 ran bf16 matrix products ~30x slower than float32), and oneDNN's
@@ -35,6 +37,14 @@ def bf16_native() -> bool:
     onednn_ok = bool(onednn()) if onednn is not None else True
     aten_ok = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
     return has_instructions and onednn_ok and aten_ok
+
+
+def winograd_trains_faster() -> bool:
+    """Whether WaveGlow's float32 training step is faster with its dilated convolutions by Winograd's algorithm
+    (common/cpu/winograd.winograd_conv) than by oneDNN's direct ones: measured on the AVX2 kind (an in_layer's
+    forward and backward 1.9x, the whole step in docs/performance.md); the AVX-512 kinds, whose multiply rate is two
+    or three times higher against the same memory, have not been measured, so they keep the direct convolutions."""
+    return torch.backends.cpu.get_cpu_capability() == "AVX2"
 
 
 def describe() -> str:

@@ -1,4 +1,5 @@
-"""1-D convolutions by Winograd's minimal filtering algorithm F(m, r), for a CPU's float32 inference.
+"""1-D convolutions by Winograd's minimal filtering algorithm F(m, r), for a CPU's float32 inference (WinogradConv)
+and training (winograd_conv: forward and backward).
 
 A direct convolution spends r multiply-adds per output and channel pair; F(m, r) computes m outputs of an r-tap
 filter from n = m + r - 1 products (Winograd, "Arithmetic Complexity of Computations", 1980; Lavin and Gray,
@@ -13,7 +14,8 @@ rows (B, L, C):
     V[p]  = sum_j BT[p, j] frame[t m + j]     input transform: one batched product per tile t (k = n, padded)
     M[p]  = V[p] @ U[p]                        n products of (tiles * dilation, C_in) by (C_in, C_out): the work
     y[t m + a] = sum_p AT[a, p] M[p, t]        output transform, the bias added on the way
-U = G w (the filter's transform) is computed once, when the layer is prepared.
+U = G w (the filter's transform) is computed once, when the layer is prepared (in training, at every call: the
+weight changes). The backward pass runs through the same transforms (_WinogradTraining).
 """
 import functools
 from fractions import Fraction
@@ -75,6 +77,60 @@ def tile(r: int) -> int:
     return min(8, len(POINTS) + 2 - r)
 
 
+@functools.lru_cache(maxsize=None)
+def _transforms(m: int, r: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F(m, r)'s float32 G (n, r), BT padded to (n, q m) (a tile's window is q whole blocks of m frames; the frames
+    beyond n weigh nothing), AT (m, n). Shared by every layer: read, never written."""
+    G, BT, AT = winograd_matrices(m, r)
+    n = m + r - 1
+    BTq = torch.zeros(n, -(-n // m) * m, dtype=torch.float64)
+    BTq[:, :n] = BT
+    return G.float(), BTq.float(), AT.float()
+
+
+def _filter_transform(weight: torch.Tensor, m: int) -> torch.Tensor:
+    """U = G w, (C_out, C_in, r) -> (n, C_in, C_out), in float32: differentiable, so that training gets the weight's
+    gradient through it."""
+    out_channels, in_channels, r = weight.shape
+    G = _transforms(m, r)[0]
+    taps = weight.float().permute(2, 1, 0).reshape(r, in_channels * out_channels)  # (r, C_in C_out)
+    return (G @ taps).view(m + r - 1, in_channels, out_channels)
+
+
+def _tiles(length: int, padding: int, dilation: int, m: int, r: int) -> Tuple[int, int]:
+    """(L_out, tiles): the output's length, and the tiles of m frames of `dilation` rows that cover it."""
+    L_out = length + 2 * padding - dilation * (r - 1)
+    return L_out, -(-(-(-L_out // dilation)) // m)
+
+
+def _winograd_forward(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, padding: int, dilation: int
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(B, C_in, 1, L) channels-last, U (n, C_in, C_out), bias (C_out,) -> (the output (B, C_out, 1, L_out)
+    channels-last, V (n, B tiles d, C_in): the transformed input, which a backward pass reads)."""
+    B, C, _, L = x.shape
+    n, _, Co = U.shape
+    r = n - m + 1
+    d = dilation
+    _, BTq, AT = _transforms(m, r)
+    q = BTq.size(1) // m  # input blocks of m frames a tile reads
+    L_out, tiles = _tiles(L, padding, d, m, r)
+    rows = (tiles + q) * m * d  # the padded input, whole tiles, and the last tile's window
+    padded = x.new_empty(B, rows, C)
+    padded[:, :padding] = 0
+    padded[:, padding + L:] = 0
+    padded[:, padding:padding + L] = x.permute(0, 2, 3, 1)[:, 0]  # channels-last memory is (B, L, C)
+    window = padded.as_strided((B, tiles, q * m, d * C), (rows * C, m * d * C, d * C, 1))
+    V = torch.matmul(BTq, window).view(B * tiles, n, d * C)  # input transform, (B tiles, n, d C)
+    # the n products over rows (tile, phase): a strided view of V for one phase, one copy for several (faster than a
+    # product per phase for every dilation measured, 2 to 128)
+    V = V.transpose(0, 1) if d == 1 else V.transpose(0, 1).reshape(n, B * tiles * d, C)
+    M = torch.bmm(V, U).view(n, B * tiles, d * Co)  # (n, B tiles, d C_out)
+    y = torch.baddbmm(bias.repeat(d).expand(B * tiles, m, d * Co), AT.expand(B * tiles, m, n),
+                      M.transpose(0, 1))  # (B tiles, m, d C_out): the output transform, the bias added on the way
+    out = y.view(B, tiles * m * d, Co)[:, :L_out]  # (B, L_out, C_out)
+    return out.permute(0, 2, 1).unsqueeze(2).contiguous(memory_format=torch.channels_last), V
+
+
 class WinogradConv(nn.Module):
     """A stride-1, ungrouped Conv1d's inference by F(m, r), on (B, C_in, 1, L) channels-last float32 rows (the
     layout of hifigan/fast_inference.py's prepared convolutions) -> (B, C_out, 1, L') channels-last."""
@@ -86,16 +142,8 @@ class WinogradConv(nn.Module):
         self.m = tile(r) if m is None else m
         self.r, self.padding, self.dilation = r, padding, dilation
         self.in_channels, self.out_channels = in_channels, out_channels
-        G, BT, AT = winograd_matrices(self.m, r)  # shared: read, never written
-        n = self.m + r - 1
-        self.q = -(-n // self.m)  # input blocks of m frames a tile reads
-        BTq = torch.zeros(n, self.q * self.m, dtype=torch.float64)
-        BTq[:, :n] = BT  # (n, q m): the window's frames beyond n weigh nothing
-        self.register_buffer("BT", BTq.float())
-        self.register_buffer("AT", AT.float())
-        taps = weight.detach().float().permute(2, 1, 0).reshape(r, in_channels * out_channels)  # (r, C_in C_out)
-        U = (G.float() @ taps).view(n, in_channels, out_channels)  # in float32 the rounding of U's own storage
-        self.register_buffer("U", U)
+        # in float32 the rounding of U's own storage
+        self.register_buffer("U", _filter_transform(weight.detach(), self.m))
         self.register_buffer("bias", torch.zeros(out_channels) if bias is None else bias.detach().float().clone())
 
     @classmethod
@@ -110,26 +158,61 @@ class WinogradConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, 1, L) channels-last -> (B, C_out, 1, L + 2 padding - dilation (r - 1)) channels-last."""
-        B, C, _, L = x.shape
-        m, d, q, Co = self.m, self.dilation, self.q, self.out_channels
-        n = self.U.size(0)
-        L_out = L + 2 * self.padding - d * (self.r - 1)
-        tiles = -(-(-(-L_out // d)) // m)  # tiles of m frames of d rows cover the output
-        rows = (tiles + q) * m * d  # the padded input, whole tiles, and the last tile's window
-        padded = x.new_empty(B, rows, C)
-        padded[:, :self.padding] = 0
-        padded[:, self.padding + L:] = 0
-        padded[:, self.padding:self.padding + L] = x.permute(0, 2, 3, 1)[:, 0]  # channels-last memory is (B, L, C)
-        window = padded.as_strided((B, tiles, q * m, d * C), (rows * C, m * d * C, d * C, 1))
-        V = torch.matmul(self.BT, window).view(B * tiles, n, d * C)  # input transform, (B tiles, n, d C)
-        # the n products over rows (tile, phase): a strided view of V for one phase, one copy for several (faster
-        # than a product per phase for every dilation measured, 2 to 128)
-        V = V.transpose(0, 1) if d == 1 else V.transpose(0, 1).reshape(n, B * tiles * d, C)
-        M = torch.bmm(V, self.U).view(n, B * tiles, d * Co)  # (n, B tiles, d C_out)
-        bias = self.bias.repeat(d).expand(B * tiles, m, d * Co)
-        y = torch.baddbmm(bias, self.AT.expand(B * tiles, m, n), M.transpose(0, 1))  # (B tiles, m, d C_out)
-        out = y.view(B, tiles * m * d, Co)[:, :L_out]  # (B, L', C_out)
-        return out.permute(0, 2, 1).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return _winograd_forward(x, self.U, self.bias, self.m, self.padding, self.dilation)[0]
+
+
+class _WinogradTraining(torch.autograd.Function):
+    """F(m, r) forward and backward: every gradient goes through the same transforms, so the backward's two
+    products per point are as few as the forward's (a direct convolution's backward spends 2 r multiply-adds an
+    output and channel pair; this one 2 n / m). With g the output's gradient and dM = A g (tile by tile):
+        dU[p] = V[p]^T dM[p]  -> dw = G^T dU          dV[p] = dM[p] U[p]^T  -> dx = B dV, windows overlap-added
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int, dilation: int,
+                m: int) -> torch.Tensor:
+        out, V = _winograd_forward(x, _filter_transform(weight, m), bias, m, padding, dilation)
+        ctx.save_for_backward(V, weight)  # U again in backward: n / r times the weight's memory, for every layer
+        ctx.geometry = (x.shape, padding, dilation, m)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
+        V, weight = ctx.saved_tensors
+        (B, C, _, L), padding, d, m = ctx.geometry
+        Co, _, r = weight.shape
+        n = m + r - 1
+        G, BTq, AT = _transforms(m, r)
+        q = BTq.size(1) // m
+        L_out, tiles = _tiles(L, padding, d, m, r)
+        g = grad.new_zeros(B, tiles * m * d, Co)  # the output's gradient, whole tiles
+        g[:, :L_out] = grad.permute(0, 2, 3, 1)[:, 0]
+        grad_bias = g.sum((0, 1)) if ctx.needs_input_grad[2] else None
+        dM = torch.matmul(AT.T, g.view(B * tiles, m, d * Co))  # (B tiles, n, d C_out)
+        dM = dM.transpose(0, 1).reshape(n, B * tiles * d, Co)  # (n, B tiles d, C_out), V's rows
+        grad_weight = grad_x = None
+        if ctx.needs_input_grad[1]:
+            dU = torch.bmm(V.transpose(1, 2), dM)  # (n, C_in, C_out)
+            grad_weight = (G.T @ dU.view(n, C * Co)).view(r, C, Co).permute(2, 1, 0).contiguous()
+        if ctx.needs_input_grad[0]:
+            dV = torch.bmm(dM, _filter_transform(weight, m).transpose(1, 2))  # (n, B tiles d, C_in)
+            dV = dV.view(n, B * tiles, d * C).transpose(0, 1)  # (B tiles, n, d C)
+            d_window = torch.matmul(BTq.T, dV).view(B, tiles, q, m * d * C)  # (B, tiles, q blocks, m d C)
+            d_padded = grad.new_zeros(B, tiles + q, m * d * C)  # the padded input's gradient, block by block
+            for j in range(q):  # a tile's window is blocks t .. t + q - 1
+                d_padded[:, j:j + tiles] += d_window[:, :, j]
+            grad_x = d_padded.view(B, -1, C)[:, padding:padding + L]  # (B, L, C_in)
+            grad_x = grad_x.permute(0, 2, 1).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return grad_x, grad_weight, grad_bias, None, None, None
+
+
+def winograd_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], padding: int, dilation: int,
+                  m: Optional[int] = None) -> torch.Tensor:
+    """conv1d by a (C_out, C_in, r) kernel of (B, C_in, 1, L) channels-last float32 rows, by F(m, r) forward and
+    backward: the training counterpart of WinogradConv (waveglow/cpu_layout.py's, for the coupling networks'
+    dilated layers), the gradients within float32 rounding of a direct convolution's (~1e-5 of their norm)."""
+    bias = weight.new_zeros(weight.size(0)) if bias is None else bias
+    return _WinogradTraining.apply(x, weight, bias, padding, dilation, tile(weight.size(2)) if m is None else m)
 
 
 def winograd_is_faster(direct: Callable[[torch.Tensor], torch.Tensor], winograd: WinogradConv, x: torch.Tensor,
