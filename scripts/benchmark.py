@@ -369,7 +369,7 @@ def training_rows(device, repeats: int, reference: Reference = None, warmup: int
                {"batch": (wmel.cpu(), audio.cpu()), "target": audio.cpu()})
     ref_before = reference(*ref_job, warmup=warmup) if reference else None
     # winograd: None is the CPU kind's choice (what train.py runs); the other choice is timed too, on a CPU
-    by_kind = device.type == "cpu" and winograd_trains_faster()
+    by_kind = device.type == "cpu" and winograd_trains_faster(wg.WN[0].n_channels)
     other = ([("fast fp32 " + ("direct" if by_kind else "Winograd"), True, False, not by_kind)]
              if device.type == "cpu" else [])
     for variant, fused, amp, winograd in (("plain fp32", False, False, False), ("fast fp32", True, False, None), *other,

@@ -576,7 +576,7 @@ def test_pointwise_conv_channels_last_gives_autograds_gradients(amp, with_bias):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             ours = pointwise_conv_channels_last(x, w.squeeze(2), b, torch.bfloat16 if amp else torch.float32)
             plain = F.conv2d(x, w.unsqueeze(2), b)
-            layout = cpu_layout.choose(x, torch.nn.ParameterList([w]))
+            layout = cpu_layout.Layout(channels_last=True, backward=True, autocast=torch.bfloat16 if amp else None)
             assert ("PointwiseConvRows" in type(layout.conv(x, w, b).grad_fn).__name__) == amp
         assert ours.dtype == plain.dtype and ours.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(ours, plain)  # the same oneDNN forward

@@ -161,8 +161,10 @@ def test_waveglow_adopts_winograd_at_the_dilations_where_it_is_timed_faster(monk
         FastWaveGlow(model, torch.bfloat16, winograd=True)
 
 
-@pytest.mark.parametrize("capability, expected", [("AVX2", True), ("AVX512", False), ("DEFAULT", False)])
-def test_waveglow_trains_by_winograd_on_the_cpu_kinds_where_it_was_measured_faster(monkeypatch, capability, expected):
+@pytest.mark.parametrize("capability, channels, expected", [("AVX2", 64, True), ("AVX2", 32, False),
+                                                                ("AVX512", 256, False), ("DEFAULT", 256, False)])
+def test_waveglow_trains_by_winograd_on_the_cpu_kinds_where_it_was_measured_faster(monkeypatch, capability, channels,
+                                                                                   expected):
     """A rule, not a timing: a training step's kernels must be the same in every process of a run (exact resume).
     A WN's `winograd` overrides it; only float32 steps with a backward pass on a CPU use it."""
     from common.cpu import cpu_features
@@ -170,8 +172,9 @@ def test_waveglow_trains_by_winograd_on_the_cpu_kinds_where_it_was_measured_fast
     from waveglow.model import WaveGlow
     from tests.conftest import TINY_WAVEGLOW
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-    assert cpu_features.winograd_trains_faster() is expected
-    wn = WaveGlow(**TINY_WAVEGLOW).WN[0]
+    assert cpu_features.winograd_trains_faster(channels) is expected
+    config = dict(TINY_WAVEGLOW, WN_config=dict(TINY_WAVEGLOW["WN_config"], n_channels=channels))
+    wn = WaveGlow(**config).WN[0]
     x = torch.randn(1, 2, 8)
     assert cpu_layout.choose(x, wn).winograd is expected
     with torch.no_grad():

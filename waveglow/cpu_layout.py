@@ -69,5 +69,7 @@ def choose(x: torch.Tensor, module: nn.Module) -> Layout:
         x.requires_grad or any(p.requires_grad for p in module.parameters()))
     cpu, autocast = x.device.type == "cpu", active_autocast_dtype(x.device.type)
     winograd = getattr(module, "winograd", None)
-    winograd = cpu and backward and autocast is None and (winograd_trains_faster() if winograd is None else winograd)
+    if winograd is None:
+        winograd = winograd_trains_faster(module.n_channels)
+    winograd = cpu and backward and autocast is None and winograd
     return Layout(channels_last=cpu, backward=backward, autocast=autocast, winograd=winograd)
