@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from common.audio import snr_db
-from common.cpu.winograd import WinogradConv, tile, winograd_conv, winograd_matrices
+from common.cpu.winograd import WinogradConv, tile, tiles_fit, winograd_conv, winograd_matrices
 
 
 @pytest.mark.parametrize("m, r", [(2, 3), (tile(3), 3), (4, 7), (tile(7), 7), (2, 11), (tile(11), 11), (tile(5), 5)])
@@ -216,3 +216,17 @@ def test_a_waveglow_training_step_by_winograd_is_the_direct_ones_within_rounding
     for name in ours:
         if direct[name].norm() > 0:
             assert relative_error(ours[name], direct[name]) < 1e-4, name
+
+
+def test_training_keeps_direct_convolutions_where_the_tiles_would_be_mostly_padding():
+    """At WaveGlow's segment 8000 (1,000 rows) every dilation up to 128 fits F(8, 3)'s tiles; at 500 rows dilation
+    128 would pad one tile to 1,024 rows, and the layer computes directly (its grad_fn says which)."""
+    from waveglow import cpu_layout
+    assert all(tiles_fit(1000, d, d, 3) for d in (1, 2, 4, 8, 16, 32, 64, 128))
+    assert tiles_fit(500, 64, 64, 3) and not tiles_fit(500, 128, 128, 3)
+    layout = cpu_layout.Layout(channels_last=True, backward=True, winograd=True)
+    weight = torch.randn(8, 4, 3, requires_grad=True)
+    for length, dilation, winograd in ((500, 64, True), (500, 128, False)):
+        x = torch.randn(1, 4, 1, length).contiguous(memory_format=torch.channels_last)
+        name = type(layout.conv(x, weight, None, dilation, dilation).grad_fn).__name__
+        assert ("Winograd" in name) is winograd, name

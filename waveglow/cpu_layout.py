@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.cpu.cpu_features import winograd_trains_faster
-from common.cpu.winograd import winograd_conv
+from common.cpu.winograd import tiles_fit, winograd_conv
 from common.precision import active_autocast_dtype
 from waveglow.autograd import GatedActivation, gated_activation, pointwise_conv_channels_last
 
@@ -46,7 +46,8 @@ class Layout:
             return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
         if self.backward and self.autocast is not None and weight.dim() == 3 and weight.size(2) == 1:
             return pointwise_conv_channels_last(x, weight.squeeze(2), bias, self.autocast)
-        if self.backward and self.winograd and weight.dim() == 3 and weight.size(2) > 1 and x.dtype == torch.float32:
+        if (self.backward and self.winograd and weight.dim() == 3 and weight.size(2) > 1 and x.dtype == torch.float32
+                and tiles_fit(x.size(-1), padding, dilation, weight.size(2))):
             return winograd_conv(x, weight, bias, padding, dilation)
         kernel = weight if weight.dim() == 4 else weight.unsqueeze(2)
         return F.conv2d(x, kernel, bias, padding=(0, padding), dilation=(1, dilation))

@@ -103,6 +103,16 @@ def _tiles(length: int, padding: int, dilation: int, m: int, r: int) -> Tuple[in
     return L_out, -(-(-(-L_out // dilation)) // m)
 
 
+def tiles_fit(length: int, padding: int, dilation: int, r: int, m: Optional[int] = None) -> bool:
+    """Whether F(m, r)'s whole tiles cover the output with at most a quarter more rows than it has. A dilation
+    whose m frames outgrow the input pads the last tile with up to m d rows of zeros: at WaveGlow's dilation 128,
+    1,000 rows (segment 8000) make 1,024, but 500 rows would make 1,024 too, where the direct convolution is
+    cheaper."""
+    m = tile(r) if m is None else m
+    L_out, tiles = _tiles(length, padding, dilation, m, r)
+    return tiles * m * dilation <= 1.25 * L_out
+
+
 def _winograd_forward(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, padding: int, dilation: int
                       ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(B, C_in, 1, L) channels-last, U (n, C_in, C_out), bias (C_out,) -> (the output (B, C_out, 1, L_out)
