@@ -11,7 +11,7 @@ convolution's by ~1e-5 (F(8, 3)) to ~4e-5 (F(6, 11)) of their norm in float32, f
 Layout. A dilated convolution is an undilated one on each of its `dilation` phases; grouping the padded input's
 rows `dilation` at a time into frames makes one F(m, r) over frames serve every phase. With x as channels-last
 rows (B, L, C):
-    V[p]  = sum_j BT[p, j] frame[t m + j]     input transform: one batched product per tile t (k = n, padded)
+    V[p]  = sum_j BT[p, j] frame[t m + j]     input transform: one batched product over the tiles' windows
     M[p]  = V[p] @ U[p]                        n products of (tiles * dilation, C_in) by (C_in, C_out): the work
     y[t m + a] = sum_p AT[a, p] M[p, t]        output transform, the bias added on the way
 U = G w (the filter's transform) is computed once, when the layer is prepared (in training, at every call: the
@@ -79,13 +79,8 @@ def tile(r: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _transforms(m: int, r: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """F(m, r)'s float32 G (n, r), BT padded to (n, q m) (a tile's window is q whole blocks of m frames; the frames
-    beyond n weigh nothing), AT (m, n). Shared by every layer: read, never written."""
-    G, BT, AT = winograd_matrices(m, r)
-    n = m + r - 1
-    BTq = torch.zeros(n, -(-n // m) * m, dtype=torch.float64)
-    BTq[:, :n] = BT
-    return G.float(), BTq.float(), AT.float()
+    """F(m, r)'s float32 G (n, r), BT (n, n), AT (m, n). Shared by every layer: read, never written."""
+    return tuple(t.float() for t in winograd_matrices(m, r))
 
 
 def _filter_transform(weight: torch.Tensor, m: int) -> torch.Tensor:
@@ -121,16 +116,15 @@ def _winograd_forward(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: i
     n, _, Co = U.shape
     r = n - m + 1
     d = dilation
-    _, BTq, AT = _transforms(m, r)
-    q = BTq.size(1) // m  # input blocks of m frames a tile reads
+    _, BT, AT = _transforms(m, r)
     L_out, tiles = _tiles(L, padding, d, m, r)
-    rows = (tiles + q) * m * d  # the padded input, whole tiles, and the last tile's window
+    rows = (tiles * m + r - 1) * d  # the padded input: whole tiles, and the last tile's window of n frames
     padded = x.new_empty(B, rows, C)
     padded[:, :padding] = 0
     padded[:, padding + L:] = 0
     padded[:, padding:padding + L] = x.permute(0, 2, 3, 1)[:, 0]  # channels-last memory is (B, L, C)
-    window = padded.as_strided((B, tiles, q * m, d * C), (rows * C, m * d * C, d * C, 1))
-    V = torch.matmul(BTq, window).view(B * tiles, n, d * C)  # input transform, (B tiles, n, d C)
+    window = padded.as_strided((B, tiles, n, d * C), (rows * C, m * d * C, d * C, 1))  # overlapping windows
+    V = torch.matmul(BT, window).view(B * tiles, n, d * C)  # input transform, (B tiles, n, d C)
     # the n products over rows (tile, phase): a strided view of V for one phase, one copy for several (faster than a
     # product per phase for every dilation measured, 2 to 128)
     V = V.transpose(0, 1) if d == 1 else V.transpose(0, 1).reshape(n, B * tiles * d, C)
@@ -192,8 +186,7 @@ class _WinogradTraining(torch.autograd.Function):
         (B, C, _, L), padding, d, m = ctx.geometry
         Co, _, r = weight.shape
         n = m + r - 1
-        G, BTq, AT = _transforms(m, r)
-        q = BTq.size(1) // m
+        G, BT, AT = _transforms(m, r)
         L_out, tiles = _tiles(L, padding, d, m, r)
         g = grad.new_zeros(B, tiles * m * d, Co)  # the output's gradient, whole tiles
         g[:, :L_out] = grad.permute(0, 2, 3, 1)[:, 0]
@@ -207,10 +200,12 @@ class _WinogradTraining(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             dV = torch.bmm(dM, _filter_transform(weight, m).transpose(1, 2))  # (n, B tiles d, C_in)
             dV = dV.view(n, B * tiles, d * C).transpose(0, 1)  # (B tiles, n, d C)
-            d_window = torch.matmul(BTq.T, dV).view(B, tiles, q, m * d * C)  # (B, tiles, q blocks, m d C)
-            d_padded = grad.new_zeros(B, tiles + q, m * d * C)  # the padded input's gradient, block by block
-            for j in range(q):  # a tile's window is blocks t .. t + q - 1
-                d_padded[:, j:j + tiles] += d_window[:, :, j]
+            d_window = torch.matmul(BT.T, dV).view(B, tiles, n, d * C)  # each tile's window of n frames
+            q = -(-n // m)  # a window's blocks of m frames: tile t's are t .. t + q - 1
+            d_padded = grad.new_zeros(B, tiles + q, m, d * C)  # the padded input's gradient, block by block
+            for j in range(q):
+                width = min(m, n - j * m)
+                d_padded[:, j:j + tiles, :width] += d_window[:, :, j * m:j * m + width]
             grad_x = d_padded.view(B, -1, C)[:, padding:padding + L]  # (B, L, C_in)
             grad_x = grad_x.permute(0, 2, 1).unsqueeze(2).contiguous(memory_format=torch.channels_last)
         return grad_x, grad_weight, grad_bias, None, None, None
