@@ -42,9 +42,9 @@ def bf16_native() -> bool:
 def winograd_trains_faster(channels: int) -> bool:
     """Whether WaveGlow's float32 training step is faster with its dilated convolutions (`channels` in, twice that
     out, 3 taps) by Winograd's algorithm (common/cpu/winograd.winograd_conv) than by oneDNN's direct ones. Measured
-    on the AVX2 kind, forward and backward of one layer: 0.78x at 32 channels, 1.04-1.28x at 64, 1.4-1.8x at 128,
-    1.8-2.1x at 256 (docs/performance.md). The AVX-512 kinds, whose multiply rate is two or three times higher
-    against the same memory, have not been measured, so they keep the direct convolutions."""
+    on the AVX2 kind, one layer's forward and backward: slower at 32 channels, faster from 64 on, more so the wider
+    (docs/performance.md). The AVX-512 kinds, whose multiply rate is two or three times higher against the same
+    memory, have not been measured, so they keep the direct convolutions."""
     return torch.backends.cpu.get_cpu_capability() == "AVX2" and channels >= 64
 
 
