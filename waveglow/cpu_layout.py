@@ -69,8 +69,6 @@ def choose(x: torch.Tensor, module: nn.Module) -> Layout:
     backward = torch.is_grad_enabled() and not torch.jit.is_tracing() and (
         x.requires_grad or any(p.requires_grad for p in module.parameters()))
     cpu, autocast = x.device.type == "cpu", active_autocast_dtype(x.device.type)
-    winograd = getattr(module, "winograd", None)
-    if winograd is None:
-        winograd = winograd_trains_faster(module.n_channels)
-    winograd = cpu and backward and autocast is None and winograd
+    winograd = cpu and backward and autocast is None and (
+        winograd_trains_faster(module.n_channels) if module.winograd is None else module.winograd)
     return Layout(channels_last=cpu, backward=backward, autocast=autocast, winograd=winograd)
