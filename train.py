@@ -38,6 +38,7 @@ from common.cpu.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
 from common.training.preemption import Preemption
 from common.training.anchor import WarmStartAnchor
+from common.training.lr_scale import ScaledSteps
 from common.training.warm_start import adopt_checkpoint_shape
 from common.training.run_lock import OutputInUse, RunLock
 from common.training.sampler import BucketBatchSampler, ResumableBatchSampler
@@ -68,6 +69,7 @@ class Run(NamedTuple):
     start_time: float
     schedule: LRSchedule
     anchor: Optional[WarmStartAnchor]  # --warm-start-pull: the weights' pull towards the warm start's
+    scaled: Optional[ScaledSteps]  # --lr-scale: weights that step at a fraction of the rate
 
 
 def lr_schedule(args: argparse.Namespace) -> LRSchedule:
@@ -148,6 +150,7 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     if package.prepare_training is not None:
         package.prepare_training(model, args)
     frozen = freeze(model, args.freeze)
+    scaled = ScaledSteps(model, args.lr_scale) if args.lr_scale else None
     if info.is_main:
         claim_output(args, model, lock)
     # every parameter, frozen or not, so that the optimizer's layout (and a checkpoint's) does not depend on --freeze
@@ -190,13 +193,16 @@ def build_run(args: argparse.Namespace, info: dist_utils.DistInfo, lock: RunLock
     if anchor is not None:
         logger.info(f"--warm-start-pull {args.warm_start_pull:g}: {anchor.n_weights:,} weights "
                     f"pulled towards {args.warm_start}'s after every step")
+    if scaled is not None:
+        logger.info(f"--lr-scale: {scaled.n_weights:,} weights step at "
+                    f"{', '.join(f'{factor:g}x the rate ({prefix})' for prefix, factor in args.lr_scale)}")
     if frozen:
         logger.info(f"--freeze: {frozen:,} of {sum(p.numel() for p in model.parameters()):,} weights stay as loaded")
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(args, info, package, model, optimizer, scaler, amp_dtype, device_skip_supported(optimizer),
               package.loss(args), trainset, valset, collate_fn, package.batch_to_device, sampler, loader, logger,
-              checkpoints, Preemption(), time.perf_counter(), lr_schedule(args), anchor)
+              checkpoints, Preemption(), time.perf_counter(), lr_schedule(args), anchor, scaled)
     return run, TrainState(position.epoch, position.batch, position.iteration, seconds_before=position.seconds,
                            clock=position.seconds)
 
@@ -279,7 +285,11 @@ def train_step(run: Run, batch, iteration: int) -> Tuple[torch.Tensor, torch.Ten
     # flag from its step counts)
     bad = run.info.all_reduce_max((~(torch.isfinite(grad_norm) & torch.isfinite(loss.detach())))
                                   .float().reshape(1))[0]
+    if run.scaled is not None:
+        run.scaled.before()
     optimizer_step(run.optimizer, run.scaler, bad, run.device_skip)
+    if run.scaled is not None:
+        run.scaled.after()
     if run.anchor is not None:
         run.anchor.pull(run.optimizer.param_groups[0]["lr"], bad)
     return loss, grad_norm, bad

@@ -1,5 +1,6 @@
 """A new voice from a trained model: warm starts across voices, their warnings, and scripts/finetune_demo.sh."""
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -14,7 +15,9 @@ import train
 from common.checkpoint import load_checkpoint_file, save_training_checkpoint
 from common.dllog import read_log
 from common.training.anchor import WarmStartAnchor
+from common.training.lr_scale import ScaledSteps, parse_scale
 from common.training.dist_utils import init_distributed
+from common.training.train_step import make_adam
 from common.training.resume import audio_mismatches
 from common.training.run_lock import RunLock
 from common.training.warm_start import adopt_checkpoint_shape
@@ -130,6 +133,57 @@ def test_frozen_weights_stay_as_loaded_and_the_rest_trains(corpus, tmp_path):
     assert sum(not torch.equal(new[k], old[k]) for k in trained) == len(trained)
     with pytest.raises(SystemExit, match="--freeze encoders: no parameter of the model starts with it"):
         train.main(train_argv(corpus, "Tacotron2", str(tmp_path / "bad"), "--freeze", "encoders", epochs=1))
+    assert not os.path.exists(tmp_path / "bad")
+
+
+def test_scaled_steps_are_the_steps_of_a_parameter_group_at_that_rate():
+    """--lr-scale shrinks a step after the optimizer took it; with Adam (weight decay included) that is the step of
+    a parameter group at FACTOR x the rate, while the optimizer keeps one group."""
+    torch.manual_seed(0)
+    grouped = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Linear(4, 3))
+    scaled, plain = copy.deepcopy(grouped), copy.deepcopy(grouped)
+    by_groups = make_adam([{"params": grouped[0].parameters(), "lr": 1e-2 * 0.1},
+                           {"params": grouped[1].parameters()}], 1e-2, 1e-3, torch.device("cpu"))
+    one_group = make_adam(scaled.parameters(), 1e-2, 1e-3, torch.device("cpu"))
+    unscaled = make_adam(plain.parameters(), 1e-2, 1e-3, torch.device("cpu"))
+    steps = ScaledSteps(scaled, [("0.", 0.1)])
+    assert [p for p, _ in steps.pairs] == [scaled[0].weight, scaled[0].bias] and steps.n_weights == 28
+    for _ in range(5):
+        x = torch.randn(8, 6)
+        for model, optimizer in ((grouped, by_groups), (scaled, one_group), (plain, unscaled)):
+            optimizer.zero_grad()
+            model(x).pow(2).sum().backward()
+            if model is scaled:
+                steps.before()
+            optimizer.step()
+            if model is scaled:
+                steps.after()
+    for a, b in zip(grouped.parameters(), scaled.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(plain[0].weight, scaled[0].weight, atol=1e-3)  # the full rate went further
+    assert parse_scale("decoder.prenet=0.1") == ("decoder.prenet", 0.1)
+    for bad in ("decoder.prenet", "=0.1", "decoder.prenet=-1", "decoder.prenet=x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_scale(bad)
+
+
+def test_a_weight_scaled_to_zero_stays_and_the_rest_trains(corpus, tmp_path):
+    """--lr-scale decoder.prenet=0 from the command line, or as a config file's list of strings: the prenet
+    stays as loaded while the rest of the decoder trains; a prefix that names no parameter is refused before
+    anything is written."""
+    ckpt = _checkpoint(corpus, tmp_path)
+    old = load_checkpoint_file(ckpt)["state_dict"]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"lr_scale": ["decoder.prenet=0"]}))
+    for name, flags in (("flag", ["--lr-scale", "decoder.prenet=0"]), ("config", ["--config-file", str(config)])):
+        out = tmp_path / name
+        assert train.main(train_argv(corpus, "Tacotron2", str(out), "--warm-start", ckpt, *flags, epochs=1)) == 0
+        new = load_checkpoint_file(str(out / "checkpoint_Tacotron2_last.pt"))["state_dict"]
+        prenet = [k for k in new if k.startswith("decoder.prenet")]
+        assert prenet and all(torch.equal(new[k], old[k]) for k in prenet)
+        assert not torch.equal(new["decoder.attention_rnn.weight_ih"], old["decoder.attention_rnn.weight_ih"])
+    with pytest.raises(SystemExit, match="--lr-scale decoders=0.1: no trainable parameter of the model starts"):
+        train.main(train_argv(corpus, "Tacotron2", str(tmp_path / "bad"), "--lr-scale", "decoders=0.1", epochs=1))
     assert not os.path.exists(tmp_path / "bad")
 
 

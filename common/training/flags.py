@@ -16,6 +16,7 @@ from common.audio import AudioConfig
 from common.config_file import read_config_defaults
 from common.flag_types import COUNT, COUNT0, FRACTION, NONNEG, POSITIVE, SEED
 from common.training.lr_schedule import SCHEDULES
+from common.training.lr_scale import parse_scale
 
 
 DEPRECATED_FLAGS = {  # reference flags that do nothing here: accepted, with one warning
@@ -81,6 +82,10 @@ def build_parser(model_name: Optional[str]) -> argparse.ArgumentParser:
                           help="state-dict key prefixes whose weights stay as loaded (e.g. embedding encoder: a "
                                "fine-tune that keeps the base model's reading of text); batch-norm statistics "
                                "still follow the data")
+    training.add_argument("--lr-scale", nargs="*", default=[], type=parse_scale, metavar="PREFIX=FACTOR",
+                          help="the weights whose state-dict names start with PREFIX step at FACTOR x the learning "
+                               "rate (e.g. decoder.prenet=0.1: a prenet whose ReLU units Adam's full steps would "
+                               "silence for good); default: none, every weight at the rate")
     training.add_argument("--amp-run", "--amp", dest="amp_run", action="store_true",
                           help="mixed precision: fp16 + dynamic loss scaling on CUDA, bf16 autocast on CPU")
     training.add_argument("--amp-dtype", choices=["auto", "fp16", "bf16"], default="auto",
@@ -186,6 +191,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                      "(also when resuming the fine-tune)")
     if args.lr_decay_minutes is None:
         args.lr_decay_minutes = args.max_minutes
+    try:  # a config file's list gives strings ("decoder.prenet=0.1"), the command line parsed pairs
+        args.lr_scale = [parse_scale(item) if isinstance(item, str) else tuple(item) for item in args.lr_scale]
+    except argparse.ArgumentTypeError as e:
+        parser.error(f"--lr-scale: {e}")
     for flag in DEPRECATED_FLAGS:
         if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
             warnings.warn(f"{flag} is ignored: {DEPRECATED_FLAGS[flag]}")
