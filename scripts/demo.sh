@@ -13,8 +13,10 @@
 # (steps of linear warm-up: Adam's first full-rate steps can silence the decoder prenet for good), AVERAGE=5
 # (the model judged and spoken is the mean of the last AVERAGE epoch checkpoints; 1: the last checkpoint alone),
 # AMP=1 (Tacotron 2 trains with --amp-run: bf16 products where the CPU has native bf16, float32 elsewhere; 0:
-# float32), T2_FLAGS (more train.py flags, e.g. "--bucket-batches"): the A/B
-# rounds of docs/demo.md, whose defaults are those the listeners preferred.
+# float32), PRENET_LR=0.1 (the decoder prenet's weights step at this fraction of the rate, so that Adam's full
+# steps do not silence its units for good, as they did in the float32 run of an AVX2 CPU; 1: the rate), T2_FLAGS
+# (more train.py flags, e.g. "--bucket-batches"): the A/B rounds of docs/demo.md, whose defaults are those the
+# listeners preferred.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VOICE="${VOICE:-slt}"
@@ -31,8 +33,10 @@ WARMUP="${WARMUP:-200}"
 LR="${LR:-2e-3}"
 AVERAGE="${AVERAGE:-5}"
 AMP="${AMP:-1}"
+PRENET_LR="${PRENET_LR:-0.1}"
 read -r -a T2_EXTRA <<< "${T2_FLAGS:-}"
 if [ "$AMP" = 1 ]; then T2_EXTRA=(--amp-run "${T2_EXTRA[@]}"); fi
+if [ "$PRENET_LR" != 1 ]; then T2_EXTRA=(--lr-scale "decoder.prenet=$PRENET_LR" "${T2_EXTRA[@]}"); fi
 export OMP_NUM_THREADS="$THREADS"
 case "$VOICE" in slt|espeak) ;; *) echo "VOICE must be slt or espeak, not $VOICE" >&2; exit 2 ;; esac
 case "$INPUT" in phonemes) KIND=phoneme ;; characters) KIND=text ;;

@@ -107,8 +107,9 @@ def health(model: torch.nn.Module, dataset, n: int = 8, dying: float = 1 / 8) ->
         problems.append(f"the decoder's prenet is dying: {round(weakest * width)} of the {width} units of its layer "
                         f"{layer + 1} fire on any frame of {min(n, len(dataset))} validation sentences. A unit that "
                         "never fires never learns again, and a prenet without any passes the decoder nothing of "
-                        "its previous frame: the model will not learn to speak. Restart with a learning-rate "
-                        "warm-up (--warmup-steps 200), a lower -lr, or another --seed.")
+                        "its previous frame: the model will not learn to speak. Restart with the prenet's steps "
+                        "scaled down (--lr-scale decoder.prenet=0.1), a learning-rate warm-up (--warmup-steps 200), "
+                        "a lower -lr, or another --seed.")
     return {"val_prenet_alive": weakest}, problems
 
 
