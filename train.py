@@ -38,7 +38,7 @@ from common.cpu.host_memory import keep_freed_memory
 from common.model_package import ModelPackage
 from common.training.preemption import Preemption
 from common.training.anchor import WarmStartAnchor
-from common.training.lr_scale import ScaledSteps
+from common.training.lr_scale import ScaledSteps, parameters_under
 from common.training.warm_start import adopt_checkpoint_shape
 from common.training.run_lock import OutputInUse, RunLock
 from common.training.sampler import BucketBatchSampler, ResumableBatchSampler
@@ -212,12 +212,7 @@ def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:
     weights that froze. A prefix that names no parameter is refused, listing the model's top-level modules."""
     count = 0
     for prefix in prefixes:
-        matched = [p for name, p in model.named_parameters() if name.startswith(prefix)]
-        if not matched:
-            modules = ", ".join(name for name, _ in model.named_children())
-            raise SystemExit(f"error: --freeze {prefix}: no parameter of the model starts with it (its modules: "
-                             f"{modules})")
-        for p in matched:
+        for p in parameters_under(model, prefix, f"--freeze {prefix}"):
             count += p.numel() * p.requires_grad
             p.requires_grad_(False)
     return count

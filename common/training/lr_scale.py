@@ -31,18 +31,24 @@ def parse_scale(text: str) -> Tuple[str, float]:
     return prefix, value
 
 
+def parameters_under(model: torch.nn.Module, prefix: str, flag: str) -> List[torch.Tensor]:
+    """The parameters whose state-dict names start with `prefix`; a prefix that names none is refused (SystemExit,
+    naming `flag` and the model's top-level modules) before anything is written."""
+    matched = [p for name, p in model.named_parameters() if name.startswith(prefix)]
+    if not matched:
+        modules = ", ".join(name for name, _ in model.named_children())
+        raise SystemExit(f"error: {flag}: no parameter of the model starts with it (its modules: {modules})")
+    return matched
+
+
 class ScaledSteps:
     """Remembers the scaled weights before a step (`before`) and shrinks the step after it (`after`)."""
 
     def __init__(self, model: torch.nn.Module, scales: Sequence[Tuple[str, float]]) -> None:
         self.pairs: List[Tuple[torch.Tensor, float]] = []
-        for prefix, factor in scales:
-            matched = [p for name, p in model.named_parameters() if name.startswith(prefix) and p.requires_grad]
-            if not matched:
-                modules = ", ".join(name for name, _ in model.named_children())
-                raise SystemExit(f"error: --lr-scale {prefix}={factor:g}: no trainable parameter of the model starts "
-                                 f"with {prefix!r} (its modules: {modules})")
-            self.pairs += [(p, factor) for p in matched]
+        for prefix, factor in scales:  # frozen weights (--freeze) take no steps to scale
+            self.pairs += [(p, factor) for p in parameters_under(model, prefix, f"--lr-scale {prefix}={factor:g}")
+                           if p.requires_grad]
         self.n_weights = sum(p.numel() for p, _ in self.pairs)
         self._before: List[torch.Tensor] = []
 
