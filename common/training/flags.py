@@ -191,10 +191,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                      "(also when resuming the fine-tune)")
     if args.lr_decay_minutes is None:
         args.lr_decay_minutes = args.max_minutes
-    try:  # a config file's list gives strings ("decoder.prenet=0.1"), the command line parsed pairs
-        args.lr_scale = [parse_scale(item) if isinstance(item, str) else tuple(item) for item in args.lr_scale]
-    except argparse.ArgumentTypeError as e:
-        parser.error(f"--lr-scale: {e}")
     for flag in DEPRECATED_FLAGS:
         if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
             warnings.warn(f"{flag} is ignored: {DEPRECATED_FLAGS[flag]}")
