@@ -50,14 +50,14 @@ class ScaledSteps:
             self.pairs += [(p, factor) for p in parameters_under(model, prefix, f"--lr-scale {prefix}={factor:g}")
                            if p.requires_grad]
         self.n_weights = sum(p.numel() for p, _ in self.pairs)
-        self._before: List[torch.Tensor] = []
+        self._before = [torch.empty_like(p) for p, _ in self.pairs]  # filled by every step's `before`
 
     @torch.no_grad()
     def before(self) -> None:
-        self._before = [p.detach().clone() for p, _ in self.pairs]
+        for (p, _), old in zip(self.pairs, self._before):
+            old.copy_(p)
 
     @torch.no_grad()
     def after(self) -> None:
         for (p, factor), old in zip(self.pairs, self._before):
             p.lerp_(old, 1.0 - factor)  # old + factor (p - old)
-        self._before = []
