@@ -1,8 +1,11 @@
 """Layers whose attribute names are frozen by the published checkpoints, and the mel front end."""
+from typing import Optional
+
 import torch
 from librosa.filters import mel as librosa_mel_fn
 
 from .audio_processing import dynamic_range_compression
+from .cpu.winograd import conv1d_by_winograd, trains_by_winograd
 from .stft import STFT
 
 
@@ -31,8 +34,14 @@ class ConvNorm(torch.nn.Module):
         self.conv = torch.nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride,
                                     padding=padding, dilation=dilation, bias=bias)
         torch.nn.init.xavier_uniform_(self.conv.weight, gain=torch.nn.init.calculate_gain(w_init_gain))
+        # float32 training on a CPU by Winograd's algorithm (fewer multiplies: common/cpu/winograd.py); None: by
+        # CPU kind, a rule rather than a timing so that every process of a run computes alike
+        self.winograd: Optional[bool] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, L) -> (B, C_out, L')."""
+        if trains_by_winograd(x, self.conv, self.winograd):
+            return conv1d_by_winograd(x, self.conv)
         return self.conv(x)
 
 

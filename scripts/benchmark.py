@@ -32,10 +32,11 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
+from common.layers import ConvNorm
 from common.audio import snr_db
 from common.precision import autocast
 from common.training.amp import amp_settings
-from common.cpu.cpu_features import bf16_native, describe as describe_cpu, winograd_trains_faster
+from common.cpu.cpu_features import bf16_native, describe as describe_cpu, onednn_trains_faster, winograd_trains_faster
 from common.cpu.host_memory import keep_freed_memory
 from common.cpu.linear import int8_available
 from common.timing import dtype_name, median_seconds
@@ -59,6 +60,7 @@ Reference = Optional[Callable[..., float]]
 # Untimed training steps before the timed ones, ours and the reference's alike: the first steps of a new model
 # and optimizer run up to 10 % slower (oneDNN primitives, allocator), and a single one left that in the median
 TRAIN_WARMUP = 3
+SMALL_TACOTRON2_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "tacotron2_small_cpu.json")
 
 
 def reference_timer(reference_dir: str, repeats: int) -> Callable[..., float]:
@@ -326,6 +328,33 @@ def _train_step_fn(model, criterion, batch, target, device, amp: bool, fused: bo
     return step
 
 
+def cpu_training_kernels(model: Tacotron2, by_kind: bool) -> str:
+    """Give `model`'s float32 CPU training step the kernels its CPU kind's rules choose (by_kind) or the other
+    ones: the encoder's and postnet's convolutions by Winograd's algorithm or direct, the teacher-forced LSTM
+    products through MKL or oneDNN (common/cpu/cpu_features.py). Returns a note naming them."""
+    convs = [m for part in (model.encoder, model.postnet) for m in part.modules() if isinstance(m, ConvNorm)]
+    winograd = 0
+    for conv in convs:
+        rule = winograd_trains_faster(min(conv.conv.in_channels, conv.conv.out_channels))
+        conv.winograd = None if by_kind else not rule
+        winograd += rule == by_kind
+    onednn = onednn_trains_faster() == by_kind
+    model.decoder.teacher_forcing_onednn = None if by_kind else onednn
+    whose = "the CPU kind's" if by_kind else "the other"
+    return (f"{whose} kernels: Winograd in {winograd} of {len(convs)} "
+            f"convolutions, LSTM products by {'oneDNN' if onednn else 'MKL'}")
+
+
+def tacotron2_training_batch(device, T_in: int, T_out: int, B: int = 8):
+    """A batch of random text and mels (every item full length) and the step's targets (mels, gate)."""
+    text = torch.randint(12, 60, (B, T_in), device=device)
+    mels = torch.randn(B, 80, T_out, device=device) - 5
+    gate = torch.zeros(B, T_out, device=device)
+    gate[:, -1] = 1
+    x = (text, torch.full((B,), T_in, device=device), mels, T_in, torch.full((B,), T_out, device=device))
+    return x, (mels, gate)
+
+
 def training_rows(device, repeats: int, reference: Reference = None, warmup: int = TRAIN_WARMUP
                   ) -> List[Dict[str, object]]:
     rows = []
@@ -334,31 +363,44 @@ def training_rows(device, repeats: int, reference: Reference = None, warmup: int
     t2 = Tacotron2(**t2_config).to(device).train()
     crit = get_loss_function("Tacotron2")
     B, T_in, T_out = 8, 100, 400
-    text = torch.randint(12, 60, (B, T_in), device=device)
-    mels = torch.randn(B, 80, T_out, device=device) - 5
-    gate = torch.zeros(B, T_out, device=device)
-    gate[:, -1] = 1
-    x = (text, torch.full((B,), T_in, device=device), mels, T_in, torch.full((B,), T_out, device=device))
+    x, target = tacotron2_training_batch(device, T_in, T_out, B)
     group = "Tacotron 2 training, batch 8, 400 frames"
     ref_job = ("tacotron2_train", t2_config, {k: v.cpu().clone() for k, v in t2.state_dict().items()},
-               {"batch": tuple(t.cpu() if torch.is_tensor(t) else t for t in x), "target": (mels.cpu(), gate.cpu())})
+               {"batch": tuple(t.cpu() if torch.is_tensor(t) else t for t in x),
+                "target": tuple(t.cpu() for t in target)})
     ref_before = reference(*ref_job, warmup=warmup) if reference else None
     # plain: autograd's loop; deferred: its LSTM weight gradients once per sequence (autocast's path too); fast: the
-    # hand-written backward of tacotron2/teacher_forcing.py where it applies (float32 on a CPU), else deferred
+    # hand-written backward of tacotron2/teacher_forcing.py where it applies (float32 on a CPU), else deferred; on a
+    # CPU the fast float32 step with the CPU kind's kernels and with the others
     variants = (("plain fp32", False, False, False, ""),
                 ("deferred fp32", True, False, False, "deferred LSTM weight grads, fused Adam"),
                 ("fast fp32", True, None, False, "hand-written decoder backward, fused Adam"),
+                *([("fast fp32, other kernels", True, None, False, "hand-written decoder backward, fused Adam")]
+                  if device.type == "cpu" else []),
                 ("fast amp", True, None, True, "hand-written decoder backward (bf16 LSTM products), fused Adam"))
     for variant, deferred, engine, amp, note in variants:
         t2.decoder.deferred_weight_grads = deferred
         t2.decoder.teacher_forcing_engine = engine
-        t = median_seconds(_train_step_fn(t2, crit, x, (mels, gate), device, amp, fused=deferred), device, repeats,
-                           warmup)
+        if device.type == "cpu" and variant.startswith("fast fp32"):
+            note += "; " + cpu_training_kernels(t2, by_kind=variant == "fast fp32")
+        t = median_seconds(_train_step_fn(t2, crit, x, target, device, amp, fused=deferred), device, repeats, warmup)
+        cpu_training_kernels(t2, by_kind=True)
         rows.append({"group": group, "variant": variant, "value": B * T_out / t, "unit": "mels/s",
                      "lower_is_better": False, "note": note})
     if reference:
         rows.append(reference_row(group, "mels/s", False, min(ref_before, reference(*ref_job, warmup=warmup)),
                                   B * T_out))
+    if device.type == "cpu":  # the demo's small model (bash scripts/demo.sh), its typical batch: 70 symbols, 400 frames
+        with open(SMALL_TACOTRON2_CONFIG) as f:
+            small = Tacotron2(**full_config("Tacotron2", **{k: v for k, v in json.load(f).items()
+                                                            if k in t2_config})).train()
+        x, target = tacotron2_training_batch(device, 70, 400, B)
+        group = "Tacotron 2 training, the demo's small model, batch 8, 400 frames"
+        for variant in ("fast fp32", "fast fp32, other kernels"):
+            note = cpu_training_kernels(small, by_kind=variant == "fast fp32")
+            t = median_seconds(_train_step_fn(small, crit, x, target, device, False, True), device, repeats, warmup)
+            rows.append({"group": group, "variant": variant, "value": B * 400 / t, "unit": "mels/s",
+                         "lower_is_better": False, "note": note})
     wg_config = full_config("WaveGlow", WN_config={"n_layers": 8, "kernel_size": 3, "n_channels": 256})
     wg = WaveGlow(**wg_config).to(device).train()
     audio = torch.rand(2, 8000, device=device) * 0.2 - 0.1

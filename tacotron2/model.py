@@ -230,6 +230,8 @@ class Decoder(nn.Module):
         # teacher-forced training through tacotron2/teacher_forcing.py (a hand-written backward): None where it
         # applies on a CPU, True on any device, False never
         self.teacher_forcing_engine: Optional[bool] = None
+        # that engine's float32 LSTM products through oneDNN (True) or MKL (False); None: by CPU kind
+        self.teacher_forcing_onednn: Optional[bool] = None
         # training only: share of teacher frames replaced by the utterance's mean frame (0: the paper)
         self.p_teacher_frame_dropout = 0.0
 

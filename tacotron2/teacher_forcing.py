@@ -14,6 +14,7 @@ Where it applies (`applies`): training on a CPU in float32 or under bfloat16 aut
 two LSTMs' products take bfloat16 weights cast once per sequence and everything else stays float32. Elsewhere the
 decoder runs its own loop.
 """
+import functools
 from typing import List, NamedTuple, Tuple
 
 import torch
@@ -21,7 +22,8 @@ from torch import nn
 
 from common.cpu import lstm
 from common.cpu.dropout import keep_mask
-from common.cpu.linear import linear
+from common.cpu.cpu_features import onednn_trains_faster
+from common.cpu.linear import linear, transposed
 from common.precision import active_autocast_dtype
 from tacotron2.folded_attention import folded_attention, folded_location_weight, location_features_backward
 
@@ -60,9 +62,12 @@ def decode(decoder: nn.Module, prenet_out: torch.Tensor, memory: torch.Tensor, p
     # under bfloat16 autocast the LSTMs' products (most of a step's arithmetic) take bfloat16 weights, cast once per
     # sequence; states, attention and every weight gradient stay float32
     products = active_autocast_dtype(memory.device.type) or torch.float32
+    # their kernels (common/cpu/linear.py): oneDNN's, or in float32 where MKL's are the faster (by CPU kind)
+    onednn = decoder.teacher_forcing_onednn
+    onednn = products != torch.float32 or (onednn_trains_faster() if onednn is None else onednn)
     with torch.autocast(memory.device.type, enabled=False):
-        return _Loop.apply((p_att, p_dec, products), prenet_out.float(), memory.float(), processed_memory.float(),
-                           pad_mask, *_parameters(decoder))
+        return _Loop.apply((p_att, p_dec, products, onednn), prenet_out.float(), memory.float(),
+                           processed_memory.float(), pad_mask, *_parameters(decoder))
 
 
 class _Step(NamedTuple):
@@ -97,14 +102,15 @@ def _split_dims(d_in: torch.Tensor, *sizes: int) -> List[torch.Tensor]:
 
 class _Loop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, settings: Tuple[float, float, torch.dtype], prenet_out: torch.Tensor, memory: torch.Tensor,
+    def forward(ctx, settings: Tuple[float, float, torch.dtype, bool], prenet_out: torch.Tensor, memory: torch.Tensor,
                 processed_memory: torch.Tensor, pad_mask: torch.Tensor, att_w_ih: torch.Tensor,
                 att_w_hh: torch.Tensor, att_b_ih: torch.Tensor, att_b_hh: torch.Tensor, dec_w_ih: torch.Tensor,
                 dec_w_hh: torch.Tensor, dec_b_ih: torch.Tensor, dec_b_hh: torch.Tensor, query_W: torch.Tensor,
                 conv_W: torch.Tensor, dense_W: torch.Tensor, v_W: torch.Tensor):
         B, steps, _ = prenet_out.shape
         H_att, H_dec = att_w_hh.size(1), dec_w_hh.size(1)
-        p_att, p_dec, products = settings
+        p_att, p_dec, products, onednn = settings
+        product = functools.partial(linear, onednn=onednn)
         att_W, att_b = torch.cat((att_w_ih, att_w_hh), 1).to(products), (att_b_ih + att_b_hh).to(products)
         dec_W, dec_b = torch.cat((dec_w_ih, dec_w_hh), 1).to(products), (dec_b_ih + dec_b_hh).to(products)
         loc_W = folded_location_weight(dense_W, conv_W)  # (A, 2, K)
@@ -117,14 +123,14 @@ class _Loop(torch.autograd.Function):
         outputs, alignments = [], []
         for t in range(steps):
             xh_att = torch.cat((prenet_out[:, t], context, att_h), 1)
-            att = lstm.update_parts(linear(xh_att.to(products), att_W, att_b).float(), att_c)  # gates (B, 4 H_att)
+            att = lstm.update_parts(product(xh_att.to(products), att_W, att_b).float(), att_c)  # gates (B, 4 H_att)
             att_mask = _dropout_mask(att.h.shape, p_att)
             weights_cat = torch.stack((weights, weights_cum), dim=1)
             query = _apply_mask(att.h, att_mask)  # the dropped-out attention LSTM output
-            context, new_weights, hidden = folded_attention(linear(query, query_W), memory, processed_t, weights_cat,
+            context, new_weights, hidden = folded_attention(product(query, query_W), memory, processed_t, weights_cat,
                                                             pad_mask, loc_W, v)
             xh_dec = torch.cat((query, context, dec_h), 1)
-            dec = lstm.update_parts(linear(xh_dec.to(products), dec_W, dec_b).float(), dec_c)  # gates (B, 4 H_dec)
+            dec = lstm.update_parts(product(xh_dec.to(products), dec_W, dec_b).float(), dec_c)  # gates (B, 4 H_dec)
             dec_mask = _dropout_mask(dec.h.shape, p_dec)
             saved.append(_Step(xh_att, att, att_c, att_mask, weights_cat, hidden, new_weights, xh_dec, dec, dec_c,
                                dec_mask))
@@ -134,6 +140,7 @@ class _Loop(torch.autograd.Function):
             alignments.append(new_weights)
         ctx.saved = saved
         ctx.weights = (att_W, dec_W, loc_W, v, query_W, conv_W, dense_W)
+        ctx.onednn = onednn
         ctx.save_for_backward(memory)
         return torch.stack(outputs, 1), torch.stack(alignments, 1)
 
@@ -148,8 +155,9 @@ class _Loop(torch.autograd.Function):
         P = saved[0].xh_att.size(1) - E - H_att
         pad = loc_W.size(2) // 2
         zeros = memory.new_zeros
-        # the input gradients' products as (B, out) x (out, in): transposed once, through oneDNN like the forward's
-        att_W_t, dec_W_t, query_W_t = att_W.t().contiguous(), dec_W.t().contiguous(), query_W.t().contiguous()
+        # the input gradients' products as (B, out) x (out, in), through the forward's kernels
+        product = functools.partial(linear, onednn=ctx.onednn)
+        att_W_t, dec_W_t, query_W_t = (transposed(w, ctx.onednn) for w in (att_W, dec_W, query_W))
         # gradients reaching the state that step t leaves, carried backwards
         d_att_h, d_att_c, d_dec_h, d_dec_c = zeros(B, H_att), zeros(B, H_att), zeros(B, H_dec), zeros(B, H_dec)
         d_weights, d_weights_cum, d_context = zeros(B, T_in), zeros(B, T_in), zeros(B, E)
@@ -163,7 +171,7 @@ class _Loop(torch.autograd.Function):
             # the decoder LSTM
             d_gates, d_dec_c = lstm.update_backward(_apply_mask(d_dec_h, s.dec_mask), d_dec_c, s.dec, s.dec_c_prev)
             d_dec_gates.append(d_gates)
-            d_query, d_context_in, d_dec_h = _split_dims(linear(d_gates.to(dec_W_t.dtype), dec_W_t).float(),
+            d_query, d_context_in, d_dec_h = _split_dims(product(d_gates.to(dec_W_t.dtype), dec_W_t).float(),
                                                          H_att, E, H_dec)
             d_context = d_context + d_context_in
             d_contexts.append(d_context)
@@ -178,10 +186,10 @@ class _Loop(torch.autograd.Function):
             d_cat = location_features_backward(d_pre, loc_W)  # (B, 2, T_in)
             d_weights, d_weights_cum = d_cat[:, 0], d_weights_cum + d_cat[:, 1]
             # the attention LSTM: its (dropped-out) output fed the query, the decoder LSTM and the next step
-            d_att_h = d_att_h + d_query + linear(d_q, query_W_t)
+            d_att_h = d_att_h + d_query + product(d_q, query_W_t)
             d_gates, d_att_c = lstm.update_backward(_apply_mask(d_att_h, s.att_mask), d_att_c, s.att, s.att_c_prev)
             d_att_gates.append(d_gates)
-            d_p, d_context, d_att_h = _split_dims(linear(d_gates.to(att_W_t.dtype), att_W_t).float(), P, E, H_att)
+            d_p, d_context, d_att_h = _split_dims(product(d_gates.to(att_W_t.dtype), att_W_t).float(), P, E, H_att)
             d_prenet.append(d_p)
         d_prenet.reverse()
         for grads in (d_att_gates, d_dec_gates, d_queries, d_hidden_pre, d_energies, d_contexts):

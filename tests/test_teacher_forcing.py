@@ -9,10 +9,11 @@ from tacotron2.model import Tacotron2
 from .conftest import TINY_TACOTRON2
 
 
-def _pass(model, engine, r=1, seed=5, amp_dtype=None):
+def _pass(model, engine, r=1, seed=5, amp_dtype=None, onednn=None):
     """Outputs and every parameter's gradient of one training pass with a fixed draw of the dropout masks; the loss
     reads the mels, the gate and the alignments (as the guided-attention loss does)."""
     model.decoder.teacher_forcing_engine = engine
+    model.decoder.teacher_forcing_onednn = onednn
     model.zero_grad(set_to_none=True)
     torch.manual_seed(seed)
     text = torch.randint(12, 60, (3, 9))
@@ -28,12 +29,13 @@ def _pass(model, engine, r=1, seed=5, amp_dtype=None):
     return (mel_post.detach().float(), gate.detach().float(), alignments.detach().float()), grads
 
 
-@pytest.mark.parametrize("r", [1, 3])
-def test_engine_equals_autograds_loop_values_and_gradients(r):
+@pytest.mark.parametrize("r, onednn", [(1, True), (3, True), (3, False)])
+def test_engine_equals_autograds_loop_values_and_gradients(r, onednn):
+    """onednn: the LSTMs' products through oneDNN's linear or MKL's sgemm (common/cpu/linear.py), the same values."""
     torch.manual_seed(0)
     model = Tacotron2(**{**TINY_TACOTRON2, "n_frames_per_step": r}).train()  # dropout on: the same masks drawn
     plain_out, plain = _pass(model, engine=False, r=r)
-    engine_out, engine = _pass(model, engine=True, r=r)
+    engine_out, engine = _pass(model, engine=True, r=r, onednn=onednn)
     for a, b in zip(plain_out, engine_out):
         assert torch.allclose(a, b, atol=1e-5)
     assert set(plain) == set(engine) and len(plain) == len(list(model.parameters()))
@@ -48,7 +50,7 @@ def test_engine_equals_autograds_loop_values_and_gradients(r):
         assert name in errors
     assert max(errors.values()) < 1e-4, max(errors.items(), key=lambda kv: kv[1])
     # a different dropout draw moves them: the agreement above is not an accident of the masks
-    other_out, _ = _pass(model, engine=True, r=r, seed=6)
+    other_out, _ = _pass(model, engine=True, r=r, seed=6, onednn=onednn)
     assert not torch.allclose(other_out[0], engine_out[0], atol=1e-3)
 
 
@@ -67,6 +69,29 @@ def test_engine_applies_only_where_meant():
         assert teacher_forcing.applies(model.decoder, memory)
     model.decoder.attention_rnn.weight_ih.requires_grad_(False)  # a frozen part: autograd's loop knows what to skip
     assert not teacher_forcing.applies(model.decoder, memory)
+
+
+@pytest.mark.parametrize("capability, amp_dtype, expected", [("AVX2", None, False), ("AVX512", None, True),
+                                                             ("AVX512", torch.bfloat16, True)])
+def test_the_products_kernels_follow_the_cpu_kind(monkeypatch, capability, amp_dtype, expected):
+    """A rule, not a timing (every process of a run computes alike): MKL's sgemm for float32 on the AVX2 kind, where
+    it was measured 1.5x faster at batch 8, oneDNN elsewhere and for bfloat16; the decoder's attribute overrides it.
+    Every product of the forward and the backward takes the same kernel."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    calls = []
+
+    def spy(x, weight, bias=None, onednn=True):
+        calls.append(onednn)
+        return linear(x, weight, bias, onednn=onednn)
+
+    from common.cpu.linear import linear
+    monkeypatch.setattr(teacher_forcing, "linear", spy)
+    model = Tacotron2(**TINY_TACOTRON2).train()
+    _pass(model, engine=True, amp_dtype=amp_dtype)
+    assert calls and set(calls) == {expected}
+    calls.clear()
+    _pass(model, engine=True, amp_dtype=amp_dtype, onednn=not expected)
+    assert set(calls) == {not expected or amp_dtype is not None}
 
 
 def test_lstm_update_backward_is_autograds():

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from common.audio import snr_db
+from common.cpu import winograd
 from common.cpu.winograd import WinogradConv, tile, tiles_fit, winograd_conv, winograd_matrices
 
 
@@ -40,6 +41,18 @@ def test_winograd_conv_equals_conv1d_within_float32_rounding(batch, c_in, c_out,
     assert y.shape == (batch, c_out, 1, direct.size(2)) and y.is_contiguous(memory_format=torch.channels_last)
     tolerance = 1e-4 if r == 11 else 5e-5  # the transforms' constants grow with n = m + r - 1 (tile()'s figures)
     assert ((y[:, :, 0] - direct).norm() / direct.norm()).item() < tolerance
+
+
+def _graph_nodes_named(t: torch.Tensor, part: str) -> int:
+    """How many nodes of t's autograd graph have `part` in their name."""
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(n for n, _ in node.next_functions)
+    return sum(part in type(n).__name__ for n in seen)
 
 
 def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
@@ -230,3 +243,70 @@ def test_training_keeps_direct_convolutions_where_the_tiles_would_be_mostly_padd
         x = torch.randn(1, 4, 1, length).contiguous(memory_format=torch.channels_last)
         name = type(layout.conv(x, weight, None, dilation, dilation).grad_fn).__name__
         assert ("Winograd" in name) is winograd, name
+
+
+@pytest.mark.parametrize("capability, channels, expected", [("AVX2", 64, True), ("AVX2", 32, False),
+                                                                ("AVX512", 256, False), ("DEFAULT", 256, False)])
+def test_tacotron2_convolutions_train_by_winograd_on_the_cpu_kinds_where_it_was_measured_faster(
+        monkeypatch, capability, channels, expected):
+    """The encoder's and postnet's 5-tap convolutions (ConvNorm) follow WaveGlow's rule, by their narrower side
+    (a postnet's 80 -> 128 counts as 80); only float32 steps with a backward pass on a CPU use it, and a layer's
+    `winograd` overrides the rule. The grad_fn says which computation ran."""
+    from common.layers import ConvNorm
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    conv = ConvNorm(channels, 2 * channels, kernel_size=5)
+    x = torch.randn(2, channels, 40)
+
+    def by_winograd() -> bool:
+        return _graph_nodes_named(conv(x), "Winograd") == 1
+
+    assert by_winograd() is expected
+    with torch.enable_grad():  # either way, the direct convolution's values
+        assert relative_error(conv(x), conv.conv(x)) < 1e-5
+    with torch.no_grad():
+        assert conv(x).grad_fn is None and not winograd.trains_by_winograd(x, conv.conv, True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not winograd.trains_by_winograd(x, conv.conv, True)
+    conv.winograd = not expected
+    assert by_winograd() is (not expected)
+    strided = ConvNorm(channels, channels, kernel_size=5, stride=2)
+    strided.winograd = True
+    assert _graph_nodes_named(strided(x), "Winograd") == 0
+
+
+def test_a_tacotron2_training_step_by_winograd_is_the_direct_ones_within_rounding():
+    """The loss and every parameter's gradient of one Tacotron 2 step (dropout on, the same draws), its encoder's and
+    postnet's convolutions by Winograd against direct ones. Winograd's output is channels-last rows, which the
+    BatchNorm, dropout and residual layers after it take as they are."""
+    import copy
+    from common.layers import ConvNorm
+    from loss_functions import get_loss_function
+    from tacotron2.model import Tacotron2
+    from tests.conftest import TINY_TACOTRON2
+    torch.manual_seed(0)
+    model = Tacotron2(**TINY_TACOTRON2).train()
+    # lengths whose F(8, 5) tiles fit (common/cpu/winograd.tiles_fit)
+    text, lengths = torch.randint(12, 60, (3, 40)), torch.tensor([40, 31, 17])
+    mels, gate = torch.randn(3, 20, 48), torch.zeros(3, 48)
+    results = []
+    for choice in (False, True):
+        m = copy.deepcopy(model)
+        convs = [c for c in m.modules() if isinstance(c, ConvNorm) and c.conv.kernel_size[0] == 5]
+        assert len(convs) == 8
+        for c in convs:
+            c.winograd = choice
+        torch.manual_seed(1)
+        out = m((text, lengths, mels, 40, torch.tensor([48, 40, 29])))
+        assert _graph_nodes_named(out[1], "Winograd") == (8 if choice else 0)
+        loss = get_loss_function("Tacotron2")(out, (mels, gate))
+        loss.backward()
+        results.append((loss.item(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}))
+    (direct_loss, direct), (ours_loss, ours) = results
+    assert ours_loss == pytest.approx(direct_loss, rel=1e-5)
+    assert set(ours) == set(direct)
+    # a convolution's bias before BatchNorm has a gradient of zero but for rounding: left out, by scale
+    scale = max(g.norm() for g in direct.values())
+    compared = [n for n in ours if direct[n].norm() > 1e-5 * scale]
+    assert "postnet.convolutions.0.0.conv.weight" in compared and "encoder.convolutions.2.0.conv.weight" in compared
+    for name in compared:
+        assert relative_error(ours[name], direct[name]) < 1e-4, name

@@ -24,6 +24,8 @@ from typing import Callable, Dict, Hashable, List, Optional, Tuple
 import torch
 from torch import nn
 
+from common.cpu.cpu_features import winograd_trains_faster
+from common.precision import active_autocast_dtype
 from common.timing import fastest
 
 # Interpolation points, the first n - 1 of them (and infinity) for F(m, r): small powers of two and their ratios
@@ -218,6 +220,29 @@ def winograd_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     dilated layers), the gradients within float32 rounding of a direct convolution's (~1e-5 of their norm)."""
     bias = weight.new_zeros(weight.size(0)) if bias is None else bias
     return _WinogradTraining.apply(x, weight, bias, padding, dilation, tile(weight.size(2)) if m is None else m)
+
+
+def trains_by_winograd(x: torch.Tensor, conv: nn.Conv1d, choice: Optional[bool] = None) -> bool:
+    """Whether `conv`'s float32 training step on x (B, C_in, L) runs by `conv1d_by_winograd`: on a CPU, gradients
+    recorded, no autocast, a stride-1 ungrouped convolution of more than one tap whose tiles fit, and `choice` True
+    or (None) the CPU kind's rule for its narrower side (`cpu_features.winograd_trains_faster`)."""
+    taps, padding = conv.kernel_size[0], conv.padding[0]
+    if not (x.device.type == "cpu" and x.dtype == torch.float32 and conv.weight.dtype == torch.float32
+            and torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
+            and active_autocast_dtype("cpu") is None and not torch.jit.is_tracing()
+            and conv.groups == 1 and conv.stride[0] == 1 and isinstance(padding, int) and taps > 1
+            and conv.padding_mode == "zeros"):
+        return False
+    chosen = winograd_trains_faster(min(conv.in_channels, conv.out_channels)) if choice is None else choice
+    return chosen and tiles_fit(x.size(2), padding, conv.dilation[0], taps)
+
+
+def conv1d_by_winograd(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """conv(x) by `winograd_conv`, (B, C_in, L) -> (B, C_out, L'), forward and backward. The result's memory is
+    channels-last rows (strides (L' C_out, 1, C_out)), which elementwise layers keep and the next such convolution
+    reads without a copy."""
+    rows = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C_in, 1, L), no copy if already rows
+    return winograd_conv(rows, conv.weight, conv.bias, conv.padding[0], conv.dilation[0]).squeeze(2)
 
 
 def winograd_is_faster(direct: Callable[[torch.Tensor], torch.Tensor], winograd: WinogradConv, x: torch.Tensor,
