@@ -51,9 +51,8 @@ def winograd_trains_faster(channels: int) -> bool:
 def onednn_trains_faster() -> bool:
     """Whether the teacher-forced training step's small-batch float32 products (tacotron2/teacher_forcing.py: the
     LSTMs' (8, in + H) x (in + H, 4H) at batch 8) run faster through oneDNN's linear than through MKL's sgemm.
-    Measured on the AVX2 kind, one thread: MKL's 1.5-1.6x faster ((8, 768) x (768, 1024): 0.56 against 0.92 ms); on
-    Zen 5 (AVX-512) oneDNN's ~3x (docs/performance.md). A rule like `winograd_trains_faster`, for the same reason;
-    the kinds not measured keep oneDNN."""
+    Measured: on the AVX2 kind MKL's are the faster, on Zen 5 (AVX-512) oneDNN's, by far (docs/performance.md). A
+    rule like `winograd_trains_faster`, for the same reason; the kinds not measured keep oneDNN."""
     return torch.backends.cpu.get_cpu_capability() != "AVX2"
 
 
