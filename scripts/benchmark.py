@@ -36,7 +36,7 @@ from common.layers import ConvNorm
 from common.audio import snr_db
 from common.precision import autocast
 from common.training.amp import amp_settings
-from common.cpu.cpu_features import bf16_native, describe as describe_cpu, onednn_trains_faster, winograd_trains_faster
+from common.cpu.cpu_features import bf16_native, describe as describe_cpu, winograd_trains_faster
 from common.cpu.host_memory import keep_freed_memory
 from common.cpu.linear import int8_available
 from common.timing import dtype_name, median_seconds
@@ -45,6 +45,7 @@ from loss_functions import get_loss_function
 from synthesis import precision_policy
 from tacotron2.fast_inference import FastDecoder, tune_decoder
 from tacotron2.static_decoder import StaticDecoder
+from tacotron2.teacher_forcing import onednn_by_kind
 from tacotron2.model import Tacotron2
 from common.flag_types import COUNT
 from waveglow.fast_inference import FastWaveGlow, tune_waveglow
@@ -338,7 +339,7 @@ def cpu_training_kernels(model: Tacotron2, by_kind: bool) -> str:
         rule = winograd_trains_faster(min(conv.conv.in_channels, conv.conv.out_channels))
         conv.winograd = None if by_kind else not rule
         winograd += rule == by_kind
-    onednn = onednn_trains_faster() == by_kind
+    onednn = onednn_by_kind(model.decoder) == by_kind
     model.decoder.teacher_forcing_onednn = None if by_kind else onednn
     whose = "the CPU kind's" if by_kind else "the other"
     return (f"{whose} kernels: Winograd in {winograd} of {len(convs)} "

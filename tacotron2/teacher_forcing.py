@@ -62,12 +62,19 @@ def decode(decoder: nn.Module, prenet_out: torch.Tensor, memory: torch.Tensor, p
     # under bfloat16 autocast the LSTMs' products (most of a step's arithmetic) take bfloat16 weights, cast once per
     # sequence; states, attention and every weight gradient stay float32
     products = active_autocast_dtype(memory.device.type) or torch.float32
-    # their kernels (common/cpu/linear.py): oneDNN's, or in float32 where MKL's are the faster (by CPU kind)
+    # their kernels (common/cpu/linear.py): oneDNN's, or in float32 where MKL's are the faster
     onednn = decoder.teacher_forcing_onednn
-    onednn = products != torch.float32 or (onednn_trains_faster() if onednn is None else onednn)
+    onednn = products != torch.float32 or (onednn_by_kind(decoder) if onednn is None else onednn)
     with torch.autocast(memory.device.type, enabled=False):
         return _Loop.apply((p_att, p_dec, products, onednn), prenet_out.float(), memory.float(),
                            processed_memory.float(), pad_mask, *_parameters(decoder))
+
+
+def onednn_by_kind(decoder: nn.Module) -> bool:
+    """The CPU kind's kernels for the float32 products (`cpu_features.onednn_trains_faster`): oneDNN's (True) or
+    MKL's, by the larger LSTM matrix's size and the threads that multiply it."""
+    largest = max(4 * (c.weight_ih.numel() + c.weight_hh.numel()) for c in (decoder.attention_rnn, decoder.decoder_rnn))
+    return onednn_trains_faster(largest, torch.get_num_threads())
 
 
 class _Step(NamedTuple):

@@ -71,20 +71,23 @@ def test_engine_applies_only_where_meant():
     assert not teacher_forcing.applies(model.decoder, memory)
 
 
-@pytest.mark.parametrize("capability, amp_dtype, expected", [("AVX2", None, False), ("AVX512", None, True),
-                                                             ("AVX512", torch.bfloat16, True)])
-def test_the_products_kernels_follow_the_cpu_kind(monkeypatch, capability, amp_dtype, expected):
-    """A rule, not a timing (every process of a run computes alike): MKL's sgemm for float32 on the AVX2 kind, where
-    it was measured 1.5x faster at batch 8, oneDNN elsewhere and for bfloat16; the decoder's attribute overrides it.
-    Every product of the forward and the backward takes the same kernel."""
+@pytest.mark.parametrize("capability, threads, amp_dtype, expected", [
+    ("AVX2", 1, None, False), ("AVX2", 2, None, True), ("AVX512", 1, None, True), ("AVX512", 1, torch.bfloat16, True)])
+def test_the_products_kernels_follow_the_cpu_kind(monkeypatch, capability, threads, amp_dtype, expected):
+    """A rule, not a timing (every process of a run computes alike): MKL's sgemm for float32 on the AVX2 kind on one
+    thread with weights that stay in cache, where it was measured 1.5x faster at batch 8; oneDNN elsewhere, for
+    bfloat16 and for NVIDIA's full-size matrices; the decoder's attribute overrides it. Every product of the
+    forward and the backward takes the same kernel."""
+    from common.cpu import cpu_features
+    from common.cpu.linear import linear
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     calls = []
 
     def spy(x, weight, bias=None, onednn=True):
         calls.append(onednn)
         return linear(x, weight, bias, onednn=onednn)
 
-    from common.cpu.linear import linear
     monkeypatch.setattr(teacher_forcing, "linear", spy)
     model = Tacotron2(**TINY_TACOTRON2).train()
     _pass(model, engine=True, amp_dtype=amp_dtype)
@@ -92,6 +95,8 @@ def test_the_products_kernels_follow_the_cpu_kind(monkeypatch, capability, amp_d
     calls.clear()
     _pass(model, engine=True, amp_dtype=amp_dtype, onednn=not expected)
     assert set(calls) == {not expected or amp_dtype is not None}
+    # NVIDIA's decoder LSTM, (4096, 2560) float32: oneDNN's, on any kind
+    assert cpu_features.onednn_trains_faster(4096 * 2560 * 4, 1)
 
 
 def test_lstm_update_backward_is_autograds():

@@ -48,12 +48,15 @@ def winograd_trains_faster(channels: int) -> bool:
     return torch.backends.cpu.get_cpu_capability() == "AVX2" and channels >= 64
 
 
-def onednn_trains_faster() -> bool:
+def onednn_trains_faster(weight_bytes: int, threads: int) -> bool:
     """Whether the teacher-forced training step's small-batch float32 products (tacotron2/teacher_forcing.py: the
-    LSTMs' (8, in + H) x (in + H, 4H) at batch 8) run faster through oneDNN's linear than through MKL's sgemm.
-    Measured: on the AVX2 kind MKL's are the faster, on Zen 5 (AVX-512) oneDNN's, by far (docs/performance.md). A
-    rule like `winograd_trains_faster`, for the same reason; the kinds not measured keep oneDNN."""
-    return torch.backends.cpu.get_cpu_capability() != "AVX2"
+    LSTMs' (8, in + H) x (in + H, 4H) at batch 8) run faster through oneDNN's linear than through MKL's sgemm, for
+    a `weight_bytes` matrix multiplied by `threads` threads. MKL's are the faster only on the AVX2 kind, on one
+    thread and for a weight that stays in cache (the demo model's); oneDNN's for NVIDIA's 29 and 42 MB matrices
+    there, on two threads (MKL does not split an 8-row product between them), and on Zen 5 (AVX-512) by far
+    (docs/performance.md). A rule like `winograd_trains_faster`, for the same reason; the kinds not measured keep
+    oneDNN."""
+    return not (torch.backends.cpu.get_cpu_capability() == "AVX2" and threads == 1 and weight_bytes <= 8 << 20)
 
 
 def describe() -> str:
