@@ -111,7 +111,8 @@ if [ "$WG_MINUTES" != 0 ]; then
 fi
 
 # Held-out sentences of other vocabulary: metrics, calibration, both listeners, wavs and pictures
-stage 4 "the held-out sentences judged, with the listeners and the calibration rows" 13
+# (13 minutes on 2 AVX-512 cores, 31 on 2 AVX2 cores of the slower EPYC)
+stage 4 "the held-out sentences judged, with the listeners and the calibration rows" "13–31"
 python -m scripts.evaluate_tacotron2 --tacotron2 "$T2" "${WG_ARGS[@]}" "${HIFIGAN_ARGS[@]}" -d "$OUT/heldout" \
     --filelist "$HELD_OUT" -o "$OUT/eval" --voice "$VOICE" --calibrate --listen --audio
 # ... and what the checkpoints sounded like every 5 minutes of training
