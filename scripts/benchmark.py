@@ -32,6 +32,7 @@ if __package__ in (None, ""):
     sys.exit("run it from the repository root as a module: python -m scripts.benchmark ...")
 
 import models
+from common.cpu.winograd import rule_for as winograd_rule_for
 from common.layers import ConvNorm
 from common.audio import snr_db
 from common.precision import autocast
@@ -336,7 +337,7 @@ def cpu_training_kernels(model: Tacotron2, by_kind: bool) -> str:
     convs = [m for part in (model.encoder, model.postnet) for m in part.modules() if isinstance(m, ConvNorm)]
     winograd = 0
     for conv in convs:
-        rule = winograd_trains_faster(min(conv.conv.in_channels, conv.conv.out_channels))
+        rule = winograd_rule_for(conv.conv)
         conv.winograd = None if by_kind else not rule
         winograd += rule == by_kind
     onednn = onednn_by_kind(model.decoder) == by_kind

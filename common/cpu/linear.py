@@ -81,8 +81,8 @@ def int8_weight(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> In
 
 def transposed(weight: torch.Tensor, onednn: bool) -> torch.Tensor:
     """weight^T (in, out) for `linear(y, weight^T, onednn=onednn)` = y weight: a contiguous copy for oneDNN, which
-    reads (out, in) rows; a view for aten, whose sgemm then reads `weight`'s own rows without transposing (with the
-    copy it transposes: 1.5x slower for (8, 1024) x (1024, 768) on an AVX2 core)."""
+    reads (out, in) rows; a view for aten, whose sgemm then reads `weight`'s own rows without transposing (given the
+    copy it would transpose it back, slower: docs/performance.md)."""
     return weight.t().contiguous() if onednn else weight.t()
 
 

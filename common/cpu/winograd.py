@@ -222,10 +222,16 @@ def winograd_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     return _WinogradTraining.apply(x, weight, bias, padding, dilation, tile(weight.size(2)) if m is None else m)
 
 
+def rule_for(conv: nn.Conv1d) -> bool:
+    """The CPU kind's rule (`cpu_features.winograd_trains_faster`) for a convolution's training, by its narrower
+    side: a postnet's 80 -> 128 counts as 80."""
+    return winograd_trains_faster(min(conv.in_channels, conv.out_channels))
+
+
 def trains_by_winograd(x: torch.Tensor, conv: nn.Conv1d, choice: Optional[bool] = None) -> bool:
     """Whether `conv`'s float32 training step on x (B, C_in, L) runs by `conv1d_by_winograd`: on a CPU, gradients
     recorded, no autocast, a stride-1 ungrouped convolution of more than one tap whose tiles fit, and `choice` True
-    or (None) the CPU kind's rule for its narrower side (`cpu_features.winograd_trains_faster`)."""
+    or (None) the CPU kind's rule (`rule_for`)."""
     taps, padding = conv.kernel_size[0], conv.padding[0]
     if not (x.device.type == "cpu" and x.dtype == torch.float32 and conv.weight.dtype == torch.float32
             and torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
@@ -233,7 +239,7 @@ def trains_by_winograd(x: torch.Tensor, conv: nn.Conv1d, choice: Optional[bool] 
             and conv.groups == 1 and conv.stride[0] == 1 and isinstance(padding, int) and taps > 1
             and conv.padding_mode == "zeros"):
         return False
-    chosen = winograd_trains_faster(min(conv.in_channels, conv.out_channels)) if choice is None else choice
+    chosen = rule_for(conv) if choice is None else choice
     return chosen and tiles_fit(x.size(2), padding, conv.dilation[0], taps)
 
 
